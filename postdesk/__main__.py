@@ -1,0 +1,5 @@
+"""``python -m postdesk`` runs the ``postdesk`` command."""
+
+from postdesk.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""The ticket state machine: statuses, the transitions mail and agents may cause, and the timers.
+
+Pure functions of (status, event, times, settings); no store, no clock. The seeds give the
+shape: ``new`` -> ``open`` -> ``pending`` ("en attente", waiting for the customer) ->
+``resolved`` (the only way to close, "Résolu") -> ``closed`` (final). A reply to a resolved
+ticket inside the reopen window reopens it; a reply to a closed ticket opens a follow-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Resolution(StrEnum):
+    AGENT = "agent"
+    CUSTOMER = "customer"
+    NO_RESPONSE = "no_response"
+    MERGED = "merged"
+
+
+ACTIVE = frozenset({Status.NEW, Status.OPEN, Status.PENDING})
+
+# Who may move a ticket where. Agents may set any status; "closed" is final.
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.OPEN, Status.PENDING, Status.RESOLVED}),
+    Status.OPEN: frozenset({Status.PENDING, Status.RESOLVED}),
+    Status.PENDING: frozenset({Status.OPEN, Status.RESOLVED}),
+    Status.RESOLVED: frozenset({Status.OPEN, Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+
+
+class CustomerReply(StrEnum):
+    """What a customer's reply does to the ticket it names."""
+
+    APPEND = "append"  # new/open: add the message, status open
+    REOPEN = "reopen"  # resolved within the window
+    FOLLOW_UP = "follow-up"  # closed, or resolved past the window: a new linked ticket
+
+
+def can_move(current: str, target: str) -> bool:
+    """True when an agent (or a rule) may move a ticket from ``current`` to ``target``."""
+    return Status(target) in _ALLOWED[Status(current)] or current == target
+
+
+def on_customer_reply(status: str, resolved_at: datetime | None, now: datetime,
+                      reopen_days: float) -> CustomerReply:
+    """Decide what a customer's reply does to a ticket in ``status``."""
+    if status == Status.CLOSED:
+        return CustomerReply.FOLLOW_UP
+    if status == Status.RESOLVED:
+        if resolved_at is not None and now - resolved_at <= timedelta(days=reopen_days):
+            return CustomerReply.REOPEN
+        return CustomerReply.FOLLOW_UP
+    return CustomerReply.APPEND
+
+
+@dataclass(frozen=True)
+class PendingTimer:
+    """What is due on a pending ticket at a given time."""
+
+    reminder: int | None  # the number of the reminder to send now (1-based), or None
+    resolve: bool  # the waiting time is over: resolve with reason no_response
+    resolve_at: datetime  # when it will be resolved without an answer
+
+
+def pending_due(pending_since: datetime, reminders_sent: int, now: datetime,
+                reminder_days: tuple[float, ...], resolve_after_days: float) -> PendingTimer:
+    """The reminder or resolution due now for a ticket pending since ``pending_since``.
+
+    Reminders are sent in order, at most one per call; a reminder whose time has passed while
+    the resolution is also due is skipped (the customer gets the resolution, not both).
+    """
+    resolve_at = pending_since + timedelta(days=resolve_after_days)
+    if now >= resolve_at:
+        return PendingTimer(None, True, resolve_at)
+    due = [i for i, days in enumerate(reminder_days, start=1)
+           if now >= pending_since + timedelta(days=days)]
+    number = max(due, default=0)
+    reminder = number if number > reminders_sent else None
+    return PendingTimer(reminder, False, resolve_at)
+
+
+def next_pending_deadline(pending_since: datetime, reminders_sent: int,
+                          reminder_days: tuple[float, ...], resolve_after_days: float) -> datetime:
+    """When the next pending action falls due (indexed column for the scheduler's sweep)."""
+    upcoming = sorted(days for i, days in enumerate(reminder_days, start=1) if i > reminders_sent)
+    days = min(upcoming[0], resolve_after_days) if upcoming else resolve_after_days
+    return pending_since + timedelta(days=days)

@@ -1,0 +1,47 @@
+"""Content-addressed files for raw mails and attachments when ``[store] blob_dir`` is set.
+
+A blob is written to a temporary file in the same folder, flushed to disk, then renamed to its
+sha256 name, so a reader never sees half a file and a full disk fails before anything points at
+it. Without a blob folder the bytes stay in the database rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobStore:
+    def __init__(self, folder: str | os.PathLike[str] | None) -> None:
+        self.folder = Path(folder) if folder else None
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None
+
+    def put(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data`` durably; returns its path relative to the blob folder."""
+        assert self.folder is not None
+        digest = digest or hashlib.sha256(data).hexdigest()
+        relative = f"{digest[:2]}/{digest}"
+        target = self.folder / relative
+        if target.exists():
+            return relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def get(self, relative: str) -> bytes:
+        assert self.folder is not None
+        return (self.folder / relative).read_bytes()

@@ -1,0 +1,112 @@
+"""Engine and sessions: the one place that knows how to open SQLite and PostgreSQL well.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout; its write transactions
+start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade (pysqlite's own
+transaction handling is switched off, as SQLAlchemy's documentation recommends). PostgreSQL
+goes through psycopg 3 with pre-ping, so a restarted server is reconnected transparently.
+Connection failures surface as :class:`postdesk.errors.TempFail` at the edges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, create_engine
+
+from postdesk.errors import TempFail
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (what every stored time is)."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Any datetime as aware UTC; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class Database:
+    """An engine plus the session factories postdesk uses (write and read-only)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
+        self._readonly = self.engine.execution_options(postdesk_readonly=True)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session (no write lock on SQLite)."""
+        with Session(self._readonly, expire_on_commit=False) as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, *, echo: bool, sqlite: bool) -> Engine:
+    if sqlite:
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    # A server that stops answering must not hold an SMTP session forever: bounded connect,
+    # TCP keepalives and a TCP user timeout turn a hung database into an error (then 451).
+    connect_args = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
+                    "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 20000}
+    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10,
+                         max_overflow=20, pool_timeout=10, connect_args=connect_args)
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    readonly = connection.get_execution_options().get("postdesk_readonly")
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when a database error means "cannot reach or write the store right now"."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+@contextlib.contextmanager
+def temp_fail_on_outage(what: str) -> Iterator[None]:
+    """Turn a store outage into :class:`TempFail` so the edge answers "try again later"."""
+    try:
+        yield
+    except (OperationalError, DBAPIError, OSError) as exc:
+        if isinstance(exc, OSError) or is_unavailable(exc):
+            raise TempFail(f"{what}: {_short(exc)}") from exc
+        raise
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,149 @@
+"""Queries on the inbound queue: store raw mails, claim them for the worker, record outcomes.
+
+Claiming follows procrastinate's habit: one statement selects the due rows and marks them taken
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has a single writer, so a plain UPDATE inside
+``BEGIN IMMEDIATE`` is enough). A claim carries its holder and time, so rows of a crashed worker
+go back to ``received`` and are processed again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlmodel import Session
+
+from postdesk.mail.envelope import Envelope
+from postdesk.store.models import Inbound
+
+RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
+DISCARDED, QUARANTINED = "discarded", "quarantined"
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """What the edge hands to the store for one accepted mail."""
+
+    raw: bytes | None
+    envelope: Envelope
+    sha256: str
+    size: int
+    blob_path: str | None = None
+    imap_key: str | None = None
+
+
+def add_raw(session: Session, mails: Sequence[RawMail], now: datetime) -> list[int]:
+    """Insert accepted mails (one transaction for the batch: group commit); returns their ids."""
+    rows = [_row(mail, now) for mail in mails]
+    result = session.execute(insert(Inbound).returning(Inbound.id), rows)
+    return [row[0] for row in result]
+
+
+def _row(mail: RawMail, now: datetime) -> dict:
+    env = mail.envelope
+    return {"received_at": now, "source": env.source[:300], "mail_from": env.mail_from,
+            "rcpt_tos": json.dumps(list(env.rcpt_tos)), "peer": env.peer, "size": mail.size,
+            "sha256": mail.sha256, "raw": mail.raw, "blob_path": mail.blob_path,
+            "imap_key": mail.imap_key, "status": RECEIVED, "attempts": 0}
+
+
+def id_for_imap_key(session: Session, key: str) -> int | None:
+    return session.scalar(select(Inbound.id).where(Inbound.imap_key == key))
+
+
+def claim(session: Session, holder: str, limit: int, now: datetime, postgres: bool) -> list[Inbound]:
+    """Take up to ``limit`` received mails, oldest first, for ``holder``.
+
+    Each claim counts as an attempt. A mail that was claimed before and never finished (its
+    worker died) is claimed alone, so a crash it causes counts against it and not against a
+    whole batch of innocent neighbours.
+    """
+    retried = (select(Inbound.id).where(Inbound.status == RECEIVED, Inbound.attempts > 0)
+               .order_by(Inbound.id).limit(1))
+    if postgres:
+        retried = retried.with_for_update(skip_locked=True)
+    ids = list(session.scalars(retried))
+    if ids:
+        return _take(session, ids, holder, now)
+    chosen = select(Inbound.id).where(Inbound.status == RECEIVED).order_by(Inbound.id).limit(limit)
+    if postgres:
+        chosen = chosen.with_for_update(skip_locked=True)
+    ids = list(session.scalars(chosen))
+    return _take(session, ids, holder, now) if ids else []
+
+
+def _take(session: Session, ids: list[int], holder: str, now: datetime) -> list[Inbound]:
+    session.execute(update(Inbound).where(Inbound.id.in_(ids)).values(
+        status=PROCESSING, claimed_by=holder, claimed_at=now, attempts=Inbound.attempts + 1))
+    return list(session.scalars(select(Inbound).where(Inbound.id.in_(ids)).order_by(Inbound.id)
+                                .execution_options(populate_existing=True)))
+
+
+def release_stale(session: Session, now: datetime, timeout: timedelta,
+                  dead_holders: Sequence[str] = ()) -> int:
+    """Give back claims older than ``timeout`` or held by holders known to be dead."""
+    stale = Inbound.claimed_at < now - timeout
+    if dead_holders:
+        stale = or_(stale, Inbound.claimed_by.in_(dead_holders))
+    result = session.execute(update(Inbound).where(Inbound.status == PROCESSING, stale)
+                             .values(status=RECEIVED, claimed_by=None, claimed_at=None))
+    return result.rowcount or 0
+
+
+def processing_holders(session: Session) -> list[str]:
+    return list(session.scalars(select(Inbound.claimed_by).where(Inbound.status == PROCESSING)
+                                .distinct()))
+
+
+def finish(session: Session, inbound_id: int, status: str, now: datetime, *, outcome: str = "",
+           ticket_id: int | None = None, message_id: str | None = None,
+           step: str | None = None, error: str | None = None) -> None:
+    session.execute(update(Inbound).where(Inbound.id == inbound_id).values(
+        status=status, processed_at=now, outcome=outcome[:2000], ticket_id=ticket_id,
+        message_id=message_id, error_step=step, error=error, claimed_by=None, claimed_at=None))
+
+
+def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inbound | None:
+    """An earlier mail with the same bytes that was already processed (dedupe without Message-ID)."""
+    return session.scalars(select(Inbound).where(
+        Inbound.sha256 == sha256, Inbound.id != other_than,
+        Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)).first()
+
+
+def processed_with_message_id(session: Session, message_id: str, other_than: int) -> Inbound | None:
+    """An earlier mail with this Message-ID that was already processed (dedupe)."""
+    return session.scalars(select(Inbound).where(
+        Inbound.message_id == message_id, Inbound.id != other_than,
+        Inbound.status == PROCESSED).limit(1)).first()
+
+
+def get(session: Session, inbound_id: int) -> Inbound | None:
+    return session.get(Inbound, inbound_id)
+
+
+def by_status(session: Session, status: str, limit: int = 500) -> list[Inbound]:
+    return list(session.scalars(select(Inbound).where(Inbound.status == status)
+                                .order_by(Inbound.id).limit(limit)))
+
+
+def requeue(session: Session, ids: Sequence[int] | None = None) -> int:
+    """Put quarantined mails back in the queue (all of them when ``ids`` is None)."""
+    query = update(Inbound).where(Inbound.status == QUARANTINED)
+    if ids is not None:
+        query = query.where(Inbound.id.in_(ids))
+    result = session.execute(query.values(status=RECEIVED, attempts=0, error=None, error_step=None))
+    return result.rowcount or 0
+
+
+def counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Inbound.status, func.count()).group_by(Inbound.status))
+    return {status: n for status, n in rows}
+
+
+def raw_of(row: Inbound, blobs) -> bytes:
+    if row.raw is not None:
+        return row.raw
+    return blobs.get(row.blob_path)

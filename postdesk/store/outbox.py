@@ -1,0 +1,115 @@
+"""Queries on the outbox: finished mails waiting for the sender, their retries and their fate.
+
+A row holds the exact MIME bytes and a fixed Message-ID, so a retry sends the same mail. The
+sender claims due rows the same way the worker claims inbound mail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from postdesk.store.models import Outbox
+
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+
+
+def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Outbox:
+    row = Outbox(created_at=now, next_attempt_at=now, rcpts=json.dumps(list(rcpts)),
+                 primary_rcpt=rcpts[0] if rcpts else "", status=QUEUED, **fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def automatic_sent_since(session: Session, rcpt: str, since: datetime) -> int:
+    """How many automatic mails were queued to ``rcpt`` since ``since`` (the rate limit)."""
+    return session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.primary_rcpt == rcpt, Outbox.automatic.is_(True), Outbox.created_at >= since)) or 0
+
+
+def automatic_counts(session: Session, rcpt: str, ticket_id: int, ticket_since: datetime,
+                     hour_since: datetime, day_since: datetime) -> tuple[int, int, int]:
+    """Automatic mails queued to ``rcpt``: about this ticket since ``ticket_since``, in all since
+    ``hour_since`` and since ``day_since`` — the three limits, in one indexed query."""
+    row = session.execute(select(
+        func.count().filter(Outbox.ticket_id == ticket_id, Outbox.created_at >= ticket_since),
+        func.count().filter(Outbox.created_at >= hour_since),
+        func.count().filter(Outbox.created_at >= day_since)).where(
+        Outbox.primary_rcpt == rcpt, Outbox.automatic.is_(True),
+        Outbox.created_at >= min(ticket_since, hour_since, day_since))).one()
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+
+def claim_due(session: Session, now: datetime, limit: int, postgres: bool,
+              holder: str | None = None) -> list[Outbox]:
+    chosen = (select(Outbox.id).where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now)
+              .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))
+    if postgres:
+        chosen = chosen.with_for_update(skip_locked=True)
+    ids = list(session.scalars(chosen))
+    if not ids:
+        return []
+    session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(
+        status=SENDING, attempts=Outbox.attempts + 1, next_attempt_at=now, claimed_by=holder))
+    return list(session.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)
+                                .execution_options(populate_existing=True)))
+
+
+def release_stale(session: Session, now: datetime, timeout: timedelta,
+                  dead_holders: Sequence[str] = ()) -> int:
+    """Rows left ``sending`` by a crashed sender go back to the queue (same Message-ID): at once
+    when their holder is known dead, after ``timeout`` otherwise."""
+    stale = Outbox.next_attempt_at < now - timeout
+    if dead_holders:
+        stale = stale | Outbox.claimed_by.in_(dead_holders)
+    result = session.execute(update(Outbox).where(Outbox.status == SENDING, stale)
+                             .values(status=QUEUED, claimed_by=None))
+    return result.rowcount or 0
+
+
+def sending_holders(session: Session) -> list[str]:
+    return list(session.scalars(select(Outbox.claimed_by).where(Outbox.status == SENDING)
+                                .distinct()))
+
+
+def mark_sent(session: Session, outbox_id: int, now: datetime) -> None:
+    session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+        status=SENT, sent_at=now, last_error=None, claimed_by=None))
+
+
+def mark_retry(session: Session, outbox_id: int, when: datetime, error: str) -> None:
+    session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+        status=QUEUED, next_attempt_at=when, last_error=error[:2000], claimed_by=None))
+
+
+def mark_failed(session: Session, outbox_id: int, error: str) -> None:
+    session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+        status=FAILED, last_error=error[:2000]))
+
+
+def retry(session: Session, now: datetime, ids: Sequence[int] | None = None) -> int:
+    """Queue failed rows again now (all failed rows when ``ids`` is None)."""
+    query = update(Outbox).where(Outbox.status == FAILED)
+    if ids is not None:
+        query = query.where(Outbox.id.in_(ids))
+    return session.execute(query.values(status=QUEUED, next_attempt_at=now, attempts=0)).rowcount or 0
+
+
+def get(session: Session, outbox_id: int) -> Outbox | None:
+    return session.get(Outbox, outbox_id)
+
+
+def listing(session: Session, status: str | None = None, limit: int = 200) -> list[Outbox]:
+    query = select(Outbox)
+    if status:
+        query = query.where(Outbox.status == status)
+    return list(session.scalars(query.order_by(Outbox.id.desc()).limit(limit)))
+
+
+def next_due(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Outbox.next_attempt_at)).where(Outbox.status == QUEUED))

@@ -1,0 +1,163 @@
+"""Queries on tickets and their parts: contacts, participants, messages, attachments, events.
+
+Intent-named functions used by the pipeline, the scheduler and the CLI. They read and write rows;
+they decide nothing (the rules live in ``lifecycle`` and ``threading``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
+
+
+def contact(session: Session, address: str) -> Contact | None:
+    return session.scalars(select(Contact).where(Contact.address == address)).first()
+
+
+def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Contact:
+    found = contact(session, address)
+    if found is None:
+        found = Contact(address=address, name=name[:300], created_at=now)
+        session.add(found)
+        session.flush()
+    elif name and not found.name:
+        found.name = name[:300]
+    return found
+
+
+def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
+    ticket = Ticket(created_at=now, updated_at=now, **fields)
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def get(session: Session, ticket_id: int) -> Ticket | None:
+    return session.get(Ticket, ticket_id)
+
+
+def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
+    return session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
+
+
+def message_by_id(session: Session, message_id: str) -> Message | None:
+    return session.scalars(select(Message).where(Message.message_id == message_id)).first()
+
+
+def latest_message_among(session: Session, message_ids: Sequence[str]) -> Message | None:
+    """The newest stored message (received or sent) whose Message-ID is one of ``message_ids``."""
+    if not message_ids:
+        return None
+    query = (select(Message).where(Message.message_id.in_(list(message_ids)[-50:]))
+             .order_by(Message.id.desc()).limit(1))
+    return session.scalars(query).first()
+
+
+def participant_role(session: Session, ticket_id: int, address: str) -> str | None:
+    return session.scalar(select(Participant.role).where(
+        Participant.ticket_id == ticket_id, Participant.address == address))
+
+
+def add_participant(session: Session, ticket_id: int, address: str, role: str,
+                    now: datetime) -> bool:
+    """Add ``address`` to the ticket unless it is there already; True when added."""
+    if participant_role(session, ticket_id, address) is not None:
+        return False
+    session.add(Participant(ticket_id=ticket_id, address=address, role=role, added_at=now))
+    session.flush()
+    return True
+
+
+def participants(session: Session, ticket_id: int) -> list[Participant]:
+    return list(session.scalars(select(Participant).where(Participant.ticket_id == ticket_id)
+                                .order_by(Participant.id)))
+
+
+def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable[str] = (),
+                cc: Iterable[str] = (), **fields) -> Message:
+    message = Message(ticket_id=ticket_id, created_at=now, to_addrs=json.dumps(list(to)),
+                      cc_addrs=json.dumps(list(cc)), **fields)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def add_attachment(session: Session, message_pk: int, **fields) -> Attachment:
+    attachment = Attachment(message_pk=message_pk, **fields)
+    session.add(attachment)
+    return attachment
+
+
+def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
+              actor: str = "system", **data) -> Event:
+    event = Event(ticket_id=ticket_id, kind=kind, at=now, actor=actor,
+                  data=json.dumps(data, default=str, ensure_ascii=False))
+    session.add(event)
+    return event
+
+
+def thread_message_ids(session: Session, ticket_id: int, limit: int = 10) -> list[str]:
+    """Message-IDs of the ticket, oldest first: the first one and the latest ``limit - 1``."""
+    ids = list(session.scalars(select(Message.message_id).where(
+        Message.ticket_id == ticket_id, Message.message_id.is_not(None)).order_by(Message.id)))
+    return ids if len(ids) <= limit else ids[:1] + ids[-(limit - 1):]
+
+
+def last_message(session: Session, ticket_id: int, direction: str | None = None,
+                 kinds: Sequence[str] = ()) -> Message | None:
+    query = select(Message).where(Message.ticket_id == ticket_id)
+    if direction:
+        query = query.where(Message.direction == direction)
+    if kinds:
+        query = query.where(Message.kind.in_(kinds))
+    return session.scalars(query.order_by(Message.id.desc()).limit(1)).first()
+
+
+def list_tickets(session: Session, *, status: str | None = None, queue: str | None = None,
+                 assignee: str | None = None, requester: str | None = None,
+                 limit: int = 200) -> list[Ticket]:
+    query = select(Ticket)
+    for column, value in ((Ticket.status, status), (Ticket.queue, queue),
+                          (Ticket.assignee, assignee), (Ticket.requester, requester)):
+        if value:
+            query = query.where(column == value)
+    return list(session.scalars(query.order_by(Ticket.id.desc()).limit(limit)))
+
+
+def messages(session: Session, ticket_id: int) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.ticket_id == ticket_id)
+                                .order_by(Message.id)))
+
+
+def attachments(session: Session, message_pks: Sequence[int]) -> list[Attachment]:
+    if not message_pks:
+        return []
+    return list(session.scalars(select(Attachment).where(Attachment.message_pk.in_(message_pks))
+                                .order_by(Attachment.id)))
+
+
+def events(session: Session, ticket_id: int) -> list[Event]:
+    return list(session.scalars(select(Event).where(Event.ticket_id == ticket_id)
+                                .order_by(Event.id)))
+
+
+def messages_from_since(session: Session, address: str, since: datetime) -> int:
+    """How many mails ``address`` sent us since ``since`` (the inbound flood limit)."""
+    return session.scalar(select(func.count()).select_from(Message).where(
+        Message.from_addr == address, Message.direction == "in",
+        Message.created_at >= since)) or 0
+
+
+def follow_ups(session: Session, ticket_id: int) -> list[int]:
+    return list(session.scalars(select(Ticket.id).where(Ticket.follow_up_of == ticket_id)
+                                .order_by(Ticket.id)))
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Ticket)) or 0
