@@ -1,0 +1,110 @@
+"""Normalise mail addresses and Message-IDs so that equal things compare equal.
+
+A help desk matches people by address (is this sender a participant?) and threads by
+Message-ID (does this reply name a mail we know?). Both only work on one canonical form:
+addresses are stripped and lower-cased, with non-ASCII domains in IDNA form; Message-IDs are
+``<left@right>`` exactly as the sender wrote them inside the brackets. Anything unusable
+becomes ``None`` rather than a half-valid value that would match by accident.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ADDRESS_LEN = 254
+MAX_MESSAGE_ID_LEN = 500
+MAX_MESSAGE_IDS = 100
+
+_FORBIDDEN_IN_ADDRESS = re.compile(r"[\s<>()\[\],;:\"\\\x00-\x1f\x7f]")
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_BRACKETED_ID = re.compile(r"<([^<>]{1,998})>")
+_BARE_ID = re.compile(r"[^\s<>,;()\"]+@[^\s<>,;()\"]+")
+_ID_FORBIDDEN = re.compile(r"[\s<>\"\\\x00-\x1f\x7f]")
+_SEPARATORS = re.compile(r"[._+=]")
+_NOREPLY_ANYWHERE = re.compile(r"(?:^|-)(?:no-?reply|do-?not-?reply|ne-?pas-?r[eé]pondre)(?:-|$)")
+_SYSTEM_SENDER = re.compile(r"^(?:mailer-?daemon|postmaster|bounces?|no-?answer)(?:-|$)")
+
+
+def normalise_address(s: str | None) -> str | None:
+    """``s`` as ``local@domain`` in lower case, or None when it is not exactly one address.
+
+    The local part is lower-cased too, although RFC 5321 lets a server treat it as
+    case-sensitive: no mainstream mail provider does, customers type their address with any
+    capitals, and a help desk that told ``Jean.Dupont@`` from ``jean.dupont@`` would open a
+    second ticket or refuse a participant's reply. Non-ASCII domains become their IDNA form.
+    """
+    if not s:
+        return None
+    candidate = s.strip().removeprefix("<").removesuffix(">").strip()
+    if candidate.lower().startswith("mailto:"):
+        candidate = candidate[7:]
+    if candidate.count("@") != 1 or len(candidate) > MAX_ADDRESS_LEN * 2:
+        return None
+    local, domain = candidate.split("@")
+    domain = _normalise_domain(domain)
+    if not local or domain is None or _FORBIDDEN_IN_ADDRESS.search(local):
+        return None
+    address = f"{local.lower()}@{domain}"
+    return address if len(address) <= MAX_ADDRESS_LEN else None
+
+
+def _normalise_domain(domain: str) -> str | None:
+    """The domain in lower-case ASCII (IDNA for non-ASCII labels), or None when invalid."""
+    domain = domain.strip().rstrip(".").lower()
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    labels = domain.split(".")
+    if len(labels) < 2 and domain != "localhost":
+        return None
+    return domain if all(_DOMAIN_LABEL.match(label) for label in labels) else None
+
+
+def domain_of(addr: str | None) -> str | None:
+    """The normalised domain of ``addr``, or None when it is not an address."""
+    address = normalise_address(addr)
+    return address.rsplit("@", 1)[1] if address else None
+
+
+def is_noreply(addr: str | None) -> bool:
+    """True for addresses nobody reads: no-reply, do-not-reply, MAILER-DAEMON, postmaster, bounces."""
+    address = normalise_address(addr)
+    if address is None:
+        return False
+    local = _SEPARATORS.sub("-", address.rsplit("@", 1)[0])
+    return bool(_NOREPLY_ANYWHERE.search(local) or _SYSTEM_SENDER.match(local))
+
+
+def normalise_message_id(s: str | None) -> str | None:
+    """``s`` as ``<left@right>``, or None when it holds no usable Message-ID.
+
+    The text inside the brackets is kept as written (Message-IDs are compared exactly); one
+    without an ``@``, with blanks or control characters inside, or absurdly long is unusable.
+    """
+    if not s:
+        return None
+    text = s.strip()
+    bracketed = _BRACKETED_ID.search(text)
+    inner = bracketed.group(1).strip() if bracketed else text
+    left, at, right = inner.rpartition("@")
+    if not (left and at and right) or _ID_FORBIDDEN.search(inner):
+        return None
+    return f"<{inner}>" if len(inner) <= MAX_MESSAGE_ID_LEN else None
+
+
+def parse_message_ids(header_value: str | None) -> tuple[str, ...]:
+    """Every usable Message-ID in a References/In-Reply-To value, in order, without repeats.
+
+    Bracketed ids are taken first; a value without brackets falls back to bare ``a@b`` tokens.
+    At most ``MAX_MESSAGE_IDS`` are kept: the first (the thread's root) and the latest ones.
+    """
+    if not header_value:
+        return ()
+    found = _BRACKETED_ID.findall(header_value) or _BARE_ID.findall(header_value)
+    ids = dict.fromkeys(filter(None, map(normalise_message_id, found)))
+    kept = tuple(ids)
+    if len(kept) > MAX_MESSAGE_IDS:
+        kept = kept[:1] + kept[-(MAX_MESSAGE_IDS - 1) :]
+    return kept

@@ -1,0 +1,75 @@
+"""Make an HTML mail body safe to show (nh3) and readable as plain text (inscriptis).
+
+Customer HTML is hostile by default: scripts, styles, event handlers and ``javascript:``
+links must never reach an agent's browser, so ``sanitise_html`` keeps only nh3's allow-list
+of tags and attributes (``cid:`` images still point at inline parts). ``html_to_text`` gives
+the text of an HTML-only mail with block elements on their own lines, for the ticket view,
+quote stripping and language detection. Both are bounded: the HTML5 parser behind nh3 slows
+down with the square of the nesting depth, so absurdly nested markup is flattened to text
+first (``is_too_deep``).
+"""
+
+from __future__ import annotations
+
+import html as html_entities
+import re
+
+import nh3
+from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
+
+MAX_HTML_CHARS = 2_000_000
+MAX_HTML_DEPTH = 500
+_URL_SCHEMES = frozenset({"http", "https", "mailto", "tel", "cid"})
+_TEXT_CONFIG = ParserConfig(css=CSS_PROFILES["strict"])
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,20})")
+_ANY_TAG = re.compile(r"<[^<>]{0,2000}>")
+# Elements that close themselves or are closed implicitly do not deepen the tree.
+_NOT_NESTING = frozenset(
+    "area base br col embed hr img input link meta source track wbr "
+    "p li dt dd tr td th option optgroup thead tbody tfoot colgroup rb rt rp".split()
+)
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_TRAILING_BLANKS = re.compile(r"[ \t]+\n")
+
+
+def sanitise_html(html: str) -> str:
+    """``html`` with only safe tags and attributes left: no script, style, handler or js: link."""
+    html = html[:MAX_HTML_CHARS]
+    if is_too_deep(html):
+        return f"<pre>{html_entities.escape(flatten_html(html))}</pre>"
+    return nh3.clean(html, url_schemes=set(_URL_SCHEMES))
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of ``html``: block elements become line breaks, markup disappears."""
+    html = html[:MAX_HTML_CHARS]
+    if not html.strip():
+        return ""
+    if is_too_deep(html):
+        return flatten_html(html)
+    try:
+        text = get_text(html, _TEXT_CONFIG)
+    except (ValueError, TypeError, RecursionError):
+        text = flatten_html(html)
+    text = _TRAILING_BLANKS.sub("\n", text.replace("\xa0", " "))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def is_too_deep(html: str) -> bool:
+    """True when elements nest deeper than ``MAX_HTML_DEPTH`` (counted from tags, cheaply)."""
+    if html.count("<") <= MAX_HTML_DEPTH:
+        return False
+    depth = 0
+    for match in _TAG.finditer(html):
+        if match.group(2).lower() not in _NOT_NESTING:
+            depth += -1 if match.group(1) else 1
+            if depth > MAX_HTML_DEPTH:
+                return True
+    return False
+
+
+def flatten_html(html: str) -> str:
+    """Crude text of ``html``: tags removed, entities decoded; for markup too odd to parse."""
+    return html_entities.unescape(_ANY_TAG.sub(" ", html)).strip()

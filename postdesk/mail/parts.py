@@ -1,0 +1,171 @@
+"""Walk the MIME tree of a message and sort its leaves into text bodies and attachments.
+
+The walk is iterative and bounded (``MAX_PARTS`` parts), so a mail nested five hundred
+levels deep costs no more than a flat one and cannot exhaust the stack. A text/plain or text/html
+leaf without a file name is a body; every other leaf is an ``Attachment``, including
+winmail.dat, inline images of multipart/related, and forwarded ``message/*`` parts, which
+are kept whole (as .eml bytes) and never mined for body text. Charsets are decoded with the
+fallbacks of ``charsets``; what had to be guessed or skipped is reported as a defect.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from email.generator import BytesGenerator
+from email.message import Message
+
+from postdesk.mail.charsets import decode_bytes, decode_words, raw_header_text
+from postdesk.mail.filenames import safe_filename
+from postdesk.mail.headers import clean_header_value
+from postdesk.mail.model import Attachment
+
+MAX_PARTS = 1000
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+
+@dataclass
+class Extracted:
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+
+def extract_parts(message: Message, report_structure: bool = False) -> Extracted:
+    """Bodies, attachments and decoding defects of ``message``, in document order.
+
+    With ``report_structure`` the parser's own defects of each visited part are reported too
+    (mail-parser already reports them when it parsed the message).
+    """
+    found = Extracted()
+    stack = [message]
+    visited = 0
+    while stack:
+        part = stack.pop()
+        visited += 1
+        if visited > MAX_PARTS:
+            found.defects.append(f"more than {MAX_PARTS} MIME parts: the rest were ignored")
+            break
+        if report_structure:
+            found.defects.extend(f"{content_type_of(part)}: {type(d).__name__}" for d in part.defects[:20])
+        children = _children(part)
+        if children is None:
+            _take_leaf(part, found)
+        else:
+            stack.extend(reversed(children))
+    return found
+
+
+def _children(part: Message) -> list[Message] | None:
+    """The sub-parts to walk into, or None for a leaf (``message/*`` parts are leaves)."""
+    if not part.is_multipart() or content_type_of(part).startswith("message/"):
+        return None
+    return [child for child in part.get_payload() if isinstance(child, Message)]
+
+
+def _take_leaf(part: Message, found: Extracted) -> None:
+    """File one leaf as a text body or an attachment; a part that cannot be read becomes a defect."""
+    content_type = content_type_of(part)
+    try:
+        filename = filename_of(part)
+        disposition = part.get_content_disposition()
+        is_body = content_type in ("text/plain", "text/html") and not filename and disposition != "attachment"
+        if is_body:
+            _take_body(part, content_type, found)
+        else:
+            _take_attachment(part, content_type, filename, disposition, found)
+    except Exception as error:  # noqa: BLE001 - one unreadable part must not lose the mail
+        found.defects.append(f"{content_type}: unreadable part ({type(error).__name__})")
+
+
+def _take_body(part: Message, content_type: str, found: Extracted) -> None:
+    """Decode a text part with charset fallbacks and keep it as plain or HTML body."""
+    text, note = decode_bytes(payload_of(part, found), charset_of(part))
+    if note:
+        found.defects.append(f"{content_type}: {note}")
+    if text.strip():
+        (found.plain if content_type == "text/plain" else found.html).append(text)
+
+
+def _take_attachment(part: Message, content_type: str, filename: str, disposition: str | None, found: Extracted) -> None:
+    """Keep a leaf as an attachment with a safe name and its decoded bytes."""
+    content_id = content_id_of(part)
+    found.attachments.append(
+        Attachment(
+            filename=safe_filename(filename, len(found.attachments) + 1, content_type),
+            content_type=content_type,
+            payload=payload_of(part, found),
+            content_id=content_id,
+            inline=disposition == "inline" or (disposition is None and content_id is not None),
+        )
+    )
+
+
+def payload_of(part: Message, found: Extracted) -> bytes:
+    """The decoded bytes of a leaf; a ``message/*`` part is serialised back to bytes."""
+    if part.is_multipart():  # message/*: a list of messages (never decoded as text here)
+        return b"\n".join(message_bytes(child) for child in part.get_payload() if isinstance(child, Message))
+    known = len(part.defects)
+    data = part.get_payload(decode=True)
+    found.defects.extend(f"{content_type_of(part)}: {type(d).__name__}" for d in part.defects[known:])
+    return data if isinstance(data, bytes) else b""
+
+
+def message_bytes(message: Message) -> bytes:
+    """``message`` as bytes, as close to the wire form as the ``email`` generator allows."""
+    buffer = io.BytesIO()
+    try:
+        BytesGenerator(buffer, mangle_from_=False).flatten(message)
+    except Exception:  # noqa: BLE001 - odd content: fall back to the text form
+        return message.as_string().encode("utf-8", "surrogateescape")
+    return buffer.getvalue()
+
+
+def content_type_of(part: Message) -> str:
+    """Lower-case ``type/subtype`` of ``part``; a malformed one becomes application/octet-stream."""
+    content_type = part.get_content_type()
+    return content_type if _CONTENT_TYPE.match(content_type) else "application/octet-stream"
+
+
+def charset_of(part: Message) -> str | None:
+    """The declared charset of ``part``, or None."""
+    try:
+        return part.get_content_charset()
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return None
+
+
+def filename_of(part: Message) -> str:
+    """The declared file name (RFC 2231, RFC 2047 or raw 8-bit), decoded; "" when none.
+
+    The parameters are re-read from the raw header text decoded with our charset fallbacks,
+    because ``email`` turns undeclared 8-bit names into U+FFFD.
+    """
+    view = Message()
+    for name in ("content-disposition", "content-type"):
+        raw = first_raw(part, name)
+        if raw is not None:
+            view[name] = raw_header_text(raw)
+    name = view.get_filename() or view.get_param("name") or ""
+    if isinstance(name, tuple):  # an RFC 2231 value that was not collapsed
+        name = name[2] or ""
+    return decode_words(str(name))
+
+
+def content_id_of(part: Message) -> str | None:
+    """The Content-ID without angle brackets, or None."""
+    raw = first_raw(part, "content-id")
+    if raw is None:
+        return None
+    value = clean_header_value(raw_header_text(raw), max_len=250).strip("<> ")
+    return value or None
+
+
+def first_raw(part: Message, name: str) -> str | None:
+    """The first raw value of header ``name`` as stored (8-bit bytes surrogate-escaped)."""
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return None
