@@ -1,0 +1,91 @@
+"""Record a customer's answer to the satisfaction survey of a ticket, in the caller's transaction.
+
+The pipeline calls it when a reply answers a survey (``postdesk.mail.answers`` reads the reply).
+Answers count for ``[survey] answer_days`` after the survey was sent; the last one counts and
+``answers`` says how many came. Each answer is an event and is thanked (``survey_thanks``); an
+unsatisfied one (below ``[survey] satisfied_from``, or "Mauvaise") is also an event
+``survey_low_score`` and goes with its comment to ``[survey] review_address``
+(``survey_review_alert``) so someone looks at it, as seeds 000 and 002 ask.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from postdesk.actions.services import Desk
+from postdesk.mail.answers import SurveyAnswer, parse_survey_answer
+from postdesk.store import sweeps as store
+from postdesk.store import tickets
+from postdesk.store.db import as_utc
+from postdesk.store.models import Survey, Ticket
+
+AUTOMATIC = "auto-generated"
+
+
+def survey_for(session: Session, ticket_id: int) -> Survey | None:
+    """The survey sent for the ticket, or None."""
+    return store.survey_of(session, ticket_id)
+
+
+def parse_for(survey: Survey, text: str, desk: Desk) -> SurveyAnswer | None:
+    """Read ``text`` (the reply above the quote) as an answer on the survey's own scale."""
+    return parse_survey_answer(text, survey.scale, desk.settings.survey.satisfied_from)
+
+
+def record_answer(session: Session, desk: Desk, ticket: Ticket, answer: SurveyAnswer,
+                  now: datetime, message_id: int | None) -> str:
+    """Store the answer on the ticket's survey, thank the customer, flag a low score."""
+    survey = survey_for(session, ticket.id)
+    if survey is None:
+        return f"no survey was sent for #{ticket.id}; answer not recorded"
+    days = desk.settings.survey.answer_days
+    if now - as_utc(survey.sent_at) > timedelta(days=days):
+        tickets.add_event(session, ticket.id, "survey_answer_late", now, actor=ticket.requester,
+                          days=days, message=message_id)
+        return f"survey answer on #{ticket.id} came after {days:g} days; not counted"
+    _store(survey, answer, now)
+    tickets.add_event(session, ticket.id, "survey_answered", now, actor=ticket.requester,
+                      scale=answer.scale, score=answer.score, satisfied=answer.satisfied,
+                      answers=survey.answers, message=message_id)
+    _tell(session, desk, ticket, now, "survey_thanks", [ticket.requester], answer)
+    outcome = f"survey answer on #{ticket.id}: {describe(answer)}"
+    if not answer.satisfied:
+        outcome += "; " + _flag(session, desk, ticket, answer, now)
+    return outcome
+
+
+def _store(survey: Survey, answer: SurveyAnswer, now: datetime) -> None:
+    survey.score, survey.satisfied = answer.score, answer.satisfied
+    survey.comment = answer.comment or None
+    survey.answered_at = now
+    survey.answers += 1
+
+
+def _flag(session: Session, desk: Desk, ticket: Ticket, answer: SurveyAnswer,
+          now: datetime) -> str:
+    review = desk.settings.survey.review_address
+    tickets.add_event(session, ticket.id, "survey_low_score", now, score=answer.score,
+                      comment=answer.comment, review_address=review or None)
+    if not review:
+        return "flagged for review (no [survey] review_address: event only)"
+    row = _tell(session, desk, ticket, now, "survey_review_alert", [review], answer,
+                locale=desk.settings.desk.locale)
+    return "flagged for review" + ("" if row else " (alert suppressed)")
+
+
+def _tell(session: Session, desk: Desk, ticket: Ticket, now: datetime, key: str,
+          to: list[str], answer: SurveyAnswer, locale: str | None = None):
+    variables = {"answer": answer.as_variable()}
+    return desk.notifier.notify(session, now, ticket, key, to, variables=variables,
+                                automatic=AUTOMATIC, locale=locale)
+
+
+def describe(answer: SurveyAnswer) -> str:
+    """``6/7, satisfied`` or ``good, satisfied``: the answer in a few words."""
+    if answer.score is not None:
+        value = f"{answer.score}/7"
+    else:
+        value = "good" if answer.satisfied else "bad"
+    return f"{value}, {'satisfied' if answer.satisfied else 'not satisfied'}"

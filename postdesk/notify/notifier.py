@@ -1,0 +1,145 @@
+"""Render a template and put the finished mail in the outbox, in the caller's transaction.
+
+Rendering happens here, when the mail is queued, so a retry sends the very same bytes. An admin
+template that fails falls back to the packaged default (the renderer does that) and the fallback
+is recorded as an event. Automatic mail respects the per-address hourly limit and is never sent
+to no-reply addresses. Each mail is also stored as an outgoing message of its ticket, so a reply
+that names its Message-ID threads back to the ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from postdesk.config import Settings
+from postdesk.mail.addresses import is_noreply
+from postdesk.notify.compose import Outgoing, compose, new_message_id
+from postdesk.store import outbox, tickets
+from postdesk.store.models import Outbox, Ticket
+from postdesk.mail.tags import TagFormat
+
+log = logging.getLogger("postdesk.notify")
+
+
+class Notifier:
+    def __init__(self, settings: Settings, renderer, tags: TagFormat) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.tags = tags
+        self.domain = settings.desk.address.rpartition("@")[2]
+
+    def ticket_variables(self, session: Session, ticket: Ticket) -> dict:
+        requester = tickets.contact(session, ticket.requester)
+        customer = {"name": requester.name if requester else "", "address": ticket.requester}
+        return {
+            "customer": customer,  # a caller writing to someone else passes its own
+            "desk": {"name": self.settings.desk.name, "address": self.settings.desk.address},
+            "ticket": {
+                "id": ticket.id, "ref": f"#{ticket.id}", "tag": self.tags.tag(ticket.id),
+                "subject": ticket.subject, "status": ticket.status, "priority": ticket.priority,
+                "queue": ticket.queue, "assignee": ticket.assignee,
+                "requester": customer,
+                "created_at": ticket.created_at, "updated_at": ticket.updated_at,
+            },
+        }
+
+    def notify(self, session: Session, now: datetime, ticket: Ticket, key: str,
+               to: Sequence[str], *, variables: Mapping | None = None, cc: Sequence[str] = (),
+               automatic: str | None = "auto-replied", kind: str = "system",
+               in_reply_to: str | None = None, from_name: str | None = None,
+               locale: str | None = None, attachments: tuple = (),
+               record_as: Mapping | None = None, limit: bool = True) -> Outbox | None:
+        """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it."""
+        to = [a for a in to if a]
+        if not to or (automatic and limit and self._suppressed(session, now, ticket, key, to[0])):
+            return None
+        values = {**self.ticket_variables(session, ticket), **(variables or {})}
+        rendered = self.renderer.render(key, locale or ticket.locale, values)
+        if rendered.fallback_error:
+            tickets.add_event(session, ticket.id, "template_fallback", now, template=key,
+                              locale=rendered.locale, error=rendered.fallback_error)
+            log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
+                        rendered.fallback_error)
+        message_id = new_message_id(self.domain)
+        out = self._outgoing(session, ticket, key, rendered, to, cc, message_id, automatic,
+                             in_reply_to, from_name, attachments)
+        raw = compose(out, now)
+        row = outbox.add(session, now, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
+                         mail_from=self.settings.desk.address, message_id=message_id, raw=raw,
+                         automatic=bool(automatic))
+        fields = {"from_addr": self.settings.desk.address, "from_name": out.from_name,
+                  "text": rendered.text, "body": rendered.text, **(record_as or {})}
+        tickets.add_message(session, ticket.id, now, direction="out", kind=kind, to=to, cc=cc,
+                            subject=out.subject, message_id=message_id,
+                            in_reply_to=out.in_reply_to, threaded_by="sent",
+                            evidence=f"template {key}", **fields)
+        return row
+
+    def notify_person(self, session: Session, now: datetime, key: str, to: str,
+                      variables: Mapping, locale: str, in_reply_to: str | None = None) -> Outbox | None:
+        """Queue an automatic mail about no single ticket (``ticket_history``) to one person."""
+        desk = {"name": self.settings.desk.name, "address": self.settings.desk.address}
+        rendered = self.renderer.render(key, locale, {"desk": desk, **variables})
+        if rendered.fallback_error:
+            log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
+                        rendered.fallback_error)
+        if is_noreply(to) or outbox.automatic_sent_since(session, to, now - timedelta(hours=1)) \
+                >= self.settings.limits.auto_replies_per_address_per_hour:
+            log.info("suppressed %s: no-reply address or hourly limit reached", key)
+            return None
+        message_id = new_message_id(self.domain)
+        out = Outgoing(from_name=self.settings.desk.name, from_addr=self.settings.desk.address,
+                       to=(to,), subject=rendered.subject, text=rendered.text,
+                       html=rendered.html, message_id=message_id,
+                       reply_to=self.settings.desk.address, in_reply_to=in_reply_to,
+                       automatic="auto-replied", language=rendered.locale)
+        return outbox.add(session, now, rcpts=[to], template=key, message_id=message_id,
+                          mail_from=self.settings.desk.address, raw=compose(out, now),
+                          automatic=True)
+
+    def _outgoing(self, session, ticket, key, rendered, to, cc, message_id, automatic,
+                  in_reply_to, from_name, attachments) -> Outgoing:
+        subject = rendered.subject
+        if self.tags.find(subject) != ticket.id:
+            subject = f"{subject} {self.tags.tag(ticket.id)}"
+        thread = tickets.thread_message_ids(session, ticket.id)
+        if in_reply_to is None:
+            last_in = tickets.last_message(session, ticket.id, direction="in")
+            in_reply_to = last_in.message_id if last_in and last_in.message_id else None
+        return Outgoing(
+            from_name=from_name or self.settings.desk.name, from_addr=self.settings.desk.address,
+            to=tuple(to), cc=tuple(cc), subject=subject, text=rendered.text, html=rendered.html,
+            message_id=message_id, reply_to=self.settings.desk.address,
+            in_reply_to=in_reply_to, references=tuple(thread), automatic=automatic,
+            ticket_id=ticket.id, thread_seed=f"{self.domain}/{ticket.id}",
+            thread_started=ticket.created_at, attachments=attachments,
+            language=rendered.locale, topic=ticket.subject)
+
+    def _suppressed(self, session: Session, now: datetime, ticket: Ticket, key: str,
+                    rcpt: str) -> bool:
+        reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, now,
+                                                                              ticket, rcpt)
+        if reason:
+            tickets.add_event(session, ticket.id, "notification_suppressed", now,
+                              template=key, reason=reason)
+            log.info("suppressed %s for ticket %s: %s", key, ticket.id, reason)
+        return reason is not None
+
+    def _over_limit(self, session: Session, now: datetime, ticket: Ticket, rcpt: str) -> str | None:
+        limits = self.settings.limits
+        window = timedelta(seconds=limits.auto_replies_ticket_window)
+        on_ticket, in_hour, in_day = outbox.automatic_counts(
+            session, rcpt, ticket.id, now - window, now - timedelta(hours=1),
+            now - timedelta(hours=24))
+        if on_ticket >= limits.auto_replies_per_ticket:
+            return (f"limit of {limits.auto_replies_per_ticket} automatic mails per "
+                    f"{int(window.total_seconds())} s on this ticket reached")
+        for hours, count, limit in ((1, in_hour, limits.auto_replies_per_address_per_hour),
+                                    (24, in_day, limits.auto_replies_per_address_per_day)):
+            if count >= limit:
+                return f"limit of {limit} automatic mails per {hours} h to this address reached"
+        return None

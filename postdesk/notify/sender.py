@@ -1,0 +1,93 @@
+"""The sender: delivers due outbox rows, retries temporary failures with backoff, gives up loudly.
+
+A row that fails temporarily waits ``retry_base_seconds * 2**(attempt-1)`` (capped at
+``retry_max_seconds``) and is marked ``failed`` after ``max_attempts``; a permanent failure is
+``failed`` at once. Ops see failed rows in ``postdesk outbox list`` and re-queue them with
+``postdesk outbox retry``. A crash between delivery and the status update sends the same mail
+(same Message-ID) again: at-least-once, which receiving clients deduplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import timedelta
+
+from postdesk.config import OutboundSettings
+from postdesk.notify.transports import PermanentError, TransientError
+from postdesk.store import claims, outbox
+from postdesk.store.db import Database, utcnow
+
+log = logging.getLogger("postdesk.sender")
+
+
+class Sender:
+    def __init__(self, db: Database, transport, settings: OutboundSettings, batch: int = 50) -> None:
+        self.db = db
+        self.transport = transport
+        self.settings = settings
+        self.batch = batch
+        self.holder = claims.holder_name(self)
+
+    def send_due(self, now=None) -> int:
+        """Deliver one batch of due rows; returns how many were attempted."""
+        now = now or utcnow()
+        with self.db.session() as session:
+            dead = [h for h in outbox.sending_holders(session) if claims.is_dead(h)]
+            outbox.release_stale(session, now, timedelta(minutes=10), dead)
+            rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
+                                    holder=self.holder)
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
+
+    def send_until_idle(self, now=None, limit: int = 10_000) -> int:
+        total = 0
+        while total < limit:
+            n = self.send_due(now)
+            if not n:
+                return total
+            total += n
+        return total
+
+    def _deliver(self, row) -> None:
+        try:
+            self.transport.deliver(row.raw, row.mail_from, json.loads(row.rcpts))
+        except TransientError as exc:
+            self._retry(row, str(exc))
+        except PermanentError as exc:
+            self._fail(row, str(exc))
+        else:
+            with self.db.session() as session:
+                outbox.mark_sent(session, row.id, utcnow())
+            log.info("sent outbox=%s template=%s message_id=%s ticket=%s",
+                     row.id, row.template, row.message_id, row.ticket_id)
+
+    def _retry(self, row, error: str) -> None:
+        if row.attempts >= self.settings.max_attempts:
+            self._fail(row, f"gave up after {row.attempts} attempts: {error}")
+            return
+        delay = min(self.settings.retry_base_seconds * 2 ** (row.attempts - 1),
+                    self.settings.retry_max_seconds)
+        with self.db.session() as session:
+            outbox.mark_retry(session, row.id, utcnow() + timedelta(seconds=delay), error)
+        log.warning("deferred outbox=%s attempt=%s retry_in=%.0fs: %s",
+                    row.id, row.attempts, delay, error)
+
+    def _fail(self, row, error: str) -> None:
+        with self.db.session() as session:
+            outbox.mark_failed(session, row.id, error)
+        log.error("failed outbox=%s message_id=%s: %s", row.id, row.message_id, error)
+
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Loop until ``stop``: deliver what is due, then sleep until woken or the next poll."""
+        while not stop.is_set():
+            try:
+                busy = self.send_due()
+            except Exception:  # noqa: BLE001 - the loop must survive a store outage
+                log.exception("sender cycle failed; retrying")
+                busy = 0
+            if not busy:
+                wake.wait(self.settings.poll_seconds)
+                wake.clear()

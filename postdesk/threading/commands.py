@@ -1,0 +1,152 @@
+"""Commands at the top of an agent's mail (``#status pending``, ``#assign me``, ``#note`` …).
+
+Commands are the lines starting with ``#`` before the first line of text; blank lines between
+them are allowed. :func:`parse_commands` returns the commands, the problems (a wrong command
+applies nothing at all) and the text without the command lines — what the customer may see.
+Values are checked against the configuration (agents, queues) so that an error names what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from postdesk.config import Settings
+
+STATUSES = ("open", "pending", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+STEPS = ("evaluating", "engineering", "verifying", "resolved")
+_LINE = re.compile(r"^#([a-z_]+)\b[ \t]*(.*)$", re.I)
+_TICKET = re.compile(r"^#?(\d{1,9})$")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    value: str = ""
+    extra: str = ""
+    line: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: str
+    command: str
+    problem: str  # unknown_command | missing_value | invalid_value | not_found | invalid_date
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass
+class Parsed:
+    commands: list[Command] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    text: str = ""
+
+
+def parse_commands(text: str, settings: Settings) -> Parsed:
+    """An agent's commands: every ``#`` line before the first line of text."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    parsed, index = Parsed(), 0
+    while index < len(lines):
+        line = lines[index].strip()
+        if line and not line.startswith("#") or re.match(r"^#\s*\d", line):
+            break  # text begins ("#12 is broken" is text, not a command)
+        if line:
+            _one(line, settings, parsed)
+        index += 1
+    parsed.text = "\n".join(lines[index:]).strip("\n")
+    return parsed
+
+
+def customer_closes(text: str) -> tuple[bool, str]:
+    """A customer closes their own ticket by answering ``#close`` (seed 004); other lines are text."""
+    stripped = text.lstrip()
+    first, _, rest = stripped.partition("\n")
+    if re.fullmatch(r"#close\b.*", first.strip(), re.I):
+        return True, rest.strip("\n")
+    return False, text
+
+
+def _one(line: str, settings: Settings, parsed: Parsed) -> None:
+    match = _LINE.match(line)
+    name = match.group(1).lower() if match else line.split()[0]
+    checker = _AGENT.get(name) if match else None
+    if checker is None:
+        parsed.problems.append(Problem(line, f"#{name.lstrip('#')}", "unknown_command",
+                                       tuple(f"#{n}" for n in _AGENT)))
+        return
+    rest = match.group(2).strip()
+    result = checker(rest, settings)
+    if isinstance(result, Problem):
+        parsed.problems.append(Problem(line, f"#{name}", result.problem, result.allowed))
+    else:
+        parsed.commands.append(Command(name, *result, line=line))
+
+
+def _choice(options: tuple[str, ...]):
+    def check(rest: str, _settings):
+        value = rest.split()[0].lower() if rest else ""
+        if not value:
+            return Problem("", "", "missing_value", options)
+        return (value, "") if value in options else Problem("", "", "invalid_value", options)
+    return check
+
+
+def _assign(rest: str, settings: Settings):
+    names = tuple(["me", *(a.name or a.address for a in settings.agents)])
+    if not rest:
+        return Problem("", "", "missing_value", names)
+    wanted = rest.strip().lower()
+    if wanted == "me":
+        return ("me", "")
+    for agent in settings.agents:
+        if wanted in (agent.address.lower(), agent.name.lower()):
+            return (agent.address.lower(), "")
+    return Problem("", "", "not_found", names)
+
+
+def _queue(rest: str, settings: Settings):
+    names = tuple(q.name for q in settings.queues) or ("default",)
+    value = rest.strip()
+    if not value:
+        return Problem("", "", "missing_value", names)
+    found = [n for n in names if n.lower() == value.lower()]
+    return (found[0], "") if found else Problem("", "", "not_found", names)
+
+
+def _cc(rest: str, _settings):
+    parts = rest.split()
+    if len(parts) != 2 or parts[0].lower() not in ("add", "remove") or "@" not in parts[1]:
+        return Problem("", "", "invalid_value", ("add ADDRESS", "remove ADDRESS"))
+    return (parts[0].lower(), parts[1].strip("<>").lower())
+
+
+def _merge(rest: str, _settings):
+    match = _TICKET.match(rest.strip())
+    return (match.group(1), "") if match else Problem("", "", "invalid_value", ("#ID",))
+
+
+def _flag(rest: str, _settings):
+    return ("", rest)
+
+
+def _escalation(rest: str, _settings):
+    parts = rest.split()
+    if not parts:
+        return Problem("", "", "missing_value", STEPS)
+    if parts[0].lower() not in STEPS:
+        return Problem("", "", "invalid_value", STEPS)
+    if len(parts) > 1:
+        try:
+            date.fromisoformat(parts[1])
+        except ValueError:
+            return Problem("", "", "invalid_date", ("YYYY-MM-DD",))
+        return (parts[0].lower(), parts[1])
+    return (parts[0].lower(), "")
+
+
+_AGENT = {"status": _choice(STATUSES), "assign": _assign, "priority": _choice(PRIORITIES),
+          "queue": _queue, "note": _flag, "cc": _cc, "merge": _merge, "escalate": _flag,
+          "escalation": _escalation}
