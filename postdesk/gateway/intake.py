@@ -1,0 +1,138 @@
+"""Accept: store the exact raw bytes durably, and only then say yes (250, exit 0, IMAP flag).
+
+:class:`Intake` writes one or many mails in one transaction. :class:`GroupCommitter` is the
+asynchronous front the SMTP server awaits: mails that arrive together share one commit, and no
+caller is answered before the commit that holds its mail. A store that cannot take the mail
+raises :class:`TempFail` (the sender retries); nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from postdesk.errors import TempFail
+from postdesk.mail.envelope import Envelope
+from postdesk.store import inbound
+from postdesk.store.blobs import BlobStore
+from postdesk.store.db import Database, temp_fail_on_outage, utcnow
+
+log = logging.getLogger("postdesk.intake")
+
+
+def imap_key_text(key: tuple[str, str, int, int]) -> str:
+    return "\x1f".join(str(part) for part in key)
+
+
+class Intake:
+    def __init__(self, db: Database, blobs: BlobStore,
+                 on_stored: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.on_stored = on_stored or (lambda: None)
+
+    def store(self, raw: bytes, envelope: Envelope) -> int:
+        return self.store_many([(raw, envelope)])[0]
+
+    def store_many(self, mails: Sequence[tuple[bytes, Envelope]], imap_key: str | None = None) -> list[int]:
+        """Store the mails in one commit; returns their ids. Raises TempFail on store trouble."""
+        records = [self._record(raw, env, imap_key) for raw, env in mails]
+        with temp_fail_on_outage("store unavailable"):
+            with self.db.session() as session:
+                ids = inbound.add_raw(session, records, utcnow())
+        for stored_id, (raw, env) in zip(ids, mails):
+            log.debug("stored inbound=%s size=%s source=%s", stored_id, len(raw), env.source)
+        self.on_stored()
+        return ids
+
+    def store_imap(self, raw: bytes, envelope: Envelope, key: tuple[str, str, int, int]) -> int:
+        """Store a mail fetched over IMAP; the same (mailbox, folder, uidvalidity, uid) once."""
+        text = imap_key_text(key)
+        with temp_fail_on_outage("store unavailable"):
+            with self.db.reader() as session:
+                found = inbound.id_for_imap_key(session, text)
+            if found is not None:
+                return found
+            try:
+                return self.store_many([(raw, envelope)], imap_key=text)[0]
+            except IntegrityError:
+                with self.db.reader() as session:
+                    return inbound.id_for_imap_key(session, text)
+
+    def _record(self, raw: bytes, env: Envelope, imap_key: str | None) -> inbound.RawMail:
+        digest = hashlib.sha256(raw).hexdigest()
+        if not self.blobs.enabled:
+            return inbound.RawMail(raw, env, digest, len(raw), imap_key=imap_key)
+        try:
+            path = self.blobs.put(raw, digest)
+        except OSError as exc:
+            raise TempFail(f"insufficient storage for the raw mail: {exc.strerror or exc}") from exc
+        return inbound.RawMail(None, env, digest, len(raw), blob_path=path, imap_key=imap_key)
+
+
+class GroupCommitter:
+    """Batch concurrent SMTP accepts into shared commits, from one writer thread."""
+
+    def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0) -> None:
+        self.intake = intake
+        self.max_batch = max_batch
+        self.timeout = timeout
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self._stopping = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    async def __call__(self, raw: bytes, envelope: Envelope) -> int:
+        if self._stopping:
+            raise TempFail("shutting down")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((raw, envelope, future))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            # The sender retries; if the commit lands later, the retry is deduplicated.
+            raise TempFail(f"store did not answer within {self.timeout:.0f} s") from None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list) -> None:
+        try:
+            ids = self.intake.store_many([(raw, env) for raw, env, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
+            error = exc if isinstance(exc, TempFail) else TempFail(f"store failed: {exc}")
+            if not isinstance(exc, TempFail):
+                log.exception("storing %d accepted mails failed", len(batch))
+            for _, _, future in batch:
+                future.set_exception(error)
+            return
+        for stored_id, (_, _, future) in zip(ids, batch):
+            future.set_result(stored_id)

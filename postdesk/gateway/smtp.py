@@ -1,0 +1,311 @@
+"""The SMTP/LMTP edge: receive mail on a socket, store its raw bytes, and only then say 250.
+
+This is the only module that imports aiosmtpd. ``SmtpGateway`` listens on the running asyncio loop
+(``postdesk serve`` owns it); its handler refuses cheaply what we can never take (recipients in
+domains we do not serve, oversized or empty messages), hands the exact received bytes and the
+envelope to an ``Accept`` callable that stores them durably, and answers ``250`` only after that
+returned; our own trouble answers ``451``/``452`` so the sender retries. Every reply is a named
+constant from ``postdesk.gateway.replies``; aiosmtpd's own fixed replies are rewritten to those,
+and in LMTP mode (RFC 2033) the answer after DATA is repeated once per accepted recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import re
+import socket
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from postdesk.errors import TempFail
+from postdesk.gateway.replies import (
+    R250_QUEUED,
+    R250_RECIPIENT_OK,
+    R250_SENDER_OK,
+    R421_SHUTTING_DOWN,
+    R451_TRY_LATER,
+    R452_NO_STORAGE,
+    R503_NEED_MAIL,
+    R503_NEED_RCPT,
+    R503_NESTED_MAIL,
+    R550_UNKNOWN_MAILBOX,
+    R552_TOO_BIG,
+    R553_BAD_RECIPIENT,
+    R553_BAD_SENDER,
+    R554_LINE_TOO_LONG,
+    R554_UNUSABLE,
+    Reply,
+)
+from postdesk.mail.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 1024 * 1024  # aiosmtpd's default (1001) refuses bare-LF mail longer than that
+SHUTDOWN_GRACE_SECONDS = 10.0
+_AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at INFO
+_HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 field name (obsolete WSP allowed)
+_NO_SPACE_TEXT = re.compile(r"space|insufficient storage|disk full|quota", re.IGNORECASE)
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+# aiosmtpd 1.4.6 sends these fixed texts itself; we send our named replies instead.
+_REWRITES: dict[str, Reply] = {
+    "503 Error: need MAIL command": R503_NEED_MAIL,
+    "503 Error: need RCPT command": R503_NEED_RCPT,
+    "503 Error: nested MAIL command": R503_NESTED_MAIL,
+    "552 Error: message size exceeds fixed maximum message size": R552_TOO_BIG,
+    "552 Error: Too much mail data": R552_TOO_BIG,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": R554_LINE_TOO_LONG,
+}
+
+
+class Accept(Protocol):
+    async def __call__(self, raw: bytes, envelope: Envelope) -> int:
+        """Store ``raw`` durably and return its id, or raise ``TempFail``."""
+        ...
+
+
+class _Handler:
+    """aiosmtpd hooks: cheap checks at MAIL and RCPT, the raw bytes stored at DATA."""
+
+    def __init__(
+        self,
+        accept: Accept,
+        domains: Sequence[str],
+        source: str,
+        on_accepted: Callable[[int, Envelope], None] | None,
+    ) -> None:
+        self._accept = accept
+        self._domains = frozenset(_normal_domain(domain) for domain in domains)
+        self._source = source
+        self._on_accepted = on_accepted
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def handle_MAIL(self, server, session, envelope, address: str, options: list[str]) -> str:
+        if not _is_utf8(address):
+            return str(R553_BAD_SENDER)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        log.debug("%s MAIL FROM %s peer=%s", self._source, address, _peer_ip(session.peer))
+        return str(R250_SENDER_OK)
+
+    async def handle_RCPT(self, server, session, envelope, address: str, options: list[str]) -> str:
+        if not _is_utf8(address):
+            return str(R553_BAD_RECIPIENT)
+        if not self._serves(address):
+            log.debug("%s refused RCPT TO %s", self._source, address)
+            return str(R550_UNKNOWN_MAILBOX)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return str(R250_RECIPIENT_OK)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        raw: bytes = envelope.original_content or b""
+        if not _looks_like_mail(raw):
+            return str(R554_UNUSABLE)
+        mail = Envelope(
+            envelope.mail_from,
+            tuple(envelope.rcpt_tos),
+            source=self._source,
+            peer=_peer_ip(session.peer),
+        )
+        try:
+            stored_id = await self._store(raw, mail)
+        except TempFail as exc:
+            log.warning("%s mail from %s not stored, retry: %s", mail.source, mail.peer, exc)
+            return str(R452_NO_STORAGE if _out_of_space(exc) else R451_TRY_LATER)
+        except Exception:
+            log.exception("%s mail from %s not stored: unexpected error", mail.source, mail.peer)
+            return str(R451_TRY_LATER)
+        self._announce(stored_id, mail, len(raw))
+        return R250_QUEUED.format(id=stored_id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("%s session error", self._source, exc_info=error)
+        return str(R451_TRY_LATER)
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Return when no mail is being stored, or after ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def _serves(self, address: str) -> bool:
+        _local, at, domain = address.rpartition("@")
+        if not at:
+            return address.lower() == "postmaster"  # RFC 5321 4.5.1: <Postmaster> without a domain
+        return _normal_domain(domain) in self._domains
+
+    async def _store(self, raw: bytes, mail: Envelope) -> int:
+        self._busy += 1
+        self._idle.clear()
+        try:
+            return await self._accept(raw, mail)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    def _announce(self, stored_id: int, mail: Envelope, size: int) -> None:
+        log.info(
+            "accepted raw mail id=%s size=%d source=%s peer=%s",
+            stored_id, size, mail.source, mail.peer,
+        )
+        log.debug("raw mail id=%s from %s to %s", stored_id, mail.mail_from, mail.rcpt_tos)
+        if self._on_accepted is None:
+            return
+        try:
+            self._on_accepted(stored_id, mail)
+        except Exception:
+            log.exception("on_accepted failed for raw mail id=%s (the mail is stored)", stored_id)
+
+
+class _SmtpSession(SMTP):
+    """One aiosmtpd connection that speaks postdesk's named replies."""
+
+    line_length_limit = MAX_LINE_BYTES
+
+    async def push(self, status: Any) -> None:
+        await super().push(self._rewrite(status))
+
+    def _rewrite(self, status: Any) -> Any:
+        reply = _REWRITES.get(status) if isinstance(status, str) else None
+        if reply is None:
+            return status
+        return reply.format(max_bytes=self.data_size_limit, max_line=self.line_length_limit)
+
+    def shut_down(self) -> None:
+        """Say 421 and close, whatever the client was doing (RFC 5321 3.8)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(f"{R421_SHUTTING_DOWN}\r\n".encode("ascii"))
+            self.transport.close()
+
+
+class _LmtpSession(_SmtpSession, LMTP):
+    """LMTP (RFC 2033): the reply after DATA is sent once per accepted recipient."""
+
+    _recipients_waiting = 0
+
+    async def push(self, status: Any) -> None:
+        if self._recipients_waiting:
+            count, self._recipients_waiting = self._recipients_waiting, 0
+            status = "\r\n".join([self._rewrite(status)] * count)
+        elif isinstance(status, str) and status.startswith("354"):
+            self._recipients_waiting = len(self.envelope.rcpt_tos)
+        await super().push(status)
+
+
+class SmtpGateway:
+    """An SMTP or LMTP listener on the running asyncio loop that stores mail through ``accept``."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        accept: Accept,
+        domains: Sequence[str],
+        lmtp: bool = False,
+        max_message_bytes: int = 25 * 1024 * 1024,
+        hostname: str | None = None,
+        on_accepted: Callable[[int, Envelope], None] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._lmtp = lmtp
+        self._max_message_bytes = max_message_bytes
+        self._hostname = hostname or socket.getfqdn()  # aiosmtpd would ask once per connection
+        self._protocol = "lmtp" if lmtp else "smtp"
+        self._handler = _Handler(accept, domains, self._protocol, on_accepted)
+        self._sessions: weakref.WeakSet[_SmtpSession] = weakref.WeakSet()
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when constructed with port 0 and started)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        _quiet_aiosmtpd_log()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: self._new_session(loop), self._host, self._port
+        )
+        log.info("%s gateway listening on %s:%d", self._protocol, self._host, self.port)
+
+    async def stop(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop listening, let mails being stored finish, then close every connection with 421."""
+        if self._server is None:
+            return
+        port, server, self._server = self.port, self._server, None
+        server.close()
+        await self._handler.wait_idle(grace)
+        for session in list(self._sessions):
+            session.shut_down()
+        await server.wait_closed()
+        log.info("%s gateway on %s:%d stopped", self._protocol, self._host, port)
+        await asyncio.sleep(0)  # let the closed connections run connection_lost()
+
+    def _new_session(self, loop: asyncio.AbstractEventLoop) -> _SmtpSession:
+        session = (_LmtpSession if self._lmtp else _SmtpSession)(
+            self._handler,
+            data_size_limit=self._max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=self._hostname,
+            ident="postdesk",
+            loop=loop,
+        )
+        self._sessions.add(session)
+        return session
+
+
+def _quiet_aiosmtpd_log() -> None:
+    """Keep aiosmtpd's per-command INFO lines (with addresses) out unless its level was set."""
+    logger = logging.getLogger(_AIOSMTPD_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def _looks_like_mail(raw: bytes) -> bool:
+    """A mail starts with a header field; empty input or a bare body is not a mail."""
+    return _HEADER_FIELD.match(raw) is not None
+
+
+def _out_of_space(exc: TempFail) -> bool:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.errno in _NO_SPACE_ERRNOS:
+        return True
+    return _NO_SPACE_TEXT.search(str(exc)) is not None
+
+
+def _normal_domain(domain: str) -> str:
+    name = domain.strip().rstrip(".").lower()
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def _is_utf8(address: str) -> bool:
+    """aiosmtpd decodes command arguments with surrogateescape; invalid UTF-8 leaves surrogates."""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _peer_ip(peer: object) -> str | None:
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None

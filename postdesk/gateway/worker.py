@@ -1,0 +1,167 @@
+"""The worker: takes stored mails (also those left by a crash) and runs each through the pipeline.
+
+It is the one place that catches dispositions and unexpected errors (Mailman's habit): a
+``Discard`` is recorded as discarded with its reason, a ``Quarantine`` or any crash of a step
+is recorded as quarantined with the step, the error and the attempt count, to be re-run with
+``postdesk quarantine retry``. A store outage puts the mail back in the queue untouched. A mail
+whose processing killed the worker more than ``[worker] max_attempts`` times is quarantined
+instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import traceback
+from datetime import timedelta
+
+from postdesk.errors import Discard, Disposition, Quarantine
+from postdesk.gateway import pipeline
+from postdesk.gateway.context import Context, Desk
+from postdesk.mail.envelope import Envelope
+from postdesk.store import claims, inbound
+from postdesk.store.db import Database, is_unavailable, utcnow
+from postdesk.store.models import Inbound
+
+log = logging.getLogger("postdesk.worker")
+
+
+class Worker:
+    def __init__(self, db: Database, desk: Desk, on_queued=None) -> None:
+        self.db = db
+        self.desk = desk
+        self.settings = desk.settings.worker
+        self.holder = claims.holder_name(self)
+        self.on_queued = on_queued or (lambda: None)
+
+    def recover(self) -> int:
+        """Give back claims left by crashed workers (at start and from time to time)."""
+        now = utcnow()
+        with self.db.session() as session:
+            dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
+            released = inbound.release_stale(
+                session, now, timedelta(seconds=self.settings.claim_timeout_seconds), dead)
+        if released:
+            log.warning("released %d mails claimed by stopped workers", released)
+        return released
+
+    def process_batch(self) -> int:
+        """Claim and process one batch; returns how many mails it took."""
+        with self.db.session() as session:
+            rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),
+                                 postgres=not self.db.is_sqlite)
+        for row in rows:
+            self.process(row)
+        return len(rows)
+
+    def process_until_idle(self, limit: int = 100_000) -> int:
+        """Process until the queue is empty (tests and ``--once`` runs use this, never sleeps)."""
+        total = 0
+        while total < limit and (n := self.process_batch()):
+            total += n
+        return total
+
+    def process(self, row: Inbound) -> None:
+        if row.attempts > self.settings.max_attempts:
+            self._finish_failed(row, "worker", f"processing did not finish after "
+                                f"{row.attempts - 1} attempts (the worker stopped each time)")
+            return
+        step = "load"
+        try:
+            with self.db.session() as session:
+                ctx = self._context(session, row)
+                try:
+                    pipeline.run(ctx)
+                finally:
+                    step = ctx.step
+                self._finish(session, ctx)
+        except Disposition as disposition:
+            self._finish_disposition(row, disposition, step)
+        except Exception as exc:  # noqa: BLE001 - quarantine, never lose the mail
+            if is_unavailable(exc):
+                self._give_back(row, exc)
+                raise
+            self._finish_failed(row, step, _describe(exc))
+        self.on_queued()
+
+    def _context(self, session, row: Inbound) -> Context:
+        envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
+        raw = inbound.raw_of(row, self.desk.blobs)
+        return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
+                       raw=raw, now=utcnow())
+
+    def _finish(self, session, ctx: Context) -> None:
+        ticket_id = ctx.ticket.id if ctx.ticket else None
+        outcome = "; ".join(ctx.outcome)
+        inbound.finish(session, ctx.inbound.id, inbound.PROCESSED, ctx.now, outcome=outcome,
+                       ticket_id=ticket_id, message_id=ctx.mail.message_id)
+        log.info("processed inbound=%s message_id=%s ticket=%s: %s", ctx.inbound.id,
+                 ctx.mail.message_id, ticket_id, outcome)
+
+    def _finish_disposition(self, row: Inbound, disposition: Disposition, step: str) -> None:
+        status = inbound.DISCARDED if isinstance(disposition, Discard) else inbound.QUARANTINED
+        with self.db.session() as session:
+            inbound.finish(session, row.id, status, utcnow(), outcome=disposition.reason,
+                           step=step if isinstance(disposition, Quarantine) else None,
+                           error=disposition.reason if status == inbound.QUARANTINED else None)
+        log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason)
+
+    def _finish_failed(self, row: Inbound, step: str, error: str) -> None:
+        with self.db.session() as session:
+            inbound.finish(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
+                           error=f"{error} (attempt {row.attempts})",
+                           outcome=f"quarantined at step {step}")
+        log.error("quarantined inbound=%s at step %s (attempt %s): %s",
+                  row.id, step, row.attempts, error)
+
+    def _give_back(self, row: Inbound, exc: Exception) -> None:
+        log.warning("store unavailable while processing inbound=%s; will retry: %s", row.id, exc)
+        try:
+            with self.db.session() as session:
+                inbound.release_stale(session, utcnow(), timedelta(0), [self.holder])
+        except Exception:  # noqa: BLE001 - the claim times out by itself
+            pass
+
+    def warm_up(self) -> None:
+        """Load the parser, the language model and the templates before claiming anything, so
+        that the first mail after a restart is not the one a crash loop keeps catching."""
+        from postdesk.mail.language import detect_language  # noqa: PLC0415
+        from postdesk.mail.parse import parse  # noqa: PLC0415
+
+        parse(b"From: a@b.example\r\nSubject: warm\r\n\r\nBonjour, hello.\r\n")
+        detect_language("Bonjour, je n'arrive pas à me connecter à mon compte.")
+        self.desk.notifier.renderer.preview("ticket_created", self.desk.settings.desk.locale)
+
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Loop until ``stop``: process what is queued, then wait to be woken (or poll)."""
+        try:
+            self.warm_up()
+        except Exception:  # noqa: BLE001 - warming up is an optimisation only
+            log.exception("worker warm-up failed")
+        self.recover()
+        while not stop.is_set():
+            try:
+                busy = self.process_batch()
+            except Exception:  # noqa: BLE001 - survive outages; the mail stays queued
+                log.exception("worker cycle failed; retrying")
+                stop.wait(2.0)
+                busy = 0
+            if not busy:
+                wake.wait(self.settings.poll_seconds)
+                wake.clear()
+
+
+def _describe(exc: Exception) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:2000]
+
+
+def _json_list(text: str) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []

@@ -1,0 +1,147 @@
+"""The scheduler's sweeps: reminders and resolution of pending tickets, closing, surveys.
+
+Each sweep is a claim (``postdesk.store.sweeps``) and a rule applied to one locked ticket; the
+rule re-checks the ticket, then changes it and queues its mail through ``actions.transitions``
+and the notifier, in the batch's transaction (``batches.run``). ``now`` is always given: the
+daemon passes the wall clock, tests and ``postdesk scheduler --now`` pass any time.
+``run_sweeps`` runs them in a fixed order, so a ticket resolved at J+10 gets its survey in the
+same run when ``[survey] delay`` is 0; its dry run shares one rolled-back transaction across
+the sweeps, so it lists exactly what the real run then does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlmodel import Session
+
+from postdesk import lifecycle
+from postdesk.actions import transitions
+from postdesk.actions.services import Desk
+from postdesk.lifecycle import Resolution, Status
+from postdesk.scheduler.batches import Action, run
+from postdesk.store import sweeps as store
+from postdesk.store import tickets
+from postdesk.store.db import as_utc
+from postdesk.store.models import Ticket
+
+AUTOMATIC = "auto-generated"  # RFC 3834: not a reply to a mail of theirs
+
+
+def sweep_reminders(db, desk: Desk, now: datetime, *, dry_run: bool = False,
+                    limit: int | None = None) -> list[Action]:
+    """Pending tickets that are due: the next reminder, or resolution as no_response at J+10."""
+    claim = partial(_claim_at, store.claim_pending_due, now)
+    return run(db, "reminders", claim, partial(remind, desk=desk, now=now),
+               limit=limit or desk.settings.scheduler.batch_size, dry_run=dry_run)
+
+
+def sweep_close(db, desk: Desk, now: datetime, *, dry_run: bool = False,
+                limit: int | None = None) -> list[Action]:
+    """Resolved tickets past the reopen window: closed for good."""
+    cutoff = now - timedelta(days=desk.settings.lifecycle.reopen_days)
+    claim = partial(_claim_at, store.claim_resolved_before, cutoff)
+    return run(db, "close", claim, partial(close, desk=desk, now=now),
+               limit=limit or desk.settings.scheduler.batch_size, dry_run=dry_run)
+
+
+def sweep_surveys(db, desk: Desk, now: datetime, *, dry_run: bool = False,
+                  limit: int | None = None) -> list[Action]:
+    """Resolved (or closed) tickets whose survey is due and not yet sent: send it."""
+    claim = partial(_claim_at, store.claim_surveys_due, now)
+    return run(db, "surveys", claim, partial(survey, desk=desk, now=now),
+               limit=limit or desk.settings.scheduler.batch_size, dry_run=dry_run)
+
+
+SWEEPS = (sweep_reminders, sweep_close, sweep_surveys)
+
+
+def run_sweeps(db, desk: Desk, now: datetime, dry_run: bool = False) -> list[Action]:
+    """Every sweep once, in order; a dry run does it all in one rolled-back transaction."""
+    if not dry_run:
+        return [action for sweep in SWEEPS for action in sweep(db, desk, now)]
+    with store.dry_run_database(db) as shared:
+        return [action for sweep in SWEEPS for action in sweep(shared, desk, now)]
+
+
+def _claim_at(query, when: datetime, session: Session, after: int, limit: int,
+              postgres: bool) -> list[Ticket]:
+    return query(session, when, after, limit, postgres)
+
+
+def remind(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Action | None:
+    if ticket.status != Status.PENDING or ticket.next_due_at is None or ticket.next_due_at > now:
+        return None  # changed since it was selected
+    if ticket.pending_since is None:
+        ticket.next_due_at = None  # inconsistent row: nothing to time from
+        return None
+    lc = desk.settings.lifecycle
+    timer = lifecycle.pending_due(ticket.pending_since, ticket.reminders_sent, now,
+                                  lc.reminder_days, lc.resolve_after_days)
+    if timer.resolve:
+        since = as_utc(ticket.pending_since).date()
+        transitions.resolve(session, desk, ticket, now, resolution=Resolution.NO_RESPONSE)
+        return Action(ticket.id, "resolve no_response",
+                      f"#{ticket.id} resolved (no_response): no answer since {since}")
+    if timer.reminder is None:  # the settings changed: only the deadline moves
+        ticket.next_due_at = _next_deadline(ticket, lc)
+        return None
+    return _send_reminder(session, ticket, desk, now, timer)
+
+
+def _send_reminder(session: Session, ticket: Ticket, desk: Desk, now: datetime,
+                   timer: lifecycle.PendingTimer) -> Action:
+    number, total = timer.reminder, len(desk.settings.lifecycle.reminder_days)
+    resolve_on = as_utc(timer.resolve_at).date()
+    reminder = {"number": number, "total": total, "resolve_on": resolve_on,
+                "asked_on": as_utc(ticket.pending_since).date()}
+    row = desk.notifier.notify(session, now, ticket, "pending_reminder", [ticket.requester],
+                               variables={"reminder": reminder}, automatic=AUTOMATIC)
+    ticket.reminders_sent = number
+    ticket.next_due_at = _next_deadline(ticket, desk.settings.lifecycle)
+    message_id = row.message_id if row else None
+    tickets.add_event(session, ticket.id, "reminder_sent", now, number=number, total=total,
+                      message_id=message_id, suppressed=row is None)
+    done = "sent" if row else "not sent (suppressed, see the ticket's events)"
+    return Action(ticket.id, f"reminder {number}", f"#{ticket.id} reminder {number} of {total} "
+                  f"{done}; resolved on {resolve_on} without an answer", message_id)
+
+
+def _next_deadline(ticket: Ticket, lc) -> datetime:
+    return lifecycle.next_pending_deadline(ticket.pending_since, ticket.reminders_sent,
+                                           lc.reminder_days, lc.resolve_after_days)
+
+
+def close(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Action | None:
+    days = desk.settings.lifecycle.reopen_days
+    if (ticket.status != Status.RESOLVED or ticket.resolved_at is None
+            or ticket.resolved_at > now - timedelta(days=days)):
+        return None
+    resolved_on = as_utc(ticket.resolved_at).date()
+    transitions.close(session, ticket, now)
+    return Action(ticket.id, "close", f"#{ticket.id} closed: resolved on {resolved_on}, "
+                  f"the {days:g}-day reopen window is over")
+
+
+def survey(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Action | None:
+    if ticket.survey_due_at is None or ticket.survey_due_at > now:
+        return None
+    ticket.survey_due_at = None
+    if (ticket.status not in (Status.RESOLVED, Status.CLOSED)
+            or store.survey_of(session, ticket.id) is not None):
+        return None  # reopened since, or surveyed already (one survey per ticket)
+    settings = desk.settings.survey
+    variables = {"survey": {"scale": settings.scale, "satisfied_from": settings.satisfied_from}}
+    row = desk.notifier.notify(session, now, ticket, "survey_request", [ticket.requester],
+                               variables=variables, automatic=AUTOMATIC)
+    if row is None:
+        tickets.add_event(session, ticket.id, "survey_not_sent", now, reason="suppressed")
+        return Action(ticket.id, "survey", f"#{ticket.id} survey not sent (suppressed, "
+                      "see the ticket's events)")
+    store.add_survey(session, ticket.id, scale=settings.scale, sent_at=now,
+                     message_id=row.message_id)
+    tickets.add_event(session, ticket.id, "survey_sent", now, scale=settings.scale,
+                      message_id=row.message_id)
+    return Action(ticket.id, "survey", f"#{ticket.id} survey sent (scale {settings.scale})",
+                  row.message_id)
