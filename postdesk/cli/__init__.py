@@ -1,0 +1,97 @@
+"""The ``postdesk`` command: one group, one module per family of subcommands.
+
+Global options come first (``postdesk --config FILE tickets list``). Errors a user can fix end
+with one line on stderr that says what to fix and a documented exit code, never a traceback:
+1 usage or not found, 65 unusable input, 75 temporary failure (retry later), 78 configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from postdesk import __version__
+from postdesk import config as config_module
+from postdesk.cli.app import App
+from postdesk.errors import ConfigError
+
+EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
+
+
+class Lazy:
+    """Loads settings and builds the App on first use, so ``--help`` works without a config."""
+
+    def __init__(self, path: str | None, log_level: str | None) -> None:
+        self.path = path
+        self.log_level = log_level
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            try:
+                settings = config_module.load(self.path)
+            except ConfigError as exc:
+                click.echo(f"postdesk: configuration error: {exc}", err=True)
+                sys.exit(EX_CONFIG)
+            _setup_logging(self.log_level or settings.logging.level)
+            self._app = App(settings)
+        return self._app
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("sqlalchemy", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # mail-parser logs an ERROR for every malformed encoded-word; parse() keeps them as defects.
+    logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+
+
+class Group(click.Group):
+    """The command group; a database that cannot be read ends in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            url = ctx.obj.app.settings.database.url if ctx.obj and ctx.obj._app else "?"
+            click.echo(f"postdesk: cannot use the database {url}: {_first_line(exc)} "
+                       "(is it running? has `postdesk init` been run?)", err=True)
+            sys.exit(EX_TEMPFAIL)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415  (only imported once a command failed)
+
+    return isinstance(exc, DBAPIError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar=None,
+              help="Configuration file (else $POSTDESK_CONFIG, else ./postdesk.toml).")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
+                                               case_sensitive=False),
+              help="Override [logging] level.")
+@click.version_option(__version__, prog_name="postdesk")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
+    """postdesk: an email-first ticketing gateway."""
+    ctx.obj = Lazy(config_path, log_level)
+
+
+def main() -> None:
+    from postdesk.cli import (  # noqa: F401,PLC0415  (each module registers its commands)
+        agents_cmd, commands, imap_cmd, orgs_cmd, queues, report_cmd, scheduler_cmd,
+        templates_cmd, tickets_cmd)
+
+    cli(prog_name="postdesk")

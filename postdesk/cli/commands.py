@@ -1,0 +1,100 @@
+"""``postdesk init``, ``serve`` and ``ingest``: set up the store, run the desk, take a piped mail."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from postdesk.cli import EX_DATAERR, EX_TEMPFAIL, cli
+from postdesk.cli.output import fail
+from postdesk.errors import TempFail
+from postdesk.mail.envelope import Envelope
+
+
+@cli.command()
+@click.pass_obj
+def init(lazy) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
+
+    app = lazy.app
+    try:
+        before, after = migrate.upgrade(app.db)
+    except OperationalError as exc:
+        fail(f"cannot open the database {app.settings.database.url}: {exc.orig}", EX_TEMPFAIL)
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to revision {after}")
+
+
+@cli.command()
+@click.option("--no-smtp", is_flag=True, help="Do not listen for mail (worker/sender only).")
+@click.option("--no-worker", is_flag=True, help="Only accept and store; another process works.")
+@click.option("--no-sender", is_flag=True, help="Do not deliver the outbox from this process.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the sweeps in this process.")
+@click.pass_obj
+def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: bool) -> None:
+    """Run the SMTP/LMTP server, the worker and the sender until SIGTERM or SIGINT."""
+    from postdesk.cli.serve import serve as run  # noqa: PLC0415
+
+    app = lazy.app
+    require_schema(app)
+    try:
+        asyncio.run(run(app, smtp=not no_smtp, worker=not no_worker, sender=not no_sender,
+                        scheduler=not no_scheduler))
+    except OSError as exc:
+        fail(f"cannot listen on {app.settings.smtp.listen}: {exc.strerror or exc} "
+             "(change [smtp] listen or stop the other server)")
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("--sender", default="", help="Envelope sender (Postfix: ${sender}).")
+@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient (repeatable).")
+@click.pass_obj
+def ingest(lazy, file, sender: str, recipients: tuple[str, ...]) -> None:
+    """Store one raw mail from FILE or standard input (the MTA pipe).
+
+    Exit 0 once stored, 75 on a temporary failure (the MTA retries), 65 on unusable input.
+    """
+    raw = file.read()
+    problem = unusable(raw)
+    if problem:
+        fail(f"unusable input: {problem}", EX_DATAERR)
+    app = lazy.app
+    envelope = Envelope(mail_from=sender, rcpt_tos=recipients, source="ingest")
+    try:
+        stored = app.intake().store(raw, envelope)
+    except TempFail as exc:
+        fail(f"temporary failure, not stored: {exc}", EX_TEMPFAIL)
+    except (OperationalError, ProgrammingError) as exc:
+        fail(f"temporary failure, not stored: {str(exc.orig).strip()} "
+             "(is the schema created? run postdesk init)", EX_TEMPFAIL)
+    click.echo(f"stored inbound {stored}", err=True)
+
+
+def unusable(raw: bytes) -> str | None:
+    """Why ``raw`` can never be a mail, or None: empty, or no header line before the body."""
+    if not raw.strip():
+        return "empty message"
+    first = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
+    name, colon, _ = first.partition(b":")
+    if not colon or not name or b" " in name.strip(b" \t") or name.startswith((b" ", b"\t")):
+        if not first.startswith(b"From "):  # mbox "From " line from some pipes
+            return "it does not start with a mail header line (Name: value)"
+    return None
+
+
+def require_schema(app) -> None:
+    from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
+
+    try:
+        current, head = migrate.current_revision(app.db), migrate.head_revision()
+    except OperationalError as exc:
+        fail(f"cannot open the database {app.settings.database.url}: {exc.orig}", EX_TEMPFAIL)
+    if current != head:
+        fail(f"the database {app.settings.database.url} is at revision {current or 'empty'}, "
+             f"postdesk needs {head}: run postdesk init", 78)

@@ -1,0 +1,128 @@
+"""``postdesk quarantine`` and ``postdesk outbox``: see what is stuck and send it round again."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from postdesk.cli import cli
+from postdesk.cli.output import fail, table, to_json, when
+from postdesk.store import inbound, outbox
+from postdesk.store.db import utcnow
+
+
+@cli.group("quarantine")
+def quarantine_group() -> None:
+    """Mails that could not be processed, kept with the reason."""
+
+
+@quarantine_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def quarantine_list(lazy, as_json: bool) -> None:
+    with lazy.app.db.reader() as session:
+        rows = inbound.by_status(session, inbound.QUARANTINED)
+    if as_json:
+        click.echo(to_json([_inbound_summary(r) for r in rows]))
+        return
+    table(["id", "received", "source", "step", "attempts", "reason"],
+          [(r.id, when(r.received_at), r.source, r.error_step, r.attempts, r.error)
+           for r in rows], empty="quarantine is empty")
+
+
+@quarantine_group.command("show")
+@click.argument("inbound_id", type=int, metavar="ID")
+@click.option("--raw", is_flag=True, help="Print the raw mail exactly as received.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def quarantine_show(lazy, inbound_id: int, raw: bool, as_json: bool) -> None:
+    app = lazy.app
+    with app.db.reader() as session:
+        row = inbound.get(session, inbound_id)
+        if row is None:
+            fail(f"there is no stored mail {inbound_id} (see postdesk quarantine list)")
+        data = inbound.raw_of(row, app.blobs)
+    if raw:
+        click.get_binary_stream("stdout").write(data)
+        return
+    summary = _inbound_summary(row)
+    if as_json:
+        click.echo(to_json(summary))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:12} {value if value not in (None, '') else '-'}")
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    click.echo("\n" + head.decode("utf-8", "replace")[:4000])
+
+
+@quarantine_group.command("retry")
+@click.argument("inbound_id", type=int, required=False, metavar="[ID]")
+@click.option("--all", "retry_all", is_flag=True, help="Re-run every quarantined mail.")
+@click.pass_obj
+def quarantine_retry(lazy, inbound_id: int | None, retry_all: bool) -> None:
+    """Put a quarantined mail (or all of them) back in the queue; the worker re-runs it."""
+    if (inbound_id is None) == (not retry_all):
+        fail("give one ID or --all (see postdesk quarantine list)")
+    with lazy.app.db.session() as session:
+        if inbound_id is not None and (row := inbound.get(session, inbound_id)) is None:
+            fail(f"there is no stored mail {inbound_id}")
+        if inbound_id is not None and row.status != inbound.QUARANTINED:
+            fail(f"mail {inbound_id} is {row.status}, not quarantined")
+        count = inbound.requeue(session, None if retry_all else [inbound_id])
+    click.echo(f"{count} mail(s) queued again; a running postdesk serve processes them now")
+
+
+def _inbound_summary(row) -> dict:
+    return {"id": row.id, "status": row.status, "received_at": row.received_at,
+            "source": row.source, "size": row.size, "sha256": row.sha256,
+            "message_id": row.message_id, "attempts": row.attempts, "step": row.error_step,
+            "reason": row.error, "outcome": row.outcome, "ticket_id": row.ticket_id,
+            "envelope_from": row.mail_from, "envelope_to": json.loads(row.rcpt_tos or "[]")}
+
+
+@cli.group("outbox")
+def outbox_group() -> None:
+    """Mails postdesk sends: queued, sent, failed."""
+
+
+@outbox_group.command("list")
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def outbox_list(lazy, status: str | None, as_json: bool) -> None:
+    with lazy.app.db.reader() as session:
+        rows = outbox.listing(session, status)
+    if as_json:
+        click.echo(to_json([_outbox_summary(r) for r in rows]))
+        return
+    table(["id", "status", "ticket", "template", "to", "attempts", "next", "error"],
+          [(r.id, r.status, r.ticket_id and f"#{r.ticket_id}", r.template,
+            ", ".join(json.loads(r.rcpts)), r.attempts,
+            when(r.next_attempt_at) if r.status == "queued" else "", r.last_error)
+           for r in rows], empty="outbox is empty")
+
+
+@outbox_group.command("retry")
+@click.argument("outbox_id", type=int, required=False, metavar="[ID]")
+@click.option("--all", "retry_all", is_flag=True, help="Queue every failed mail again.")
+@click.pass_obj
+def outbox_retry(lazy, outbox_id: int | None, retry_all: bool) -> None:
+    """Queue a failed mail (or all failed mails) again, now, with the same Message-ID."""
+    if (outbox_id is None) == (not retry_all):
+        fail("give one ID or --all (see postdesk outbox list --status failed)")
+    with lazy.app.db.session() as session:
+        if outbox_id is not None and (row := outbox.get(session, outbox_id)) is None:
+            fail(f"there is no outbox mail {outbox_id}")
+        if outbox_id is not None and row.status != outbox.FAILED:
+            fail(f"outbox mail {outbox_id} is {row.status}; only failed mails are retried")
+        count = outbox.retry(session, utcnow(), None if retry_all else [outbox_id])
+    click.echo(f"{count} mail(s) queued again")
+
+
+def _outbox_summary(row) -> dict:
+    return {"id": row.id, "status": row.status, "ticket_id": row.ticket_id,
+            "template": row.template, "rcpts": json.loads(row.rcpts),
+            "message_id": row.message_id, "automatic": row.automatic, "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at, "last_error": row.last_error,
+            "created_at": row.created_at, "sent_at": row.sent_at}

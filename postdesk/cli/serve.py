@@ -1,0 +1,115 @@
+"""``postdesk serve``: SMTP/LMTP server, worker and sender in one process until SIGTERM/SIGINT.
+
+The asyncio loop owns the SMTP server; the intake's group-commit writer, the worker, the sender
+one IMAP poller per ``[[imap]]`` mailbox and the scheduler's sweeps run in threads and wake each other through events (a stored mail wakes the worker, a
+queued notification wakes the sender), so nothing waits for a poll interval. On SIGTERM the
+server stops accepting (new sessions are refused), in-flight mails finish their commit, the
+worker and sender finish their current mail, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+from postdesk.cli.app import App
+from postdesk.gateway.intake import GroupCommitter
+from postdesk.gateway.smtp import SmtpGateway
+
+log = logging.getLogger("postdesk.serve")
+
+
+class Services:
+    """The long-running parts of one process, started and stopped together."""
+
+    def __init__(self, app: App, *, smtp: bool = True, worker: bool = True,
+                 sender: bool = True, scheduler: bool = True) -> None:
+        self.app = app
+        self.stop_event = threading.Event()
+        self.worker_wake = threading.Event()
+        self.sender_wake = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.want = {"smtp": smtp, "worker": worker, "sender": sender, "scheduler": scheduler}
+        self.gateway: SmtpGateway | None = None
+        self.committer: GroupCommitter | None = None
+        self.pollers: list = []
+        self.scheduler = None
+
+    def start_threads(self) -> None:
+        if self.want["worker"]:
+            worker = self.app.worker(on_queued=self.sender_wake.set)
+            self._thread("worker", worker.run, self.worker_wake)
+        if self.want["sender"]:
+            self._thread("sender", self.app.sender().run, self.sender_wake)
+        if self.want.get("scheduler") and self.app.settings.scheduler.enabled:
+            from postdesk.scheduler.daemon import start_in_background  # noqa: PLC0415
+
+            self.scheduler = start_in_background(self.app)
+
+    def start_pollers(self) -> None:
+        """One IMAP poller per [[imap]] mailbox, each in its own thread, each under a lease."""
+        from postdesk.gateway.imap import MailboxPoller  # noqa: PLC0415
+        from postdesk.store.leases import StoreCursors, StoreLeases  # noqa: PLC0415
+
+        intake = self.app.intake(on_stored=self.worker_wake.set)
+        for box in self.app.settings.imap:
+            poller = MailboxPoller(box, intake, StoreCursors(self.app.db), StoreLeases(self.app.db))
+            poller.start()
+            self.pollers.append(poller)
+
+    def _thread(self, name: str, target, wake: threading.Event) -> None:
+        thread = threading.Thread(target=target, args=(self.stop_event, wake), name=name,
+                                  daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    async def start_smtp(self) -> None:
+        settings = self.app.settings
+        intake = self.app.intake(on_stored=self.worker_wake.set)
+        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout_seconds)
+        self.committer.start()
+        host, port = settings.listen_host_port
+        self.gateway = SmtpGateway(host=host, port=port, accept=self.committer,
+                                   domains=settings.desk.domains, lmtp=settings.smtp.lmtp,
+                                   max_message_bytes=settings.smtp.max_message_bytes,
+                                   hostname=settings.smtp.hostname or None)
+        await self.gateway.start()
+        log.info("listening for %s on %s:%s (domains: %s)", "LMTP" if settings.smtp.lmtp
+                 else "SMTP", host, self.gateway.port, ", ".join(settings.desk.domains))
+
+    async def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self.committer is not None:
+            self.committer.stop()
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.stop)
+        self.stop_event.set()
+        self.worker_wake.set()
+        self.sender_wake.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: bool = True,
+                scheduler: bool = True) -> None:
+    if app.settings.agents and not app.settings.agent_auth.required:
+        log.warning("[agent_auth] required = false: any mail with an agent's From runs "
+                    "commands; use this for development only")
+    services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
+    services.start_threads()
+    services.start_pollers()
+    if smtp:
+        await services.start_smtp()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping")
+    await services.stop()
+    log.info("stopped")
