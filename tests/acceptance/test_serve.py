@@ -1,0 +1,198 @@
+"""Drive the ``postdesk`` command as ops and customers do: init, serve, send with smtplib, read.
+
+Each test runs the real command in a subprocess on a free loopback port, sends mail with
+``smtplib`` (and swaks when installed), and reads tickets with ``postdesk tickets show --json``
+and the acknowledgements from the outbound Maildir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from tests.helpers import make_mail, outbound_mails
+
+POSTDESK = [sys.executable, "-m", "postdesk"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Desk:
+    """A configured postdesk in a folder: run commands, start and kill ``serve``."""
+
+    def __init__(self, folder: Path, db_url: str, extra: str = "") -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.config = write_config(folder, db_url, extra)
+        text = self.config.read_text().replace('listen = "127.0.0.1:0"',
+                                               f'listen = "127.0.0.1:{self.port}"')
+        self.config.write_text(text)
+        self.proc: subprocess.Popen | None = None
+        self.log = folder / "serve.log"
+
+    def run(self, *args: str, input: bytes | None = None, check: bool = True):
+        result = subprocess.run([*POSTDESK, "--config", str(self.config), *args], input=input,
+                                capture_output=True, timeout=60, cwd=self.folder)
+        if check and result.returncode != 0:
+            raise AssertionError(f"postdesk {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr.decode()}")
+        return result
+
+    def start(self, *flags: str) -> None:
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen([*POSTDESK, "--config", str(self.config), "serve", *flags],
+                                     stdout=handle, stderr=handle, cwd=self.folder)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                assert self.proc.poll() is None, self.log.read_text()
+                time.sleep(0.05)
+        raise AssertionError("postdesk serve did not start: " + self.log.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def send(self, raw: bytes, sender: str = "alice@example.com",
+             rcpts: tuple[str, ...] = ("support@desk.test",)) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as smtp:
+            smtp.sendmail(sender, list(rcpts), raw)
+
+    def ticket(self, number: int) -> dict:
+        return json.loads(self.run("tickets", "show", str(number), "--json").stdout)
+
+    def tickets(self) -> list[dict]:
+        return json.loads(self.run("tickets", "list", "--json").stdout)
+
+    def wait_for(self, predicate, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError("condition not reached; serve log:\n" + self.log.read_text())
+
+
+@pytest.fixture
+def desk(tmp_path, db_url):
+    desk = Desk(tmp_path, db_url)
+    desk.run("init")
+    yield desk
+    if desk.proc is not None:
+        desk.proc.kill()
+        desk.proc.wait()
+
+
+def test_mail_becomes_ticket_one_with_a_threading_acknowledgement(desk):
+    desk.start()
+    desk.send(make_mail(message_id="<m1@example.com>", name="Alice"))
+    acks = desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+    ticket = desk.ticket(1)
+    assert ticket["ref"] == "#1" and ticket["requester"] == "alice@example.com"
+    assert ticket["messages"][0]["threaded_by"] == "new"
+    [ack] = acks
+    assert "[#1]" in ack["Subject"] and ack["In-Reply-To"] == "<m1@example.com>"
+    assert ack["Reply-To"] == "support@desk.test" and ack["Auto-Submitted"] == "auto-replied"
+    assert ack["Message-ID"] in [m["message_id"] for m in ticket["messages"]]
+
+    desk.send(make_mail(subject="Re: Cannot log in", body="More details.\n",
+                        in_reply_to=ack["Message-ID"], message_id="<m2@example.com>"))
+    desk.wait_for(lambda: len(desk.ticket(1)["messages"]) == 3)
+    assert desk.ticket(1)["messages"][2]["threaded_by"] == "references"
+    assert desk.stop() == 0
+    assert "stopped" in desk.log.read_text()
+
+
+def test_smtp_refusals(desk):
+    desk.start()
+    with smtplib.SMTP("127.0.0.1", desk.port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.com")
+        code, text = smtp.rcpt("someone@elsewhere.test")
+        assert code == 550 and text.startswith(b"5.1.1")
+    big = make_mail(body="x" * 200 + "\n") + b"y" * (26 * 1024 * 1024)
+    with pytest.raises(smtplib.SMTPException) as caught:
+        desk.send(big)
+    assert "552" in str(caught.value)
+    assert desk.tickets() == []
+
+
+@pytest.mark.skipif(not shutil.which("swaks"), reason="swaks is not installed")
+def test_swaks_is_an_independent_client(desk):
+    desk.start()
+    result = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(desk.port),
+                             "--from", "carol@example.org", "--to", "support@desk.test",
+                             "--header", "Subject: Facture en double",
+                             "--body", "Bonjour, j'ai reçu deux factures pour le même mois."],
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stdout.decode()
+    desk.wait_for(lambda: desk.tickets())
+    assert desk.ticket(1)["requester"] == "carol@example.org"
+
+
+def test_killed_after_250_before_processing_is_processed_once_after_restart(desk):
+    desk.start("--no-worker")  # accepts and stores; nothing processes
+    desk.send(make_mail(message_id="<k1@example.com>"))  # 250 received
+    desk.stop(signal.SIGKILL)
+    assert desk.tickets() == []
+    desk.start()
+    desk.wait_for(lambda: desk.tickets())
+    desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+    desk.stop(signal.SIGKILL)
+    desk.start()  # a second restart must not process it again
+    time.sleep(1.5)
+    assert len(desk.tickets()) == 1
+    assert len(outbound_mails(desk.folder / "outbound")) == 1
+
+
+def test_ingest_exit_codes(desk, tmp_path):
+    ok = desk.run("ingest", input=make_mail(), check=False)
+    assert ok.returncode == 0
+    empty = desk.run("ingest", input=b"", check=False)
+    assert empty.returncode == 65 and b"empty message" in empty.stderr
+    garbage = desk.run("ingest", input=b"\x00\x01 not a mail at all", check=False)
+    assert garbage.returncode == 65 and b"header" in garbage.stderr
+    (tmp_path / "broken").mkdir()
+    broken = Desk(tmp_path / "broken", "sqlite:////nonexistent-dir/x.db")
+    down = broken.run("ingest", input=make_mail(), check=False)
+    assert down.returncode == 75 and b"temporary failure" in down.stderr
+    assert b"Traceback" not in down.stderr
+
+
+def test_cli_errors_are_one_line(desk):
+    missing = desk.run("tickets", "show", "42", check=False)
+    assert missing.returncode == 1 and b"no ticket #42" in missing.stderr
+    bad = subprocess.run([*POSTDESK, "--config", "/nonexistent.toml", "tickets", "list"],
+                         capture_output=True, timeout=30)
+    assert bad.returncode == 78 and b"does not exist" in bad.stderr
+    assert b"Traceback" not in bad.stderr + missing.stderr
+
+
+def test_env_override_and_init_is_idempotent(desk):
+    again = desk.run("init")
+    assert b"up to date" in again.stdout
+    result = subprocess.run([*POSTDESK, "--config", str(desk.config), "tickets", "list"],
+                            capture_output=True, timeout=30, cwd=desk.folder,
+                            env={**os.environ, "POSTDESK_SMTP__LMTP": "perhaps"})
+    assert result.returncode == 78 and b"smtp.lmtp" in result.stderr

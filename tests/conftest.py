@@ -1,0 +1,113 @@
+"""Shared fixtures: a fresh postdesk database on SQLite and on PostgreSQL, settings, an App.
+
+PostgreSQL runs on 127.0.0.1:5432 on these machines (trust auth, user postgres). Each test run
+creates its own database, named after the process, and drops it at the end; tests truncate the
+tables so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use another server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from postdesk import config
+from postdesk.cli.app import App
+from postdesk.store import migrate
+from postdesk.store.db import Database
+from postdesk.store.models import SQLModel
+
+PG_ADMIN_URL = os.environ.get("POSTDESK_TEST_PG_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL database for this test run, migrated once, dropped at the end."""
+    name = f"postdesk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    database = Database(url)
+    migrate.upgrade(database)
+    database.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    database = Database(url)
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A migrated, empty database: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'postdesk.db'}"
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        return url
+    url = request.getfixturevalue("pg_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'postdesk.db'}"
+    database = Database(url)
+    migrate.upgrade(database)
+    database.dispose()
+    return url
+
+
+def write_config(folder: Path, db_url: str, extra: str = "") -> Path:
+    """A postdesk.toml for tests: desk at support@desk.test, outbound Maildir in ``folder``."""
+    path = folder / "postdesk.toml"
+    outbound = "" if "[outbound]" in extra else f'[outbound]\nfolder = "{folder / "outbound"}"\n'
+    path.write_text(f'''
+[desk]
+name = "Test Desk"
+address = "support@desk.test"
+
+[database]
+url = "{db_url}"
+
+[smtp]
+listen = "127.0.0.1:0"
+
+{outbound}
+{extra}
+''', encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_app(tmp_path, db_url):
+    """Build an App on the test database; ``make_app(extra_toml)``."""
+    apps = []
+
+    def build(extra: str = "") -> App:
+        path = write_config(tmp_path, db_url, extra)
+        app = App(config.load(path, environ={}))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        if "db" in app.__dict__:
+            app.db.dispose()

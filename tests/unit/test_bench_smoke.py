@@ -1,0 +1,60 @@
+"""The benchmark harness stays runnable: ``python -m bench --help`` works, the corpus is fixed.
+
+No timing is asserted here: benchmarks print figures, they never pass or fail.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import corpus, report
+from postdesk.mail.parse import parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_options():
+    result = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for option in ("--quick", "--only", "--json", "--report"):
+        assert option in result.stdout
+    for name in ("smtp", "process", "memory", "sweep", "outbound"):
+        assert name in result.stdout
+
+
+def test_corpus_is_the_same_for_the_same_seed():
+    for size in ("3k", "40k"):
+        first = [m.raw for m in corpus.generate(size, 25, seed=3)]
+        assert first == [m.raw for m in corpus.generate(size, 25, seed=3)]
+        assert first != [m.raw for m in corpus.generate(size, 25, seed=4)]
+    assert [m.raw for m in corpus.seed_mails(5)] == [m.raw for m in corpus.seed_mails(5)]
+    assert corpus.big_mail(200_000, "x") == corpus.big_mail(200_000, "x")
+
+
+def test_corpus_has_the_promised_mix():
+    mails = corpus.generate("3k", 200, seed=1, tickets=10)
+    assert {m.kind for m in mails} == {"new", "reply"}
+    assert {m.locale for m in mails} == {"fr", "en"}
+    assert any(m.attachment for m in mails) and not all(m.attachment for m in mails)
+    assert len({m.message_id for m in mails}) == len(mails)
+    sizes = sorted(len(m.raw) for m in mails)
+    assert 2_000 < sizes[len(sizes) // 2] < 4_000
+
+
+def test_a_reply_names_its_seed_ticket_and_its_requester():
+    reply = next(m for m in corpus.generate("3k", 50, seed=1, tickets=5) if m.kind == "reply")
+    parsed = parse(reply.raw)
+    number = int(parsed.subject.split("[#", 1)[1].split("]", 1)[0])
+    seed = corpus.seed_mails(5)[number - 1]
+    assert parsed.from_addr == seed.sender == reply.sender
+    assert seed.message_id in parsed.references
+
+
+def test_report_renders_an_empty_run():
+    machine = {"nproc": 2, "cpu": "cpu", "memory_gib": 1.0, "python": "3.11", "sqlite": "3",
+               "postgres": "15", "load_at_start": 0.5, "started": "now", "mode": "quick"}
+    text = report.render({"machine": machine, "benchmarks": {}})
+    assert "2 cores" in text and "### targets" in text

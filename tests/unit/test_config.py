@@ -1,0 +1,77 @@
+"""Configuration: file, environment overrides, validation messages that name the key and the fix."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from postdesk import config
+from postdesk.errors import ConfigError
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_defaults_match_the_issue():
+    s = config.load(environ={})
+    assert s.desk.address == "support@localhost"
+    assert s.desk.domains == ("localhost",)
+    assert s.desk.locale == "fr" and s.desk.tag == "[#{id}]"
+    assert s.database.url == "sqlite:///postdesk.db"
+    assert s.smtp.listen == "127.0.0.1:2525" and s.smtp.max_message_bytes == 25 * 1024 * 1024
+    assert s.smtp.lmtp is False
+    assert s.outbound.transport == "maildir" and s.outbound.folder == "./outbound"
+    assert s.limits.auto_replies_per_address_per_hour == 10
+
+
+def test_file_then_environment(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[desk]\naddress = "help@acme.test"\n[smtp]\nlmtp = true\n')
+    s = config.load(path, environ={"POSTDESK_SMTP__LISTEN": "127.0.0.1:2424",
+                                   "POSTDESK_SMTP__MAX_MESSAGE_BYTES": "10MB",
+                                   "POSTDESK_DESK__DOMAINS": "acme.test, acme.example"})
+    assert s.desk.address == "help@acme.test" and s.smtp.lmtp is True
+    assert s.smtp.listen == "127.0.0.1:2424" and s.smtp.max_message_bytes == 10_000_000
+    assert s.desk.domains == ("acme.test", "acme.example")
+    assert s.source == str(path)
+
+
+def test_config_env_variable_names_the_file(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('[desk]\nname = "X"\n')
+    assert config.load(environ={"POSTDESK_CONFIG": str(path)}).desk.name == "X"
+
+
+@pytest.mark.parametrize("text, env, message", [
+    ("[smtp]\nlmtp = 'maybe'\n", {}, "smtp.lmtp: must be true or false, got 'maybe'"),
+    ("[desk]\ntag = '[#]'\n", {}, "desk.tag: '[#]' has no {id} placeholder"),
+    ("[desk]\nadress = 'x@y'\n", {}, "desk.adress: is not a known setting"),
+    ("[smtp]\nlisten = 'nowhere'\n", {}, "smtp.listen: 'nowhere' is not HOST:PORT"),
+    ("", {"POSTDESK_SMPT__LISTEN": "x"}, "POSTDESK_SMPT__LISTEN: names an unknown section [smpt]"),
+    ("[outbound]\ntransport = 'pigeon'\n", {}, "outbound.transport: 'pigeon' is not allowed"),
+    ("[smtp]\nmax_message_bytes = 'lots'\n", {}, "smtp.max_message_bytes: must be a size"),
+    ("[database]\nurl = 'mysql://x'\n", {}, "database.url: 'mysql://x' is not supported"),
+    ("[desk\n", {}, "is not valid TOML"),
+])
+def test_errors_name_the_key_and_the_fix(tmp_path, text, env, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, environ=env)
+    assert message in str(caught.value)
+    assert "(" in str(caught.value)  # a fix is suggested
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml", environ={})
+
+
+def test_every_key_is_documented():
+    doc = DOC.read_text(encoding="utf-8")
+    for section in dataclasses.fields(config.Settings):
+        if section.name == "source" or section.name in ("agents", "queues", "imap", "organisations"):
+            continue
+        assert f"## [{section.name}]" in doc, section.name
+        for key in dataclasses.fields(section.default_factory()):
+            assert re.search(rf"\| `{key.name}` \|", doc), f"{section.name}.{key.name}"

@@ -1,0 +1,61 @@
+"""Bytes and encoded-words always come out as readable text, with a note when guessed."""
+
+from __future__ import annotations
+
+import pytest
+
+from postdesk.mail.charsets import decode_bytes, decode_words, raw_header_text
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "text", "noted"),
+    [
+        ("café".encode(), "utf-8", "café", False),
+        ("café".encode(), None, "café", False),
+        ("café".encode("latin-1"), None, "café", False),
+        ("café".encode("latin-1"), "iso-8859-1", "café", False),
+        ("l’été €".encode("cp1252"), "iso-8859-1", "l’été €", False),
+        ("café".encode("latin-1"), "us-ascii", "café", True),
+        ("café".encode("latin-1"), "utf-8", "café", True),
+        ("café".encode(), "no-such-charset", "café", True),
+        (b"plain", "base64", "plain", True),
+        ("日本語".encode("shift_jis"), "shift_jis", "日本語", False),
+        (b"\x81\x8d\x8f", None, "\x81\x8d\x8f", False),
+    ],
+)
+def test_decode_bytes(data: bytes, declared: str | None, text: str, noted: bool) -> None:
+    decoded, note = decode_bytes(data, declared)
+    assert decoded == text
+    assert (note is not None) == noted
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("plain subject", "plain subject"),
+        ("=?utf-8?q?Caf=C3=A9_cr=C3=A8me?=", "Café crème"),
+        ("=?UTF-8?B?Q2Fmw6k=?=", "Café"),
+        ("=?utf-8?b?Q2Fmw6k?=", "Café"),
+        ("Re: =?iso-8859-1?q?R=E9ponse?= : ok", "Re: Réponse : ok"),
+        ("=?utf-8?q?a?= =?utf-8?q?b?=", "ab"),
+        ("=?utf-8?q?a?=\r\n =?utf-8?q?b?=", "ab"),
+        ("=?utf-8?q?a?= x =?utf-8?q?b?=", "a x b"),
+        ("=?UTF-8?B?w6==?= =?UTF-8?B?qQ==?=", "é"),
+        ("=?utf-8*fr?q?bonjour?=", "bonjour"),
+        ("=?x-unknown?q?caf=E9?=", "café"),
+        ("=?utf-8?B?!!!?= x", "=?utf-8?B?!!!?= x"),
+        ("=?utf-8?q?unterminated", "=?utf-8?q?unterminated"),
+        ("=?utf-8?x?bad-encoding?=", "=?utf-8?x?bad-encoding?="),
+        ("=?utf-8?B?not*b64?= =?utf-8?q?ok?=", "=?utf-8?B?not*b64?= ok"),
+        ("=?koi8-r?b?8NLJ18XU?=", "Привет"),
+    ],
+)
+def test_decode_words(raw: str, expected: str) -> None:
+    assert decode_words(raw) == expected
+
+
+def test_raw_header_text_decodes_undeclared_8bit() -> None:
+    as_stored = "Probl\udce8me".encode("utf-8", "surrogateescape").decode("ascii", "surrogateescape")
+    assert raw_header_text(as_stored) == "Problème"
+    assert raw_header_text("Probl\udcc3\udca8me") == "Problème"
+    assert raw_header_text("ascii") == "ascii"
