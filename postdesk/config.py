@@ -60,6 +60,7 @@ class DatabaseSettings:
 class SmtpSettings:
     listen: str = "127.0.0.1:2525"
     max_message_bytes: Bytes = Bytes(25 * 1024 * 1024)
+    max_bytes_in_flight: Bytes = Bytes(64 * 1024 * 1024)
     lmtp: bool = False
     hostname: str = ""
     store_timeout_seconds: float = 10.0
@@ -112,6 +113,8 @@ class WorkerSettings:
     max_attempts: int = 5
     claim_timeout_seconds: float = 300.0
     poll_seconds: float = 1.0
+    separate_process: bool = True
+    commit_interval_seconds: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
-"""``postdesk serve``: SMTP/LMTP server, worker and sender in one process until SIGTERM/SIGINT.
+"""``postdesk serve``: the SMTP/LMTP edge, the worker, the sender and the scheduler, until
+SIGTERM/SIGINT.
 
-The asyncio loop owns the SMTP server; the intake's group-commit writer, the worker, the sender
-one IMAP poller per ``[[imap]]`` mailbox and the scheduler's sweeps run in threads and wake each other through events (a stored mail wakes the worker, a
-queued notification wakes the sender), so nothing waits for a poll interval. On SIGTERM the
-server stops accepting (new sessions are refused), in-flight mails finish their commit, the
-worker and sender finish their current mail, and the process exits 0.
+The asyncio loop owns the SMTP server; the intake's group-commit writer and one IMAP poller per
+``[[imap]]`` mailbox run in threads beside it. The worker, the sender and the scheduler's sweeps
+run in a second process (``[worker] separate_process``, see :mod:`postdesk.cli.processing`) so
+that processing never holds the interpreter lock the SMTP edge needs; with the setting off they
+are threads of this process. Parts wake each other through events (a stored mail wakes the
+worker, a queued notification wakes the sender), so nothing waits for a poll interval. On
+SIGTERM the server stops accepting (new sessions are refused), in-flight mails finish their
+commit, the worker and sender finish their current mail, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -25,17 +29,38 @@ class Services:
     """The long-running parts of one process, started and stopped together."""
 
     def __init__(self, app: App, *, smtp: bool = True, worker: bool = True,
-                 sender: bool = True, scheduler: bool = True) -> None:
+                 sender: bool = True, scheduler: bool = True, stop_event=None,
+                 worker_wake=None, sender_wake=None) -> None:
         self.app = app
-        self.stop_event = threading.Event()
-        self.worker_wake = threading.Event()
-        self.sender_wake = threading.Event()
+        self.stop_event = stop_event or threading.Event()
+        self.worker_wake = worker_wake or threading.Event()
+        self.sender_wake = sender_wake or threading.Event()
         self.threads: list[threading.Thread] = []
-        self.want = {"smtp": smtp, "worker": worker, "sender": sender, "scheduler": scheduler}
+        self.want = {"smtp": smtp, "worker": worker, "sender": sender,
+                     "scheduler": scheduler and app.settings.scheduler.enabled}
         self.gateway: SmtpGateway | None = None
         self.committer: GroupCommitter | None = None
         self.pollers: list = []
         self.scheduler = None
+        self.child = None
+
+    def start_processing(self) -> None:
+        """Worker, sender and scheduler: in a child process, or as threads of this one."""
+        parts = {name: self.want[name] for name in ("worker", "sender", "scheduler")}
+        if not any(parts.values()):
+            return
+        if self.app.settings.worker.separate_process:
+            from postdesk.cli.processing import ProcessingChild  # noqa: PLC0415
+
+            if parts["sender"]:
+                self.app.sender()  # the outbound folder or relay settings fail here, at start
+
+            self.child = ProcessingChild(self.app.settings, **parts)
+            self.worker_wake = self.child.worker_wake
+            self.sender_wake = self.child.sender_wake
+            self.child.start()
+        else:
+            self.start_threads()
 
     def start_threads(self) -> None:
         if self.want["worker"]:
@@ -43,14 +68,16 @@ class Services:
             self._thread("worker", worker.run, self.worker_wake)
         if self.want["sender"]:
             self._thread("sender", self.app.sender().run, self.sender_wake)
-        if self.want.get("scheduler") and self.app.settings.scheduler.enabled:
+        if self.want["scheduler"]:
             from postdesk.scheduler.daemon import start_in_background  # noqa: PLC0415
 
             self.scheduler = start_in_background(self.app)
 
     def start_pollers(self) -> None:
         """One IMAP poller per [[imap]] mailbox, each in its own thread, each under a lease."""
-        from postdesk.gateway.imap import MailboxPoller  # noqa: PLC0415
+        if not self.app.settings.imap:
+            return
+        from postdesk.gateway.imap_poller import MailboxPoller  # noqa: PLC0415
         from postdesk.store.leases import StoreCursors, StoreLeases  # noqa: PLC0415
 
         intake = self.app.intake(on_stored=self.worker_wake.set)
@@ -59,7 +86,7 @@ class Services:
             poller.start()
             self.pollers.append(poller)
 
-    def _thread(self, name: str, target, wake: threading.Event) -> None:
+    def _thread(self, name: str, target, wake) -> None:
         thread = threading.Thread(target=target, args=(self.stop_event, wake), name=name,
                                   daemon=True)
         thread.start()
@@ -86,8 +113,14 @@ class Services:
             await self.gateway.stop()
         if self.committer is not None:
             self.committer.stop()
+        if self.child is not None:
+            await asyncio.to_thread(self.child.stop)
+        await asyncio.to_thread(self.stop_parts)
+
+    def stop_parts(self) -> None:
+        """Stop the scheduler, then let the worker and sender threads finish their mail."""
         if self.scheduler is not None:
-            await asyncio.to_thread(self.scheduler.stop)
+            self.scheduler.stop()
         self.stop_event.set()
         self.worker_wake.set()
         self.sender_wake.set()
@@ -101,7 +134,7 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
         log.warning("[agent_auth] required = false: any mail with an agent's From runs "
                     "commands; use this for development only")
     services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
-    services.start_threads()
+    services.start_processing()
     services.start_pollers()
     if smtp:
         await services.start_smtp()
