@@ -58,9 +58,14 @@ def new_ticket(ctx: Context) -> None:
     mail, decision, now = ctx.mail, ctx.decision, ctx.now
     requester = requester_of(ctx)
     sent = from_sent_folder(ctx)
-    contact = tickets.ensure_contact(ctx.session, requester, "" if sent else mail.from_name, now)
-    locale = locale_of(ctx, contact.locale)
-    contact.locale = contact.locale or locale
+    name = "" if sent else mail.from_name
+    contact = tickets.contact(ctx.session, requester)
+    locale = locale_of(ctx, contact.locale if contact else None)
+    if contact is None:
+        contact = tickets.add_contact(ctx.session, requester, name, now, locale)
+    else:
+        contact.name = contact.name or name[:300]
+        contact.locale = contact.locale or locale
     links = {decision.link: decision.named} if decision.link else {}
     subject = ctx.desk.tags.strip(mail.subject) or ("(sans objet)" if locale == "fr" else "(no subject)")
     way = routing.route(mail, (*ctx.envelope.rcpt_tos, *mail.to, *mail.cc), ctx.desk.settings)
@@ -68,8 +73,8 @@ def new_ticket(ctx: Context) -> None:
                                    locale=locale, thread_root=mail.message_id, queue=way.queue,
                                    priority=way.priority, **links)
     ctx.ticket = ticket
-    tickets.add_participant(ctx.session, ticket.id, requester, "requester", now)
-    _add_copied(ctx, ticket)
+    tickets.add_participant(ctx.session, ticket.id, requester, "requester", now, new_ticket=True)
+    _add_copied(ctx, ticket, new_ticket=True)
     _add_message(ctx, ticket)
     tickets.add_event(ctx.session, ticket.id, "created", now, actor=requester,
                       threaded_by=decision.threaded_by, evidence=decision.evidence,
@@ -143,11 +148,12 @@ def automatic_reply(ctx: Context) -> None:
     ctx.outcome.append(f"automatic mail kept on #{ticket.id} ({ctx.automatic})")
 
 
-def _add_copied(ctx: Context, ticket: Ticket) -> None:
+def _add_copied(ctx: Context, ticket: Ticket, new_ticket: bool = False) -> None:
     """Record To/Cc addresses other than ours as participants (they may write in later)."""
-    for address in (*ctx.mail.to, *ctx.mail.cc):
+    for address in dict.fromkeys((*ctx.mail.to, *ctx.mail.cc)):
         if address and not ctx.desk.is_own(address) and address != ticket.requester:
-            tickets.add_participant(ctx.session, ticket.id, address, "cc", ctx.now)
+            tickets.add_participant(ctx.session, ticket.id, address, "cc", ctx.now,
+                                    new_ticket=new_ticket)
 
 
 def _add_message(ctx: Context, ticket: Ticket) -> Message:

@@ -113,11 +113,13 @@ def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inboun
         Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)).first()
 
 
-def processed_with_message_id(session: Session, message_id: str, other_than: int) -> Inbound | None:
-    """An earlier mail with this Message-ID that was already processed (dedupe)."""
-    return session.scalars(select(Inbound).where(
+def processed_with_message_id(session: Session, message_id: str,
+                              other_than: int) -> tuple[int, str] | None:
+    """(id, outcome) of an earlier mail with this Message-ID already processed (dedupe)."""
+    row = session.execute(select(Inbound.id, Inbound.outcome).where(
         Inbound.message_id == message_id, Inbound.id != other_than,
         Inbound.status == PROCESSED).limit(1)).first()
+    return (row[0], row[1] or "") if row else None
 
 
 def get(session: Session, inbound_id: int) -> Inbound | None:

@@ -10,25 +10,54 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 
 def contact(session: Session, address: str) -> Contact | None:
-    return session.scalars(select(Contact).where(Contact.address == address)).first()
+    """The contact of ``address``; remembered for the rest of the transaction (the worker asks
+    for the same requester when it records a mail and again when it acknowledges it)."""
+    known = _contacts(session)
+    found = known.get(address)
+    if found is None:
+        found = session.scalars(select(Contact).where(Contact.address == address)).first()
+        if found is not None:
+            known[address] = found
+    return found
 
 
-def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Contact:
+def ensure_contact(session: Session, address: str, name: str, now: datetime,
+                   locale: str | None = None) -> Contact:
     found = contact(session, address)
     if found is None:
-        found = Contact(address=address, name=name[:300], created_at=now)
-        session.add(found)
-        session.flush()
-    elif name and not found.name:
+        return add_contact(session, address, name, now, locale)
+    if name and not found.name:
         found.name = name[:300]
     return found
+
+
+def add_contact(session: Session, address: str, name: str, now: datetime,
+                locale: str | None = None) -> Contact:
+    """A new contact (the caller has just looked ``address`` up and found none)."""
+    found = Contact(address=address, name=name[:300], locale=locale, created_at=now)
+    session.add(found)
+    session.flush()
+    _contacts(session)[address] = found
+    return found
+
+
+def _contacts(session: Session) -> dict[str, Contact]:
+    return session.info.setdefault("postdesk_contacts", {})
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_contacts(session: OrmSession, _previous) -> None:
+    """A rolled-back savepoint may have created a contact that no longer exists."""
+    session.info.pop("postdesk_contacts", None)
+    session.info.pop("postdesk_tickets", None)
 
 
 def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
@@ -39,15 +68,35 @@ def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
 
 
 def get(session: Session, ticket_id: int) -> Ticket | None:
-    return session.get(Ticket, ticket_id)
+    """The ticket, loaded once per transaction: the session's identity map holds objects weakly,
+    so without the reference kept here each step that asks for it would query it again."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is not None:
+        session.info.setdefault("postdesk_tickets", {})[ticket_id] = ticket
+    return ticket
 
 
 def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
-    return session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
+    """The ticket, locked until the transaction ends (PostgreSQL; SQLite's write transaction
+    already excludes every other writer, so the loaded ticket is reused)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return get(session, ticket_id)
+    ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
+                             .execution_options(populate_existing=True)).first()
+    if ticket is not None:
+        session.info.setdefault("postdesk_tickets", {})[ticket_id] = ticket
+    return ticket
 
 
 def message_by_id(session: Session, message_id: str) -> Message | None:
     return session.scalars(select(Message).where(Message.message_id == message_id)).first()
+
+
+def message_ref(session: Session, message_id: str) -> tuple[int, int] | None:
+    """(id, ticket id) of the stored message with this Message-ID, without loading it."""
+    row = session.execute(select(Message.id, Message.ticket_id)
+                          .where(Message.message_id == message_id).limit(1)).first()
+    return (row[0], row[1]) if row else None
 
 
 def latest_message_among(session: Session, message_ids: Sequence[str]) -> Message | None:
@@ -65,12 +114,15 @@ def participant_role(session: Session, ticket_id: int, address: str) -> str | No
 
 
 def add_participant(session: Session, ticket_id: int, address: str, role: str,
-                    now: datetime) -> bool:
-    """Add ``address`` to the ticket unless it is there already; True when added."""
-    if participant_role(session, ticket_id, address) is not None:
+                    now: datetime, *, new_ticket: bool = False) -> bool:
+    """Add ``address`` to the ticket unless it is there already; True when added.
+
+    ``new_ticket``: the ticket was created in this transaction and the caller adds each
+    address once, so there is nothing to look up."""
+    if not new_ticket and participant_role(session, ticket_id, address) is not None:
         return False
-    session.add(Participant(ticket_id=ticket_id, address=address, role=role, added_at=now))
-    session.flush()
+    session.execute(insert(Participant).values(ticket_id=ticket_id, address=address, role=role,
+                                               added_at=now))
     return True
 
 
@@ -95,11 +147,11 @@ def add_attachment(session: Session, message_pk: int, **fields) -> Attachment:
 
 
 def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
-              actor: str = "system", **data) -> Event:
-    event = Event(ticket_id=ticket_id, kind=kind, at=now, actor=actor,
-                  data=json.dumps(data, default=str, ensure_ascii=False))
-    session.add(event)
-    return event
+              actor: str = "system", **data) -> None:
+    """Append to the ticket's timeline (a plain INSERT: events are only ever read later)."""
+    session.execute(insert(Event).values(
+        ticket_id=ticket_id, kind=kind, at=now, actor=actor,
+        data=json.dumps(data, default=str, ensure_ascii=False)))
 
 
 def thread_message_ids(session: Session, ticket_id: int, limit: int = 10) -> list[str]:
