@@ -1,11 +1,12 @@
-"""Watch shared mailboxes over IMAP and hand every mail to the intake exactly once.
+"""Speak IMAP to one shared mailbox: connect, select, fetch, hand over, flag or move.
 
-The only module of postdesk that imports imapclient. One ``MailboxPoller`` per configured mailbox
-runs in its own thread: it holds the mailbox's lease (one process polls a mailbox), selects the
-inbox and the Sent folder, fetches what is new since the stored UID cursor with ``BODY.PEEK[]``,
-hands the raw bytes to the intake and only after it returned flags the mail (``\\Seen`` and
-``$Postdesk``) or moves it to the ``processed`` folder, then saves the cursor. It waits with IDLE
-(or polls), reconnects with capped, jittered backoff and never blocks its caller.
+The only module of postdesk that imports imapclient. ``connect`` opens, secures and logs in one
+connection with TCP keepalive on. An ``ImapSession`` on that connection lists the folders to read,
+keeps each folder's UID cursor (restarting it when UIDVALIDITY changes), fetches what is new with
+``BODY.PEEK[]`` in size-bounded batches, hands the raw bytes to the intake and only after it
+returned flags the mail (``\\Seen`` and ``$Postdesk``) or moves it to the ``processed`` folder,
+then saves the cursor; it also enters and leaves IDLE. When to do all that (thread, lease,
+backoff, how long to IDLE) is ``imap_poller.MailboxPoller``'s business.
 ``check_mailbox`` answers ``postdesk imap check`` with a report, never a traceback.
 """
 
@@ -13,18 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import secrets
 import socket
 import ssl
-import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from postdesk.errors import ConfigError, PostdeskError, TempFail
+from postdesk.errors import ConfigError
 from postdesk.mail.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -37,13 +37,20 @@ DONE_FLAGS = (b"\\Seen", MARK)
 BATCH_BYTES = 8_000_000  # bodies are fetched in batches of about this many bytes
 BATCH_MAX = 100  # ... and at most this many mails
 SIZE_CHUNK = 500  # UIDs per RFC822.SIZE fetch (keeps command lines short)
-IDLE_RESTART = 300.0  # leave and re-enter IDLE every 5 min at most (RFC 2177 allows 29)
-IDLE_RECHECK = 1.0  # the first IDLE after news lasts this long, then twice as long each time
-IDLE_STEP = 0.25  # seconds per idle_check(): how soon stop() is noticed
-SENT_POLL_MAX = 15.0  # with IDLE on the inbox, the Sent folder is swept at least this often
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 NETWORK_ERRORS = (IMAPClientError, OSError)  # IMAP4.abort, resets and socket timeouts included
+# TCP keepalive: a connection dropped without a FIN or RST (NAT timeout, pulled cable) is seen as
+# dead after KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL = 60 s of silence (an IDLE
+# then wakes empty, see ImapSession.idle_news), not at the end of the IDLE (up to 5 min) plus
+# READ_TIMEOUT. Constants, not settings: an empty segment every 30 s on a silent connection
+# costs nothing, and NAT tables forget a flow only after minutes. Options the platform lacks
+# keep the system's defaults.
+KEEPALIVE_IDLE = 30  # seconds of silence before the first probe
+KEEPALIVE_INTERVAL = 10  # seconds between unanswered probes
+KEEPALIVE_COUNT = 3  # unanswered probes before the kernel resets the connection
+_KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                      ("TCP_KEEPCNT", KEEPALIVE_COUNT))
 
 
 class Intake(Protocol):
@@ -55,15 +62,6 @@ class CursorStore(Protocol):
     def save_cursor(self, mailbox: str, folder: str, uidvalidity: int, last_uid: int) -> None: ...
 
 
-class Lease(Protocol):
-    def acquire(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
-    def release(self, name: str, holder: str) -> None: ...
-
-
-class LeaseLost(Exception):
-    """Another live process holds this mailbox's lease: stop polling and wait."""
-
-
 def connect(settings: ImapSettings, timeout: float | None = None) -> IMAPClient:
     """Open, secure and log in one connection; the password is read here and never logged."""
     password, timeout = _password(settings), timeout or CONNECT_TIMEOUT
@@ -71,13 +69,21 @@ def connect(settings: ImapSettings, timeout: float | None = None) -> IMAPClient:
     client = IMAPClient(settings.host, port_of(settings), ssl=settings.security == "tls",
                         ssl_context=context, timeout=SocketTimeout(timeout, READ_TIMEOUT))
     try:
+        _keep_alive(client.socket())
         if settings.security == "starttls":
-            client.starttls(context)
+            client.starttls(context)  # the TLS socket wraps the same descriptor: options stay
         client.login(settings.username, password)
     except BaseException:
         _close(client, polite=False)
         raise
     return client
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in _KEEPALIVE_OPTIONS:
+        if hasattr(socket, name):  # Linux has all three; others may lack some
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def port_of(settings: ImapSettings) -> int:
@@ -103,165 +109,37 @@ def _close(client: IMAPClient, polite: bool = True) -> None:
             pass
 
 
-class MailboxPoller:
-    """Polls one mailbox in its own thread; ``run_once`` does one sweep in the caller's thread."""
+class ImapSession:
+    """The work on one logged-in connection's folders; used by one thread (``cut`` excepted)."""
 
-    def __init__(self, settings: ImapSettings, intake: Intake, cursors: CursorStore, lease: Lease,
-                 *, lease_ttl: float = 60.0, backoff: tuple[float, float] = (1.0, 60.0)) -> None:
-        self.settings, self.intake, self.cursors, self.lease = settings, intake, cursors, lease
-        self.lease_ttl, self.backoff = lease_ttl, backoff
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.lease_name = f"imap:{settings.name}"
-        self.state = "stopped"  # waiting-lease, connecting, sweeping, idle, polling, backoff
-        self._renew_every = lease_ttl / 3
-        self._client: IMAPClient | None = None
+    def __init__(self, client: IMAPClient, settings: ImapSettings, intake: Intake,
+                 cursors: CursorStore) -> None:
+        self.client, self.settings, self.intake, self.cursors = client, settings, intake, cursors
+        self.folders: list[tuple[str, str]] = []  # (folder, kind), the inbox last
         self._selected: str | None = None
-        self._folders: list[tuple[str, str]] = []
-        self._held, self._renewed, self._news_at = False, 0.0, 0.0
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=f"imap-{self.settings.name}",
-                                        daemon=True)
-        self._thread.start()
+    @property
+    def can_idle(self) -> bool:
+        return self.client.has_capability("IDLE")
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Finish the mail in hand, log out and release the lease; a stuck read is cut off."""
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is None:
-            self._finish()
-            return
-        thread.join(timeout / 2)
-        client = self._client
-        if thread.is_alive() and client is not None:
-            try:  # wakes a read blocked on a slow server
-                client.socket().shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            thread.join(timeout / 2)
-
-    def run_once(self) -> dict[str, int]:
-        """Store what is new in every folder once: ``{folder: stored}``; ``{}`` if not leased."""
-        try:
-            self._renew()
-            self._connect()
-            return self._sweep_all()
-        except LeaseLost:
-            return {}
-        except NETWORK_ERRORS:
-            self._disconnect(polite=False)
-            raise
-
-    def _run(self) -> None:
-        failures = 0
-        try:
-            while not self._stopping.is_set():
-                try:
-                    self._cycle()
-                    failures = 0
-                except LeaseLost:
-                    self._disconnect()
-                    self.state = "waiting-lease"
-                    self._stopping.wait(self._renew_every)
-                except Exception as exc:  # the thread must outlive every error
-                    failures += 1
-                    self._recover(exc, failures)
-        finally:
-            self._finish()
-
-    def _cycle(self) -> None:
-        self._renew()
-        self._connect()
-        if any(self._sweep_all().values()):
-            self._news_at = time.monotonic()
-        else:  # wait only once a SEARCH found nothing: IDLE reports what comes after it
-            self._wait_for_mail()
-
-    def _recover(self, exc: Exception, failures: int) -> None:
-        base, cap = self.backoff
-        delay = min(cap, base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
-        expected = isinstance(exc, (PostdeskError, *NETWORK_ERRORS))  # else: show the traceback
-        password = os.environ.get(self.settings.password_env) or None
-        text = str(exc).replace(password, "***") if password else str(exc)
-        log.warning("imap %s: %s: %s; retry in %.1fs", self.settings.name, type(exc).__name__,
-                    text, delay, exc_info=not expected)
-        if not isinstance(exc, TempFail):
-            self._disconnect(polite=False)
-        self.state = "backoff"
-        self._stopping.wait(delay)
-
-    def _renew(self, when_due: bool = False) -> None:
-        now = time.monotonic()
-        if when_due and now - self._renewed < self._renew_every:
-            return
-        if not self.lease.acquire(self.lease_name, self.holder, self.lease_ttl):
-            if self._held:
-                log.warning("imap %s: lease lost to another process", self.settings.name)
-            self._held = False
-            raise LeaseLost(self.lease_name)
-        if not self._held:
-            log.info("imap %s: lease taken by %s", self.settings.name, self.holder)
-        self._held, self._renewed = True, now
-
-    def _connect(self) -> None:
-        if self._client is not None:
-            return
-        self.state = "connecting"
-        self._client = client = connect(self.settings)
-        self._selected, self._news_at = None, time.monotonic()
-        target, sent = self.settings.processed, self.settings.sent
+    def prepare(self) -> None:
+        """Create the ``processed`` folder if missing; read the Sent folder first, the inbox last
+        (so that it stays selected for IDLE)."""
+        client, target, sent = self.client, self.settings.processed, self.settings.sent
         if target and not client.folder_exists(target):
             client.create_folder(target)
-        self._folders = [(self.settings.inbox, "imap")]  # the inbox last: selected for IDLE
+        self.folders = [(self.settings.inbox, "imap")]
         if sent and client.folder_exists(sent):
-            self._folders.insert(0, (sent, "imap-sent"))
+            self.folders.insert(0, (sent, "imap-sent"))
         elif sent:
             log.error("imap %s: Sent folder %r does not exist", self.settings.name, sent)
         log.info("imap %s: connected to %s:%s (idle=%s, move=%s)", self.settings.name,
-                 self.settings.host, port_of(self.settings),
-                 client.has_capability("IDLE"), client.has_capability("MOVE"))
+                 self.settings.host, port_of(self.settings), self.can_idle,
+                 client.has_capability("MOVE"))
 
-    def _disconnect(self, polite: bool = True) -> None:
-        client, self._client, self._selected = self._client, None, None
-        if client is not None:
-            _close(client, polite)
-
-    def _finish(self) -> None:
-        self._disconnect()
-        if self._held:
-            self._held = False
-            try:
-                self.lease.release(self.lease_name, self.holder)
-            except Exception as exc:  # it expires by itself after the ttl
-                log.warning("imap %s: lease not released (%s)", self.settings.name, exc)
-        self.state = "stopped"
-
-    def _sweep_all(self) -> dict[str, int]:
-        self.state = "sweeping"
-        counts = {}
-        for folder, kind in self._folders:
-            if self._stopping.is_set():
-                break
-            counts[folder] = self._sweep(folder, kind)
-        return counts
-
-    def _sweep(self, folder: str, kind: str) -> int:
-        validity, last = self._open(folder)
-        stored = 0
-        for batch in self._batches(self._new_uids(last)):
-            stored += self._take(folder, kind, validity, batch)
-            if self._stopping.is_set():
-                break
-            self._renew(when_due=True)
-        return stored
-
-    def _open(self, folder: str) -> tuple[int, int]:
-        info = self._client.select_folder(folder)
+    def select(self, folder: str) -> tuple[int, int]:
+        """Select the folder: ``(UIDVALIDITY, last UID stored)``, 0 when the cursor restarts."""
+        info = self.client.select_folder(folder)
         self._selected = folder
         validity = int(info[b"UIDVALIDITY"])
         cursor = self.cursors.load_cursor(self.settings.name, folder)
@@ -273,20 +151,20 @@ class MailboxPoller:
             self.cursors.save_cursor(self.settings.name, folder, validity, 0)
         return validity, 0
 
-    def _new_uids(self, last: int) -> list[int]:
+    def new_uids(self, last: int) -> list[int]:
         """UIDs after the cursor, except those we flagged; with a ``processed`` folder a flagged
         mail still in the inbox was not moved yet, so it is taken again (the key dedupes)."""
         criteria = ["UID", f"{last + 1}:*"]
         if not self.settings.processed:
             criteria += ["UNKEYWORD", MARK.decode()]
-        self._client.noop()  # a selected session's view is stale until the server is asked
-        found = self._client.search(criteria)
+        self.client.noop()  # a selected session's view is stale until the server is asked
+        found = self.client.search(criteria)
         return sorted(uid for uid in found if uid > last)  # "N:*" always matches the last mail
 
-    def _batches(self, uids: list[int]):
+    def batches(self, uids: list[int]) -> Iterator[list[int]]:
         sizes: dict[int, int] = {}
         for start in range(0, len(uids), SIZE_CHUNK):
-            found = self._client.fetch(uids[start:start + SIZE_CHUNK], ["RFC822.SIZE"])
+            found = self.client.fetch(uids[start:start + SIZE_CHUNK], ["RFC822.SIZE"])
             sizes.update((uid, data.get(b"RFC822.SIZE", 0)) for uid, data in found.items())
         batch, total = [], 0
         for uid in uids:
@@ -298,13 +176,15 @@ class MailboxPoller:
         if batch:
             yield batch
 
-    def _take(self, folder: str, kind: str, validity: int, uids: list[int]) -> int:
-        fetched = self._client.fetch(uids, ["BODY.PEEK[]"])
+    def take(self, folder: str, kind: str, validity: int, uids: list[int],
+             stopping: Callable[[], bool]) -> int:
+        """Fetch a batch and store it mail by mail; acknowledge what the intake took."""
+        fetched = self.client.fetch(uids, ["BODY.PEEK[]"])
         done: list[int] = []
         try:
             for uid in uids:
                 raw = fetched.get(uid, {}).get(b"BODY[]")
-                if self._stopping.is_set():
+                if stopping():
                     break
                 if raw is not None:  # None: expunged by someone else meanwhile
                     self._store(folder, kind, validity, uid, raw)
@@ -324,13 +204,13 @@ class MailboxPoller:
     def _acknowledge(self, folder: str, validity: int, uids: list[int]) -> None:
         if not uids:
             return
-        self._client.add_flags(uids, DONE_FLAGS, silent=True)
+        self.client.add_flags(uids, DONE_FLAGS, silent=True)
         if self.settings.processed and folder == self.settings.inbox:
             self._move(uids, self.settings.processed)
         self.cursors.save_cursor(self.settings.name, folder, validity, max(uids))
 
     def _move(self, uids: list[int], target: str) -> None:
-        client = self._client
+        client = self.client
         if client.has_capability("MOVE"):
             client.move(uids, target)
             return
@@ -339,51 +219,38 @@ class MailboxPoller:
         if client.has_capability("UIDPLUS"):  # a plain EXPUNGE would remove others' mail too
             client.uid_expunge(uids)
 
-    def _wait_for_mail(self) -> None:
-        if self.settings.idle and self._client.has_capability("IDLE"):
-            self._idle(self._idle_seconds())
-        else:
-            self.state = "polling"
-            self._pause(self.settings.poll_seconds)
-
-    def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
-            self._stopping.wait(min(left, self._renew_every))
-            self._renew(when_due=True)
-
-    def _idle_seconds(self) -> float:
-        """1 s right after news, then doubling: Dovecot 2.3 may never announce a mail committed
-        while we enter IDLE (seen 2-3 times in 100), so a fresh SEARCH soon after activity
-        catches it; the cap bounds the wait for that rare mail (and sweeps the Sent folder)."""
-        cap = min(self.settings.poll_seconds, SENT_POLL_MAX) if self.settings.sent else IDLE_RESTART
-        return min(cap, max(IDLE_RECHECK, time.monotonic() - self._news_at))
-
-    def _idle(self, seconds: float) -> None:
-        client = self._client
+    @contextmanager
+    def idling(self) -> Iterator[None]:
+        """The inbox selected and in IDLE; leaving it raises IMAP4.abort if the connection died."""
         if self._selected != self.settings.inbox:
-            client.select_folder(self.settings.inbox)
+            self.client.select_folder(self.settings.inbox)
             self._selected = self.settings.inbox
-        client.idle()
-        self.state = "idle"
-        log.debug("imap %s: IDLE for up to %.1fs", self.settings.name, seconds)
+        self.client.idle()
         try:
-            self._idle_wait(seconds)
+            yield
         finally:
-            client.idle_done()  # raises IMAP4.abort when the connection died meanwhile
+            self.client.idle_done()
 
-    def _idle_wait(self, seconds: float) -> None:
-        """Wait for news in short steps (so stop() is prompt), renewing the lease when due."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
-            step, started = min(IDLE_STEP, left), time.monotonic()
-            responses = self._client.idle_check(timeout=step)
-            if any(response[0] != b"OK" for response in responses):
-                log.debug("imap %s: IDLE woke: %s", self.settings.name, responses)
-                return  # EXISTS, EXPUNGE, FETCH or BYE: sweep (or learn the server left)
-            if not responses and step >= 0.1 and time.monotonic() - started < step / 2:
-                return  # empty long before the timeout: dead connection (imapclient #565)
-            self._renew(when_due=True)
+    def idle_news(self, seconds: float) -> bool:
+        """Wait in IDLE up to ``seconds``: True when there is something to sweep (EXISTS, EXPUNGE,
+        FETCH) or to learn by trying (BYE, or a dead connection)."""
+        started = time.monotonic()
+        responses = self.client.idle_check(timeout=seconds)
+        if any(response[0] != b"OK" for response in responses):
+            log.debug("imap %s: IDLE woke: %s", self.settings.name, responses)
+            return True
+        # empty long before the timeout: the connection died (imapclient #565)
+        return not responses and seconds >= 0.1 and time.monotonic() - started < seconds / 2
+
+    def cut(self) -> None:
+        """Shut the socket from another thread: wakes a read blocked on a slow server."""
+        try:
+            self.client.socket().shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self, polite: bool = True) -> None:
+        _close(self.client, polite)
 
 
 STATUS_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "UNSEEN")

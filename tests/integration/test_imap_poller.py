@@ -23,7 +23,9 @@ from imapclient import IMAPClient
 
 from postdesk.config import ImapSettings
 from postdesk.errors import TempFail
-from postdesk.gateway.imap import MailboxPoller, check_mailbox
+from postdesk.gateway import imap
+from postdesk.gateway.imap import check_mailbox, connect
+from postdesk.gateway.imap_poller import MailboxPoller
 from tests.dovecot import PASSWORD, Dovecot
 
 pytestmark = pytest.mark.dovecot
@@ -408,3 +410,20 @@ def test_check_mailbox_explains_failures_without_the_password(
     report = check_mailbox(dataclasses.replace(make().settings, **change), timeout=3)
     assert not report["ok"] and expected in report["error"], report
     assert PASSWORD not in repr(report)
+
+
+def test_connections_use_tcp_keepalive_so_a_silent_drop_is_seen_within_a_minute(make):
+    client = connect(make().settings)
+    try:
+        sock = client.socket()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
+            tcp = {name: sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))
+                   for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT")}
+            assert tcp == {"TCP_KEEPIDLE": imap.KEEPALIVE_IDLE,
+                           "TCP_KEEPINTVL": imap.KEEPALIVE_INTERVAL,
+                           "TCP_KEEPCNT": imap.KEEPALIVE_COUNT}
+            assert imap.KEEPALIVE_IDLE + imap.KEEPALIVE_COUNT * imap.KEEPALIVE_INTERVAL <= 60
+    finally:
+        client.logout()
+

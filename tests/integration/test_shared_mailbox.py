@@ -13,7 +13,7 @@ import time
 import pytest
 
 from postdesk.config import ImapSettings
-from postdesk.gateway.imap import MailboxPoller
+from postdesk.gateway.imap_poller import MailboxPoller
 from postdesk.store import outbox, tickets
 from postdesk.store.leases import StoreCursors, StoreLeases
 from tests.dovecot import PASSWORD, Dovecot
