@@ -1,0 +1,118 @@
+"""``postdesk serve`` runs its worker, sender and scheduler in a child process it supervises.
+
+Driven as ops see it: the real command, a real SMTP session, the process tree read from /proc.
+The child must be restarted when it dies, must not outlive a parent killed with SIGKILL, and
+with ``[worker] separate_process = false`` there is no child at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.test_serve import Desk
+from tests.helpers import make_mail, outbound_mails
+
+
+def children(pid: int) -> list[int]:
+    """The processing children of ``pid`` (multiprocessing's resource tracker is left out)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [c for c in found if b"spawn_main" in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped
+
+
+def wait_until(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def processing_child(desk: Desk) -> int:
+    [child] = wait_until(lambda: [c for c in children(desk.proc.pid) if alive(c)])
+    return child
+
+
+@pytest.fixture
+def desk(tmp_path, db_url):
+    desk = Desk(tmp_path, db_url)
+    desk.run("init")
+    yield desk
+    if desk.proc is not None:
+        desk.proc.kill()
+        desk.proc.wait()
+
+
+def test_a_dead_processing_child_is_started_again_and_nothing_is_lost(desk):
+    desk.start()
+    first = processing_child(desk)
+    os.kill(first, signal.SIGKILL)
+    desk.send(make_mail(message_id="<after-kill@example.com>"))
+    second = wait_until(lambda: [c for c in children(desk.proc.pid) if alive(c) and c != first])
+    assert second
+    desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=30)
+    assert desk.ticket(1)["messages"][0]["message_id"] == "<after-kill@example.com>"
+    log = desk.log.read_text()
+    assert "stopped unexpectedly" in log and "starting it again" in log
+    assert desk.stop() == 0
+    assert not alive(second[0])
+
+
+def test_the_child_does_not_outlive_a_killed_parent(desk):
+    desk.start()
+    child = processing_child(desk)
+    desk.proc.send_signal(signal.SIGKILL)
+    desk.proc.wait()
+    desk.proc = None
+    wait_until(lambda: not alive(child), timeout=30)
+
+
+def test_sigterm_stops_both_processes_cleanly(desk):
+    desk.start()
+    child = processing_child(desk)
+    desk.send(make_mail(message_id="<before-stop@example.com>"))
+    desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=30)
+    assert desk.stop() == 0
+    assert not alive(child)
+    assert "processing process stopped" in desk.log.read_text()
+
+
+def test_one_process_when_asked(tmp_path, db_url):
+    desk = Desk(tmp_path, db_url, extra="[worker]\nseparate_process = false\n")
+    desk.run("init")
+    try:
+        desk.start()
+        desk.send(make_mail(message_id="<one-process@example.com>"))
+        desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+        assert [c for c in children(desk.proc.pid) if alive(c)] == []
+        assert desk.stop() == 0
+    finally:
+        if desk.proc is not None:
+            desk.proc.kill()
+            desk.proc.wait()

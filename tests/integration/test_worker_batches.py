@@ -1,0 +1,106 @@
+"""The worker's shared transactions (SQLite and PostgreSQL): a batch of mails is processed in one
+transaction with a savepoint per mail, and one bad mail never costs its neighbours anything.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from postdesk.gateway import steps
+from postdesk.store import inbound, tickets
+from postdesk.mail.envelope import Envelope
+from tests.helpers import make_mail
+
+SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
+
+
+def store(app, count: int, prefix: str = "m") -> list[int]:
+    mails = [(make_mail(sender=f"c{i}@example.com", message_id=f"<{prefix}{i}@example.com>",
+                        subject=f"Request {i}"), SMTP) for i in range(count)]
+    return app.intake().store_many(mails)
+
+
+def statuses(app) -> dict[str, int]:
+    with app.db.reader() as session:
+        return inbound.counts(session)
+
+
+def commits_of(app) -> list[int]:
+    """Count COMMITs the engine sends from now on."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    seen = [0]
+    event.listen(app.db.engine, "commit", lambda _conn: seen.__setitem__(0, seen[0] + 1))
+    return seen
+
+
+def test_a_batch_shares_its_commits(make_app):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    store(app, 20)
+    commits = commits_of(app)
+    assert app.worker().process_batch() == 20
+    assert statuses(app) == {"processed": 20}
+    assert commits[0] == 2  # the claim, then the twenty mails together
+    with app.db.reader() as session:
+        assert tickets.count(session) == 20
+
+
+def test_commit_interval_zero_commits_after_every_mail(make_app):
+    app = make_app("[worker]\ncommit_interval_seconds = 0\n")
+    store(app, 5)
+    commits = commits_of(app)
+    app.worker().process_batch()
+    assert commits[0] == 1 + 5
+    assert statuses(app) == {"processed": 5}
+
+
+def test_a_failing_mail_is_quarantined_and_its_neighbours_are_kept(make_app, monkeypatch):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    store(app, 6)
+    original = steps.REGISTRY["record"]
+
+    def record(ctx):
+        original(ctx)  # the rows it wrote must vanish with its savepoint
+        if ctx.mail.message_id == "<m3@example.com>":
+            raise RuntimeError("boom")
+
+    monkeypatch.setitem(steps.REGISTRY, "record", record)
+    assert app.worker().process_batch() == 6
+    assert statuses(app) == {"processed": 5, "quarantined": 1}
+    with app.db.reader() as session:
+        [bad] = inbound.by_status(session, inbound.QUARANTINED)
+        assert bad.error_step == "record" and "boom" in bad.error
+        assert tickets.message_ref(session, "<m3@example.com>") is None
+        assert tickets.contact(session, "c3@example.com") is None
+        assert tickets.count(session) == 5
+
+
+def test_a_discarded_duplicate_in_the_same_batch(make_app):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    raw = make_mail(message_id="<twice@example.com>")
+    app.intake().store_many([(raw, SMTP), (raw + b"\r\n", SMTP)])
+    app.worker().process_batch()
+    assert statuses(app) == {"processed": 1, "discarded": 1}
+
+
+def test_a_store_outage_mid_batch_gives_every_claim_back(make_app, monkeypatch):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    store(app, 4)
+    original = steps.REGISTRY["record"]
+
+    def record(ctx):
+        if ctx.mail.message_id == "<m2@example.com>":
+            raise OperationalError("INSERT", {}, Exception("database is gone"))
+        original(ctx)
+
+    monkeypatch.setitem(steps.REGISTRY, "record", record)
+    with pytest.raises(OperationalError):
+        app.worker().process_batch()
+    assert statuses(app) == {"received": 4}  # nothing half-done, all queued again
+
+    monkeypatch.setitem(steps.REGISTRY, "record", original)
+    assert app.worker().process_until_idle() == 4
+    assert statuses(app) == {"processed": 4}
+    with app.db.reader() as session:
+        assert tickets.count(session) == 4
