@@ -3,7 +3,8 @@
 A row that fails temporarily waits ``retry_base_seconds * 2**(attempt-1)`` (capped at
 ``retry_max_seconds``) and is marked ``failed`` after ``max_attempts``; a permanent failure is
 ``failed`` at once. Ops see failed rows in ``postdesk outbox list`` and re-queue them with
-``postdesk outbox retry``. A crash between delivery and the status update sends the same mail
+``postdesk outbox retry``. The rows of one batch share one relay connection, closed when the
+batch ends (see ``SmtpTransport``). A crash between delivery and the status update sends the same mail
 (same Message-ID) again: at-least-once, which receiving clients deduplicate.
 """
 
@@ -38,8 +39,11 @@ class Sender:
             outbox.release_stale(session, now, timedelta(minutes=10), dead)
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
-        for row in rows:
-            self._deliver(row)
+        try:
+            for row in rows:  # one relay connection for the batch (see SmtpTransport)
+                self._deliver(row)
+        finally:
+            self.transport.close()
         return len(rows)
 
     def send_until_idle(self, now=None, limit: int = 10_000) -> int:
@@ -83,6 +87,7 @@ class Sender:
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Loop until ``stop``: deliver what is due, then sleep until woken or the next poll."""
         while not stop.is_set():
+            wake.clear()  # before looking: a row queued from now on wakes the next wait
             try:
                 busy = self.send_due()
             except Exception:  # noqa: BLE001 - the loop must survive a store outage
@@ -90,4 +95,3 @@ class Sender:
                 busy = 0
             if not busy:
                 wake.wait(self.settings.poll_seconds)
-                wake.clear()

@@ -1,7 +1,9 @@
-"""The sender against a real SMTP relay on loopback: delivery, backoff on 4xx, failure on 5xx.
+"""The sender against a real SMTP relay on loopback: delivery, backoff on 4xx, failure on 5xx,
+one relay connection per batch and what happens when the relay drops it.
 
-The relay is an aiosmtpd server whose answer the test sets; what it received is what postdesk
-really sent (same bytes, same Message-ID on every retry).
+The relay is an aiosmtpd server whose answers the test sets; what it received is what postdesk
+really sent (same bytes, same Message-ID on every retry), and the client port of each MAIL says
+which connection carried it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from postdesk.config import OutboundSettings
+from postdesk.notify import transports
+from postdesk.notify.transports import SmtpTransport
 from postdesk.store import outbox
 from postdesk.store.db import utcnow
 from tests.helpers import make_mail
@@ -23,12 +29,46 @@ from postdesk.mail.envelope import Envelope
 class Relay:
     def __init__(self) -> None:
         self.answer = "250 OK"
+        self.answers: dict[str, str] = {}  # DATA answer by (first) recipient, else ``answer``
+        self.refused: set[str] = set()  # recipients refused at RCPT with 550
+        self.drop_at_mail: set[int] = set()  # the n-th MAIL (from 1) finds the connection cut
+        self.drop_after_data: set[str] = set()  # keep the mail, cut before the 250 (by recipient)
         self.received: list[bytes] = []
+        self.peers: list[tuple] = []  # the client's address of every MAIL: one per connection
+        self.rsets = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        self.peers.append(session.peer)
+        if len(self.peers) in self.drop_at_mail:
+            server.transport.abort()  # as a relay that timed out an idle client: no reply at all
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refused:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.rsets += 1
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.answer.startswith("250"):
+        answer = self.answers.get(envelope.rcpt_tos[0], self.answer)
+        if answer.startswith("250"):
             self.received.append(envelope.original_content)
-        return self.answer
+        if envelope.rcpt_tos[0] in self.drop_after_data:
+            server.transport.abort()
+        return answer
+
+    def connections(self) -> int:
+        return len(set(self.peers))
+
+    def message_ids(self) -> Counter:
+        return Counter(email.message_from_bytes(raw, policy=email.policy.default)["Message-ID"]
+                       for raw in self.received)
 
 
 @pytest.fixture
@@ -42,6 +82,28 @@ def relay():
     handler.port = port
     yield handler
     controller.stop()
+
+
+def relay_app(make_app, relay, extra: str = ""):
+    return make_app(f"[outbound]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {relay.port}\n"
+                    + extra)
+
+
+def acknowledgements(app, count: int) -> list[str]:
+    """``count`` customers write in; each gets a queued acknowledgement. Returns their addresses."""
+    customers = [f"customer{n}@example.com" for n in range(count)]
+    intake = app.intake()
+    for address in customers:
+        intake.store(make_mail(sender=address),
+                     Envelope(address, ("support@desk.test",), "smtp"))
+    app.worker().process_until_idle()
+    return customers
+
+
+def outcome(app) -> dict[str, tuple]:
+    """Each outbox row's (status, attempts), by recipient."""
+    with app.db.reader() as session:
+        return {row.primary_rcpt: (row.status, row.attempts) for row in outbox.listing(session)}
 
 
 def test_temporary_failure_backs_off_then_delivers_the_same_mail(make_app, relay):
@@ -97,3 +159,86 @@ def test_relay_unreachable_is_temporary(make_app):
     with app.db.reader() as session:
         row = outbox.listing(session)[0]
     assert row.status == "failed" and "gave up after 2 attempts" in row.last_error
+
+
+def test_one_connection_carries_the_whole_batch(make_app, relay):
+    app = relay_app(make_app, relay)
+    customers = acknowledgements(app, 5)
+    assert app.sender().send_due() == 5
+    assert relay.connections() == 1
+    assert len(relay.message_ids()) == 5 and set(relay.message_ids().values()) == {1}
+    assert set(outcome(app).values()) == {("sent", 1)}
+    acknowledgements(app, 0)
+    app.intake().store(make_mail(sender="late@example.com"),
+                       Envelope("late@example.com", ("support@desk.test",), "smtp"))
+    app.worker().process_until_idle()
+    assert app.sender().send_due() == 1
+    assert relay.connections() == 2, "each batch closes its connection at the end"
+    assert len(customers) + 1 == len(relay.received)
+
+
+def test_a_dropped_kept_connection_is_opened_again_once(make_app, relay):
+    app = relay_app(make_app, relay)
+    acknowledgements(app, 5)
+    relay.drop_at_mail = {3}  # two mails went through; the relay cut the connection meanwhile
+    assert app.sender().send_due() == 5
+    assert relay.connections() == 2
+    assert len(relay.received) == 5 and set(relay.message_ids().values()) == {1}
+    assert set(outcome(app).values()) == {("sent", 1)}
+
+
+def test_a_connection_dropped_twice_for_one_mail_defers_only_that_mail(make_app, relay):
+    app = relay_app(make_app, relay, "retry_base_seconds = 60\n")
+    customers = acknowledgements(app, 4)
+    relay.drop_at_mail = {2, 3}  # the kept connection, then the new one, cut at MAIL
+    assert app.sender().send_due() == 4
+    rows = outcome(app)
+    assert rows[customers[1]] == ("queued", 1)
+    assert [rows[c] for c in customers if c != customers[1]] == [("sent", 1)] * 3
+    assert len(relay.received) == 3
+
+
+def test_a_connection_lost_after_data_is_not_sent_again_at_once(make_app, relay):
+    app = relay_app(make_app, relay, "retry_base_seconds = 60\n")
+    customers = acknowledgements(app, 4)
+    relay.drop_after_data = {customers[1]}  # the relay kept it, but its 250 never came
+    assert app.sender().send_due() == 4
+    rows = outcome(app)
+    assert rows[customers[1]][0] == "queued"  # the normal retry, with backoff and the same id
+    assert [rows[c] for c in customers if c != customers[1]] == [("sent", 1)] * 3
+    assert len(relay.received) == 4 and set(relay.message_ids().values()) == {1}
+
+
+@pytest.mark.parametrize("where", ["rcpt", "data"])
+def test_a_refused_mail_does_not_spoil_the_others_in_its_batch(make_app, relay, where):
+    app = relay_app(make_app, relay)
+    customers = acknowledgements(app, 4)
+    if where == "rcpt":
+        relay.refused = {customers[1]}
+    else:
+        relay.answers = {customers[1]: "554 5.6.0 content rejected"}
+    relay.answers[customers[2]] = "451 4.3.0 try later"
+    assert app.sender().send_due() == 4
+    rows = outcome(app)
+    assert rows[customers[1]] == ("failed", 1)
+    assert rows[customers[2]] == ("queued", 1)
+    assert rows[customers[0]] == rows[customers[3]] == ("sent", 1)
+    assert relay.connections() == 1 and relay.rsets == 2  # RSET after each refused transaction
+    assert len(relay.received) == 2
+
+
+def plain(relay) -> OutboundSettings:
+    return OutboundSettings(transport="smtp", host="127.0.0.1", port=relay.port, timeout_seconds=5)
+
+
+def test_a_connection_idle_too_long_is_not_reused(relay):
+    now = [0.0]
+    transport = SmtpTransport(plain(relay), environ={}, clock=lambda: now[0])
+    raw = make_mail(sender="support@desk.test", to="bob@example.com")
+    transport.deliver(raw, "support@desk.test", ["bob@example.com"])
+    now[0] += transports.IDLE_SECONDS - 1
+    transport.deliver(raw, "support@desk.test", ["bob@example.com"])
+    now[0] += transports.IDLE_SECONDS
+    transport.deliver(raw, "support@desk.test", ["bob@example.com"])
+    transport.close()
+    assert (transport.connections, relay.connections(), len(relay.received)) == (2, 2, 3)
