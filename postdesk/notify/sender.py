@@ -16,7 +16,7 @@ import threading
 from datetime import timedelta
 
 from postdesk.config import OutboundSettings
-from postdesk.notify.transports import PermanentError, TransientError
+from postdesk.notify.transports import PermanentError, RelayUnavailable, TransientError
 from postdesk.store import claims, outbox
 from postdesk.store.db import Database, utcnow
 
@@ -40,8 +40,15 @@ class Sender:
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
         try:
-            for row in rows:  # one relay connection for the batch (see SmtpTransport)
-                self._deliver(row)
+            for index, row in enumerate(rows):  # one relay connection for the batch
+                try:
+                    self._deliver(row)
+                except RelayUnavailable as exc:
+                    # An MTA marks the host down: the rest of the batch waits its turn
+                    # instead of each mail waiting for its own connect timeout.
+                    for waiting in rows[index:]:
+                        self._retry(waiting, str(exc))
+                    break
         finally:
             self.transport.close()
         return len(rows)
@@ -58,6 +65,8 @@ class Sender:
     def _deliver(self, row) -> None:
         try:
             self.transport.deliver(row.raw, row.mail_from, json.loads(row.rcpts))
+        except RelayUnavailable:
+            raise
         except TransientError as exc:
             self._retry(row, str(exc))
         except PermanentError as exc:

@@ -33,6 +33,10 @@ class PermanentError(Exception):
     """Delivery can never succeed as it is (e.g. 550 unknown recipient)."""
 
 
+class RelayUnavailable(TransientError):
+    """The relay cannot be reached at all: no mail of this batch will get through either."""
+
+
 class MaildirTransport:
     def __init__(self, folder: str) -> None:
         self.folder = folder
@@ -127,10 +131,13 @@ class SmtpTransport:
 
     def _connect(self) -> _Client:
         s = self.settings
-        if s.tls:
-            smtp = _ClientTls(s.host, s.port, timeout=s.timeout_seconds, context=self.context)
-        else:
-            smtp = _Client(s.host, s.port, timeout=s.timeout_seconds)
+        try:
+            if s.tls:
+                smtp = _ClientTls(s.host, s.port, timeout=s.timeout_seconds, context=self.context)
+            else:
+                smtp = _Client(s.host, s.port, timeout=s.timeout_seconds)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise RelayUnavailable(f"relay {s.host}:{s.port} unreachable: {exc}") from exc
         try:
             if s.starttls:
                 smtp.starttls(context=self.context)

@@ -161,6 +161,26 @@ def test_relay_unreachable_is_temporary(make_app):
     assert row.status == "failed" and "gave up after 2 attempts" in row.last_error
 
 
+def test_an_unreachable_relay_defers_the_whole_batch_after_one_try(make_app, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    app = make_app(f"[outbound]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+                   "retry_base_seconds = 60\n")
+    customers = acknowledgements(app, 4)
+    sender = app.sender()
+    tries = []
+    connect = sender.transport._connect
+    monkeypatch.setattr(sender.transport, "_connect", lambda: tries.append(1) or connect())
+    assert sender.send_due() == 4
+    assert len(tries) == 1
+    rows = outcome(app)
+    assert {rows[c] for c in customers} == {("queued", 1)}
+    with app.db.reader() as session:
+        assert all("unreachable" in row.last_error and row.next_attempt_at > utcnow()
+                   for row in outbox.listing(session))
+
+
 def test_one_connection_carries_the_whole_batch(make_app, relay):
     app = relay_app(make_app, relay)
     customers = acknowledgements(app, 5)
