@@ -54,15 +54,15 @@ class App:
         return Desk(settings=self.settings, notifier=notifier, tags=self.tags,
                     matchers=default_matchers(self.tags), blobs=self.blobs)
 
-    def intake(self, on_stored=None):
+    def intake(self, on_stored=None, priority=None):
         from postdesk.gateway.intake import Intake
 
-        return Intake(self.db, self.blobs, on_stored=on_stored)
+        return Intake(self.db, self.blobs, on_stored=on_stored, priority=priority)
 
-    def worker(self, on_queued=None):
+    def worker(self, on_queued=None, priority=None):
         from postdesk.gateway.worker import Worker
 
-        return Worker(self.db, self.desk, on_queued=on_queued)
+        return Worker(self.db, self.desk, on_queued=on_queued, priority=priority)
 
     def sender(self):
         from postdesk.notify.sender import Sender

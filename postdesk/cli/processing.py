@@ -7,11 +7,16 @@ worker in a thread, against 636/s with none). So ``serve`` keeps the edge (SMTP/
 pollers, the group commit) in its own process and runs the rest in a child it supervises:
 
 - the child is started with ``spawn`` (never ``fork``: the parent already holds database
-  connections and threads) and receives the settings, two cross-process events that wake its
-  worker and sender, and a stop event;
-- it watches a pipe whose other end only the parent holds: when the parent dies, even by
-  SIGKILL, the pipe ends and the child finishes its current mail and exits — no orphan goes on
-  working beside the next gateway (and if it did, claims keep the two apart);
+  connections and threads) and receives the settings and two pipes: a doorbell that wakes its
+  worker when a mail is stored, and a lifeline. Pipes, not ``multiprocessing.Event``: an
+  Event's ``set()`` waits for every sleeper to acknowledge, and a sleeper killed by SIGKILL
+  never does, which froze the edge's intake until the store timeout;
+- on SQLite the two share a :class:`~postdesk.gateway.priority.WritePriority`, so the worker
+  gives the edge the database's single write lock between two mails;
+- it watches the lifeline, whose other end only the parent holds: a "stop" message, or the
+  pipe's end when the parent dies (even by SIGKILL), makes the child finish its current mail
+  and exit — no orphan goes on working beside the next gateway (and if it did, claims keep the
+  two apart);
 - a child that dies is started again after a pause that doubles up to a minute; its claims are
   given back by the new worker's start-up recovery, so no mail is lost.
 """
@@ -20,16 +25,60 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import select
 import signal
 import threading
+import time
 
 from postdesk.config import Settings
+from postdesk.gateway.priority import WritePriority
 
 log = logging.getLogger("postdesk.serve")
 
 SPAWN = multiprocessing.get_context("spawn")
 STOP_GRACE_SECONDS = 30.0
+READY_SECONDS = 60.0
 MAX_RESTART_PAUSE = 60.0
+
+
+class Doorbell:
+    """The reading end of a wake-up pipe, with the part of ``threading.Event`` the worker's loop
+    uses (``wait``, ``clear``, ``set``, ``is_set``); ``set`` only wakes this process's waiter."""
+
+    def __init__(self, reader) -> None:
+        self._reader = reader  # kept: closing it would close the descriptor
+        self._fd = reader.fileno()
+        os.set_blocking(self._fd, False)
+        self._local = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._local.is_set():
+            return True
+        readable, _, _ = select.select([self._fd], [], [], timeout)
+        return bool(readable) or self._local.is_set()
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def clear(self) -> None:
+        self._local.clear()
+        try:
+            while os.read(self._fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def set(self) -> None:
+        self._local.set()
+
+
+def ring(writer) -> None:
+    """Wake the other end of a doorbell; never blocks (a full pipe has a wake-up pending)."""
+    try:
+        os.write(writer.fileno(), b"\0")
+    except (BlockingIOError, BrokenPipeError, OSError):
+        pass
 
 
 class ProcessingChild:
@@ -38,32 +87,56 @@ class ProcessingChild:
     def __init__(self, settings: Settings, *, worker: bool, sender: bool, scheduler: bool) -> None:
         self.settings = settings
         self.parts = {"worker": worker, "sender": sender, "scheduler": scheduler}
-        self.worker_wake = SPAWN.Event()
-        self.sender_wake = SPAWN.Event()
-        self.stop_event = SPAWN.Event()
+        self.ready = SPAWN.Event()  # only this process waits on it
+        self.priority = WritePriority(SPAWN)
         self.process = None
         self._lifeline = None
+        self._doorbell = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.restarts = 0
 
-    def start(self) -> None:
+    def wake_worker(self) -> None:
+        if self._doorbell is not None:
+            ring(self._doorbell)
+
+    def start(self, ready_timeout: float = READY_SECONDS) -> None:
+        """Start the child and wait until it has loaded what it needs (an interpreter, the
+        parser, the language model, the templates: a second or two of a core), so that the
+        SMTP edge starts listening on a quiet machine. A child that cannot start is logged and
+        retried by the watcher; the edge still accepts mail meanwhile."""
         self._spawn()
+        deadline = time.monotonic() + ready_timeout
+        while not self.ready.wait(0.1):
+            if self.process.exitcode is not None or time.monotonic() > deadline:
+                log.error("processing process %s is not ready (exit %s); accepting mail anyway",
+                          self.process.pid, self.process.exitcode)
+                break
         self._watcher = threading.Thread(target=self._watch, name="processing-watch", daemon=True)
         self._watcher.start()
 
     def _spawn(self) -> None:
-        reader, writer = SPAWN.Pipe(duplex=False)
+        life_reader, life_writer = SPAWN.Pipe(duplex=False)
+        bell_reader, bell_writer = SPAWN.Pipe(duplex=False)
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self.process = SPAWN.Process(
             target=child_main, name="postdesk-processing", daemon=False,
-            args=(self.settings, self.parts, level, self.worker_wake, self.sender_wake,
-                  self.stop_event, reader))
+            args=(self.settings, self.parts, level, self.priority, self.ready, life_reader,
+                  bell_reader))
         self.process.start()
-        reader.close()  # only the child holds the reading end; ours is the lifeline
-        self._lifeline = writer
+        life_reader.close()  # only the child holds the reading ends
+        bell_reader.close()
+        os.set_blocking(bell_writer.fileno(), False)
+        self._lifeline, self._doorbell = life_writer, bell_writer
+        ring(bell_writer)  # mail may have been stored while no child was listening
         log.info("processing process %s started (%s)", self.process.pid,
                  ", ".join(name for name, wanted in self.parts.items() if wanted))
+
+    def _close_pipes(self) -> None:
+        for pipe in (self._lifeline, self._doorbell):
+            if pipe is not None:
+                pipe.close()
+        self._lifeline = self._doorbell = None
 
     def _watch(self) -> None:
         pause = 1.0
@@ -73,7 +146,8 @@ class ProcessingChild:
                 continue
             log.error("processing process %s stopped unexpectedly (exit %s); starting it again "
                       "in %.0f s", self.process.pid, self.process.exitcode, pause)
-            self._lifeline.close()
+            self._close_pipes()
+            self.priority.worker_gone()
             if self._stopping.wait(pause):
                 return
             pause = min(pause * 2, MAX_RESTART_PAUSE)
@@ -83,52 +157,59 @@ class ProcessingChild:
     def stop(self) -> None:
         """Ask the child to finish its current mail and exit; kill it after a grace period."""
         self._stopping.set()
-        self.stop_event.set()
-        self.worker_wake.set()
-        self.sender_wake.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         if self.process is None:
             return
+        if self._lifeline is not None:
+            try:
+                self._lifeline.send_bytes(b"stop")
+            except OSError:
+                pass
         self.process.join(timeout=STOP_GRACE_SECONDS)
         if self.process.exitcode is None:
             log.error("processing process %s did not stop within %.0f s; killing it",
                       self.process.pid, STOP_GRACE_SECONDS)
             self.process.kill()
             self.process.join(timeout=5)
-        if self._lifeline is not None:
-            self._lifeline.close()
+        self._close_pipes()
 
 
-def child_main(settings: Settings, parts: dict[str, bool], level: str, worker_wake, sender_wake,
-               stop_event, lifeline) -> None:
+def child_main(settings: Settings, parts: dict[str, bool], level: str, priority: WritePriority,
+               ready, lifeline, doorbell) -> None:
     """The child's body: worker, sender and scheduler threads until told to stop."""
     from postdesk.cli import _setup_logging  # noqa: PLC0415
     from postdesk.cli.app import App  # noqa: PLC0415
     from postdesk.cli.serve import Services  # noqa: PLC0415
 
     _setup_logging(level)
-    # The parent decides when to stop (it forwards SIGTERM through stop_event); a terminal's
-    # Ctrl-C reaches the whole process group and must not cut a mail in half here.
+    stop = threading.Event()
+    # The parent decides when to stop (it says so on the lifeline); a terminal's Ctrl-C
+    # reaches the whole process group and must not cut a mail in half here.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop_event.set())
-    threading.Thread(target=_await_parent, args=(lifeline, stop_event), name="lifeline",
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_await_parent, args=(lifeline, stop), name="lifeline",
                      daemon=True).start()
-    services = Services(App(settings), smtp=False, stop_event=stop_event,
-                        worker_wake=worker_wake, sender_wake=sender_wake, **parts)
+    app = App(settings)
+    if parts["worker"]:
+        try:
+            app.worker().warm_up()  # the worker thread's own warm-up then finds all loaded
+        except Exception:  # noqa: BLE001 - an optimisation only; the worker retries its way
+            log.exception("processing warm-up failed")
+    wake = Doorbell(doorbell)
+    services = Services(app, smtp=False, stop_event=stop, worker_wake=wake, priority=priority,
+                        **parts)
     services.start_threads()
-    while not stop_event.wait(1.0):
-        pass
+    ready.set()
+    stop.wait()
     services.stop_parts()
     log.info("processing process stopped")
 
 
-def _await_parent(lifeline, stop_event) -> None:
+def _await_parent(lifeline, stop: threading.Event) -> None:
     try:
-        lifeline.recv()
+        lifeline.recv_bytes()
     except (EOFError, OSError):
-        pass
-    if not stop_event.is_set():
-        logging.getLogger("postdesk.serve").warning(
-            "the serve process is gone; finishing the current mail and stopping")
-    stop_event.set()
+        if not stop.is_set():
+            log.warning("the serve process is gone; finishing the current mail and stopping")
+    stop.set()

@@ -20,6 +20,7 @@ import threading
 
 from postdesk.cli.app import App
 from postdesk.gateway.intake import GroupCommitter
+from postdesk.gateway.priority import WritePriority
 from postdesk.gateway.smtp import SmtpGateway
 
 log = logging.getLogger("postdesk.serve")
@@ -30,7 +31,7 @@ class Services:
 
     def __init__(self, app: App, *, smtp: bool = True, worker: bool = True,
                  sender: bool = True, scheduler: bool = True, stop_event=None,
-                 worker_wake=None, sender_wake=None) -> None:
+                 worker_wake=None, sender_wake=None, priority=None) -> None:
         self.app = app
         self.stop_event = stop_event or threading.Event()
         self.worker_wake = worker_wake or threading.Event()
@@ -43,6 +44,7 @@ class Services:
         self.pollers: list = []
         self.scheduler = None
         self.child = None
+        self.priority = priority
 
     def start_processing(self) -> None:
         """Worker, sender and scheduler: in a child process, or as threads of this one."""
@@ -56,15 +58,16 @@ class Services:
                 self.app.sender()  # the outbound folder or relay settings fail here, at start
 
             self.child = ProcessingChild(self.app.settings, **parts)
-            self.worker_wake = self.child.worker_wake
-            self.sender_wake = self.child.sender_wake
+            self.worker_wake = _Ringer(self.child.wake_worker)
+            self.priority = self.child.priority
             self.child.start()
         else:
+            self.priority = self.priority or WritePriority()
             self.start_threads()
 
     def start_threads(self) -> None:
         if self.want["worker"]:
-            worker = self.app.worker(on_queued=self.sender_wake.set)
+            worker = self.app.worker(on_queued=self.sender_wake.set, priority=self.priority)
             self._thread("worker", worker.run, self.worker_wake)
         if self.want["sender"]:
             self._thread("sender", self.app.sender().run, self.sender_wake)
@@ -80,7 +83,7 @@ class Services:
         from postdesk.gateway.imap_poller import MailboxPoller  # noqa: PLC0415
         from postdesk.store.leases import StoreCursors, StoreLeases  # noqa: PLC0415
 
-        intake = self.app.intake(on_stored=self.worker_wake.set)
+        intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
         for box in self.app.settings.imap:
             poller = MailboxPoller(box, intake, StoreCursors(self.app.db), StoreLeases(self.app.db))
             poller.start()
@@ -94,13 +97,14 @@ class Services:
 
     async def start_smtp(self) -> None:
         settings = self.app.settings
-        intake = self.app.intake(on_stored=self.worker_wake.set)
+        intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
         self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout_seconds)
         self.committer.start()
         host, port = settings.listen_host_port
         self.gateway = SmtpGateway(host=host, port=port, accept=self.committer,
                                    domains=settings.desk.domains, lmtp=settings.smtp.lmtp,
                                    max_message_bytes=settings.smtp.max_message_bytes,
+                                   max_bytes_in_flight=settings.smtp.max_bytes_in_flight,
                                    hostname=settings.smtp.hostname or None)
         await self.gateway.start()
         log.info("listening for %s on %s:%s (domains: %s)", "LMTP" if settings.smtp.lmtp
@@ -126,6 +130,13 @@ class Services:
         self.sender_wake.set()
         for thread in self.threads:
             thread.join(timeout=30)
+
+
+class _Ringer:
+    """What the edge's intake calls when a mail is stored: the child's doorbell."""
+
+    def __init__(self, ring) -> None:
+        self.set = ring
 
 
 async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: bool = True,

@@ -1,15 +1,18 @@
 """Accept: store the exact raw bytes durably, and only then say yes (250, exit 0, IMAP flag).
 
 :class:`Intake` writes one or many mails in one transaction. :class:`GroupCommitter` is the
-asynchronous front the SMTP server awaits: mails that arrive together share one commit, and no
-caller is answered before the commit that holds its mail. A store that cannot take the mail
-raises :class:`TempFail` (the sender retries); nothing is half-written.
+asynchronous front the SMTP server awaits: mails that arrive together share one commit (up to
+``max_batch`` mails and ``max_batch_bytes`` bytes: the database driver copies a batch's bytes
+while it writes them), and no caller is answered before the commit that holds its mail. A
+store that cannot take the mail raises :class:`TempFail` (the sender retries); nothing is
+half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import queue
@@ -19,12 +22,15 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import IntegrityError
 
 from postdesk.errors import TempFail
+from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
 from postdesk.store.blobs import BlobStore
 from postdesk.store.db import Database, temp_fail_on_outage, utcnow
 
 log = logging.getLogger("postdesk.intake")
+
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def imap_key_text(key: tuple[str, str, int, int]) -> str:
@@ -33,10 +39,12 @@ def imap_key_text(key: tuple[str, str, int, int]) -> str:
 
 class Intake:
     def __init__(self, db: Database, blobs: BlobStore,
-                 on_stored: Callable[[], None] | None = None) -> None:
+                 on_stored: Callable[[], None] | None = None,
+                 priority: WritePriority | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.on_stored = on_stored or (lambda: None)
+        self.priority = priority if db.is_sqlite else None
 
     def store(self, raw: bytes, envelope: Envelope) -> int:
         return self.store_many([(raw, envelope)])[0]
@@ -44,7 +52,8 @@ class Intake:
     def store_many(self, mails: Sequence[tuple[bytes, Envelope]], imap_key: str | None = None) -> list[int]:
         """Store the mails in one commit; returns their ids. Raises TempFail on store trouble."""
         records = [self._record(raw, env, imap_key) for raw, env in mails]
-        with temp_fail_on_outage("store unavailable"):
+        right_of_way = self.priority.announce() if self.priority else contextlib.nullcontext()
+        with temp_fail_on_outage("store unavailable"), right_of_way:
             with self.db.session() as session:
                 ids = inbound.add_raw(session, records, utcnow())
         for stored_id, (raw, env) in zip(ids, mails):
@@ -80,9 +89,11 @@ class Intake:
 class GroupCommitter:
     """Batch concurrent SMTP accepts into shared commits, from one writer thread."""
 
-    def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0) -> None:
+    def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0,
+                 max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         self.intake = intake
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
         self.timeout = timeout
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
@@ -108,21 +119,30 @@ class GroupCommitter:
             raise TempFail(f"store did not answer within {self.timeout:.0f} s") from None
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
+        item = self._queue.get()
+        while item is not None:
+            batch, item = self._gather(item)
             self._commit(batch)
+            if item is None:
+                item = self._queue.get()
+
+    def _gather(self, first: tuple) -> tuple[list, tuple | None]:
+        """``first`` and what else is queued, within the batch limits; and the item that did not
+        fit (None when the queue ran dry; the stop mark stays queued)."""
+        batch, size = [first], len(first[0])
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, None
+            if more is None:
+                self._queue.put(None)
+                return batch, None
+            if size + len(more[0]) > self.max_batch_bytes:
+                return batch, more
+            batch.append(more)
+            size += len(more[0])
+        return batch, None
 
     def _commit(self, batch: list) -> None:
         try:

@@ -10,6 +10,7 @@ instead of looping forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from datetime import timedelta
 from postdesk.errors import Discard, Disposition, Quarantine
 from postdesk.gateway import pipeline
 from postdesk.gateway.context import Context, Desk
+from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_unavailable, utcnow
@@ -30,12 +32,15 @@ log = logging.getLogger("postdesk.worker")
 
 
 class Worker:
-    def __init__(self, db: Database, desk: Desk, on_queued=None) -> None:
+    def __init__(self, db: Database, desk: Desk, on_queued=None,
+                 priority: WritePriority | None = None) -> None:
         self.db = db
         self.desk = desk
         self.settings = desk.settings.worker
         self.holder = claims.holder_name(self)
         self.on_queued = on_queued or (lambda: None)
+        # Only SQLite has one write lock for the whole database to give way on.
+        self.priority = priority if db.is_sqlite else None
         self.commit_interval = self.settings.commit_interval_seconds
 
     def recover(self) -> int:
@@ -82,13 +87,18 @@ class Worker:
 
     def _process_group(self, rows: list[Inbound]) -> int:
         """Process mails from the head of ``rows`` in one transaction; returns how many."""
+        writing = contextlib.nullcontext()
+        if self.priority is not None:
+            self.priority.give_way()
+            writing = self.priority.writing()
         began = time.monotonic()
         done = 0
-        with self.db.session() as session:
+        with writing, self.db.session() as session:
             for row in rows:
                 self._process_one(session, row)
                 done += 1
-                if time.monotonic() - began >= self.commit_interval:
+                if time.monotonic() - began >= self.commit_interval or \
+                        (self.priority is not None and self.priority.wanted()):
                     break
         return done
 
@@ -118,7 +128,7 @@ class Worker:
 
     def _context(self, session, row: Inbound) -> Context:
         envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
-        raw = inbound.raw_of(row, self.desk.blobs)
+        raw = inbound.raw_of(row, self.desk.blobs, session)
         return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                        raw=raw, now=utcnow())
 

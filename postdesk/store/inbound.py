@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
@@ -78,7 +79,10 @@ def claim(session: Session, holder: str, limit: int, now: datetime, postgres: bo
 def _take(session: Session, ids: list[int], holder: str, now: datetime) -> list[Inbound]:
     session.execute(update(Inbound).where(Inbound.id.in_(ids)).values(
         status=PROCESSING, claimed_by=holder, claimed_at=now, attempts=Inbound.attempts + 1))
+    # The raw bytes stay in the database until the worker reaches each mail (``raw_of``): a
+    # batch of big mails is never in memory at once.
     return list(session.scalars(select(Inbound).where(Inbound.id.in_(ids)).order_by(Inbound.id)
+                                .options(defer(Inbound.raw))
                                 .execution_options(populate_existing=True)))
 
 
@@ -145,7 +149,11 @@ def counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def raw_of(row: Inbound, blobs) -> bytes:
-    if row.raw is not None:
-        return row.raw
-    return blobs.get(row.blob_path)
+def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
+    """The stored bytes of ``row``: from its blob, or from the database (read now, through
+    ``session``, when the row was loaded without them, as claimed rows are)."""
+    if row.blob_path:
+        return blobs.get(row.blob_path)
+    if session is not None and "raw" not in row.__dict__:
+        return session.scalar(select(Inbound.raw).where(Inbound.id == row.id)) or b""
+    return row.raw or b""
