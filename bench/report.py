@@ -83,11 +83,16 @@ def profiles(found_by_kind: dict, unit: str) -> list[str]:
 
 
 def memory(result: dict) -> list[str]:
-    lines = _table(("store", "scenario", "runs", "mail MiB", "RSS before MiB", "peak MiB",
-                    "increase MiB", "× one mail", "× bytes received", "seconds"),
-                   [(r["kind"], r["scenario"], r["runs"], _n(r["mail_mib"], 1),
-                     _n(r["rss_before_mib"]), _n(r["peak_mib"]), _n(r["increase_mib"]),
-                     _x(r["times_one_mail"]), _x(r["times_size"]), _n(r["seconds"], 1))
+    lines = _table(("store", "scenario", "runs", "processes", "mail MiB", "RSS before MiB",
+                    "SMTP peak +MiB", "worker peak +MiB", "sum of peaks +MiB",
+                    "sampled sum +MiB", "× one mail", "× bytes received", "retried (4xx)",
+                    "seconds"),
+                   [(r["kind"], r["scenario"], r["runs"], _processes(r.get("processes")),
+                     _n(r["mail_mib"], 1), _n(r["rss_before_mib"]),
+                     _n(r.get("smtp_increase_mib")), _n(r.get("worker_increase_mib")),
+                     _n(r["increase_mib"]), _n(r.get("sampled_increase_mib")),
+                     _x(r["times_one_mail"]), _x(r["times_size"]), _n(r.get("deferred")),
+                     _n(r["seconds"], 1))
                     for r in result["summary"]])
     steps = result.get("steps")
     if steps:
@@ -96,6 +101,15 @@ def memory(result: dict) -> list[str]:
         lines += _table(("step", "peak MiB"),
                         [(k, _n(v, 1)) for k, v in steps["peaks_mib"].items()])
     return lines
+
+
+def _processes(found: dict | None) -> str:
+    """``smtp + worker`` for the tree of ``serve``; helpers (resource trackers) counted apart."""
+    if not found:
+        return "–"
+    names = [name for name in ("smtp", "worker") for _ in range(found.get(name, 0))]
+    helpers = f" (+{found['helper']} helper)" if found.get("helper") else ""
+    return " + ".join(names) + helpers
 
 
 def sweep(result: dict) -> list[str]:
@@ -138,10 +152,12 @@ def targets(results: dict) -> list[str]:
             lines.append(_check(f"one 25 MB mail peaks < 8× its size ({r['kind']})",
                                 r["times_one_mail"], 8.0, False))
         else:
-            lines.append(f"- ten 25 MB mails at once ({r['kind']}): peak "
+            lines.append(f"- ten 25 MB mails at once ({r['kind']}): peaks "
                          f"+{_n(r['increase_mib'])} MiB"
                          f" = {_x(r['times_size'])} the bytes received "
-                         f"({_x(r['times_one_mail'])} one mail)")
+                         f"({_x(r['times_one_mail'])} one mail; SMTP +"
+                         f"{_n(r.get('smtp_increase_mib'))}, worker "
+                         f"+{_n(r.get('worker_increase_mib'))} MiB)")
     for r in results.get("sweep", {}).get("summary", []):
         if r["ratio_to_smallest"] != 1.0:
             lines.append(_check(f"{r['tickets']:,}-ticket sweep within 1.5× of the smallest "

@@ -4,9 +4,12 @@ This is the only module that imports aiosmtpd. ``SmtpGateway`` listens on the ru
 (``postdesk serve`` owns it); its handler refuses cheaply what we can never take (recipients in
 domains we do not serve, oversized or empty messages), hands the exact received bytes and the
 envelope to an ``Accept`` callable that stores them durably, and answers ``250`` only after that
-returned; our own trouble answers ``451``/``452`` so the sender retries. Every reply is a named
-constant from ``postdesk.gateway.replies``; aiosmtpd's own fixed replies are rewritten to those,
-and in LMTP mode (RFC 2033) the answer after DATA is repeated once per accepted recipient.
+returned; our own trouble answers ``451``/``452`` so the sender retries. The mail after DATA is
+read by ``smtp_data`` (one buffer per mail, not aiosmtpd's list of lines) and held against the
+in-flight byte budget of ``inflight``: a mail that does not fit, announced with ``SIZE=`` or not,
+is answered ``452``. Every reply is a named constant from ``postdesk.gateway.replies``;
+aiosmtpd's own fixed replies are rewritten to those, and in LMTP mode (RFC 2033) the answer
+after DATA is repeated once per accepted recipient.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from postdesk.errors import TempFail
+from postdesk.gateway.inflight import ByteBudget, Hold, declared_size
 from postdesk.gateway.replies import (
     R250_QUEUED,
     R250_RECIPIENT_OK,
@@ -43,11 +47,14 @@ from postdesk.gateway.replies import (
     R554_UNUSABLE,
     Reply,
 )
+from postdesk.gateway.smtp_data import LINE_TOO_LONG, TOO_BIG, read_data
 from postdesk.mail.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 1024 * 1024  # aiosmtpd's default (1001) refuses bare-LF mail longer than that
+MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # [smtp] max_bytes_in_flight
+BUDGET_WAIT_SECONDS = 10.0  # how long MAIL (with SIZE=) and DATA wait for room before 452
 SHUTDOWN_GRACE_SECONDS = 10.0
 _AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at INFO
 _HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 field name (obsolete WSP allowed)
@@ -80,8 +87,12 @@ class _Handler:
         domains: Sequence[str],
         source: str,
         on_accepted: Callable[[int, Envelope], None] | None,
+        budget: ByteBudget,
+        budget_wait: float,
     ) -> None:
         self._accept = accept
+        self._budget = budget
+        self._budget_wait = budget_wait
         self._domains = frozenset(_normal_domain(domain) for domain in domains)
         self._source = source
         self._on_accepted = on_accepted
@@ -92,6 +103,11 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address: str, options: list[str]) -> str:
         if not _is_utf8(address):
             return str(R553_BAD_SENDER)
+        size = declared_size(options)
+        if size and not await self._budget.wait_until_fits(size, self._budget_wait):
+            log.info("%s MAIL SIZE=%d refused: %d bytes in flight", self._source, size,
+                     self._budget.in_use)
+            return str(R452_NO_STORAGE)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         log.debug("%s MAIL FROM %s peer=%s", self._source, address, _peer_ip(session.peer))
@@ -172,6 +188,58 @@ class _SmtpSession(SMTP):
 
     line_length_limit = MAX_LINE_BYTES
 
+    def __init__(self, handler: _Handler, *, budget: ByteBudget, budget_wait: float,
+                 **options: Any) -> None:
+        super().__init__(handler, **options)
+        self._budget = budget
+        self._budget_wait = budget_wait
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the mail with ``read_data`` within the in-flight budget."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+        elif arg:
+            await self.push("501 Syntax: DATA")
+        else:
+            hold = self._budget.hold()
+            try:
+                await self._data(hold)
+            finally:
+                hold.release()
+
+    async def _data(self, hold: Hold) -> None:
+        declared = declared_size(self.envelope.mail_options)
+        if not (await self._budget.wait_until_fits(declared, self._budget_wait)
+                and hold.reserve(declared)):
+            await self.push(str(R452_NO_STORAGE))
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            received = await read_data(self._reader, max_bytes=self.data_size_limit,
+                                       max_line=self.line_length_limit, hold=hold)
+        except asyncio.CancelledError:  # the connection went away during DATA
+            self._writer.close()
+            raise
+        if received.problem is not None:
+            self._set_post_data_state()
+            await self.push(self._refusal(received.problem))
+            return
+        self.envelope.content = self.envelope.original_content = received.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _refusal(self, problem: str) -> str:
+        if problem == TOO_BIG:
+            return R552_TOO_BIG.format(max_bytes=self.data_size_limit)
+        if problem == LINE_TOO_LONG:
+            return R554_LINE_TOO_LONG.format(max_line=self.line_length_limit)
+        log.info("mail dropped during DATA: %d bytes in flight", self._budget.in_use)
+        return str(R452_NO_STORAGE)
+
     async def push(self, status: Any) -> None:
         await super().push(self._rewrite(status))
 
@@ -214,6 +282,8 @@ class SmtpGateway:
         domains: Sequence[str],
         lmtp: bool = False,
         max_message_bytes: int = 25 * 1024 * 1024,
+        max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT,
+        budget_wait: float = BUDGET_WAIT_SECONDS,
         hostname: str | None = None,
         on_accepted: Callable[[int, Envelope], None] | None = None,
     ) -> None:
@@ -223,7 +293,10 @@ class SmtpGateway:
         self._max_message_bytes = max_message_bytes
         self._hostname = hostname or socket.getfqdn()  # aiosmtpd would ask once per connection
         self._protocol = "lmtp" if lmtp else "smtp"
-        self._handler = _Handler(accept, domains, self._protocol, on_accepted)
+        self._budget = ByteBudget(max_bytes_in_flight)
+        self._budget_wait = budget_wait
+        self._handler = _Handler(accept, domains, self._protocol, on_accepted, self._budget,
+                                 budget_wait)
         self._sessions: weakref.WeakSet[_SmtpSession] = weakref.WeakSet()
         self._server: asyncio.AbstractServer | None = None
 
@@ -258,6 +331,8 @@ class SmtpGateway:
     def _new_session(self, loop: asyncio.AbstractEventLoop) -> _SmtpSession:
         session = (_LmtpSession if self._lmtp else _SmtpSession)(
             self._handler,
+            budget=self._budget,
+            budget_wait=self._budget_wait,
             data_size_limit=self._max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

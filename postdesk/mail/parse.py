@@ -6,7 +6,10 @@ headers-only parse, then an empty mail: ``parse`` never raises, and every fallba
 named in ``defects``. The tree is then read by our own bounded walk (``parts``), because
 mail-parser's body text drops undeclared 8-bit characters and mines forwarded messages for
 body text; headers are read by ``fields``. A header block too large for mail-parser to read
-in bounded time goes to the standard library directly.
+in bounded time goes to the standard library directly. A mail over ``LARGE_MAIL_BYTES`` is
+never decoded to one ``str``: its tree is read from slices of the bytes (the tree
+``email.message_from_bytes`` builds, in a third of the memory) and handed to mail-parser; the
+fallbacks read in slices too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from postdesk.mail.parts import Extracted, extract_parts
 __all__ = ["Attachment", "ParsedMail", "parse"]
 
 MAX_MAILPARSER_HEADER_BYTES = 256 * 1024
+LARGE_MAIL_BYTES = 1024 * 1024
 MAX_DEFECTS = 200
 MAX_DEFECT_LEN = 300
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -84,13 +88,13 @@ def _tree(raw: bytes, defects: list[str]) -> tuple[Message, bool, Extracted | No
         defects.append(f"header block over {MAX_MAILPARSER_HEADER_BYTES} bytes: mail-parser skipped")
     else:
         try:
-            parsed = mailparser.parse_from_bytes(raw)
+            parsed = _mailparser(raw)
             defects.extend(_mailparser_defects(parsed.defects))
             return parsed.message, True, None
         except Exception as error:  # noqa: BLE001 - any mail-parser failure: try the stdlib
             defects.append(f"mail-parser failed: {type(error).__name__}: {error}")
     try:
-        return email.message_from_bytes(raw, policy=email.policy.compat32), False, None
+        return _compat32(raw), False, None
     except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
         defects.append(f"email parser failed: {type(error).__name__}: {error}")
     return _headers_only(raw, defects)
@@ -98,12 +102,44 @@ def _tree(raw: bytes, defects: list[str]) -> tuple[Message, bool, Extracted | No
 
 def _headers_only(raw: bytes, defects: list[str]) -> tuple[Message, bool, Extracted]:
     """Headers parsed, the whole body kept as one plain text: for trees no parser can build."""
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+    message = _compat32(raw, headersonly=True)
     body = message.get_payload()
     data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
     text, _ = decode_bytes(data)
     defects.append("MIME structure unreadable: the body is kept as raw text")
     return message, False, Extracted(plain=[text])
+
+
+def _mailparser(raw: bytes) -> mailparser.MailParser:
+    """mail-parser's reading of ``raw``; for a large mail, of the tree ``_compat32`` built."""
+    if len(raw) <= LARGE_MAIL_BYTES:
+        return mailparser.parse_from_bytes(raw)
+    return mailparser.MailParser(_compat32(raw))
+
+
+def _compat32(raw: bytes, headersonly: bool = False) -> Message:
+    """The tree ``email.message_from_bytes`` builds (compat32), read from ``raw`` in slices.
+
+    ``message_from_bytes`` first decodes the whole mail to one ``str`` and copies that into a
+    ``StringIO``; read in slices, the peak is the tree itself (the lines of its largest part).
+    """
+    parser = email.parser.Parser(policy=email.policy.compat32)
+    return parser.parse(_AsciiSlices(raw), headersonly=headersonly)
+
+
+class _AsciiSlices:
+    """``raw`` as a text file for ``email.parser.Parser``: each ``read`` decodes one slice,
+    bytes over 0x7f surrogate-escaped and line ends untouched, as ``BytesParser`` does."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._at = 0
+
+    def read(self, size: int = -1) -> str:
+        end = len(self._raw) if size < 0 else self._at + size
+        piece = self._raw[self._at:end]
+        self._at += len(piece)
+        return piece.decode("ascii", "surrogateescape")
 
 
 def _header_block_size(raw: bytes) -> int:

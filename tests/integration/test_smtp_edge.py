@@ -386,3 +386,94 @@ def test_swaks_speaks_lmtp_to_two_recipients(serve):
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("<-  250 2.0.0 Queued as 1") == 2
     assert store.mails[0][1].rcpt_tos == (HELPDESK, "sales@support.example")
+
+
+class FirstHeldStore(MemoryStore):
+    """Holds the first mail until the test opens the gate (a slow commit); later ones go in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, raw: bytes, envelope: Envelope) -> int:
+        if not self.entered.is_set():
+            self.gate = asyncio.Event()
+            self.entered.set()
+            await self.gate.wait()
+        return await super().__call__(raw, envelope)
+
+
+def hold_first_mail(serve, budget: int, wait: float = 0.2):
+    """A gateway with an in-flight budget whose first mail (``MAIL``) waits for its commit."""
+    store = FirstHeldStore()
+    gateway, _ = serve(store, max_bytes_in_flight=budget, budget_wait=wait)
+    wire = Wire(gateway.port)
+    wire.command("EHLO client.test")
+    send_raw(wire, MAIL)
+    assert store.entered.wait(timeout=3)
+    return gateway, store, wire
+
+
+def release(loop, store: FirstHeldStore, wire: Wire) -> None:
+    loop.call_soon_threadsafe(store.gate.set)
+    assert wire.reply() == b"250 2.0.0 Queued as 1"
+    wire.close()
+
+
+def test_a_mail_outgrowing_the_budget_is_dropped_with_452_and_the_session_goes_on(serve, loop):
+    gateway, store, first = hold_first_mail(serve, budget=len(MAIL) + 500)
+    big = MAIL + (b"z" * 76 + b"\r\n") * 10
+    with smtp_client(gateway) as client:
+        client.mail(SENDER)
+        client.rcpt(HELPDESK)
+        assert client.data(big) == NO_STORAGE
+        assert client.mail(SENDER)[0] == 250  # the transaction was reset, the session goes on
+        client.rset()
+        release(loop, store, first)
+        assert client.sendmail(SENDER, [HELPDESK], big) == {}  # alone now: it fits
+    assert [raw for raw, _ in store.mails] == [MAIL, big]
+
+
+def test_a_declared_size_that_does_not_fit_is_refused_at_mail(serve, loop):
+    gateway, store, first = hold_first_mail(serve, budget=len(MAIL) + 500)
+    with smtp_client(gateway) as client:
+        assert client.mail(SENDER, ["SIZE=501"]) == NO_STORAGE
+        assert client.mail(SENDER, ["SIZE=400"])[0] == 250
+    release(loop, store, first)
+
+
+def test_a_declared_size_waits_for_room_then_goes_in(serve, loop):
+    gateway, store, first = hold_first_mail(serve, budget=len(MAIL) + 500, wait=5)
+    threading.Timer(0.3, loop.call_soon_threadsafe, (store.gate.set,)).start()
+    with smtp_client(gateway) as client:
+        assert client.mail(SENDER, [f"SIZE={len(MAIL) + 500}"])[0] == 250
+        client.rcpt(HELPDESK)
+        assert client.data(MAIL) == (250, b"2.0.0 Queued as 2")
+    assert first.reply() == b"250 2.0.0 Queued as 1"
+    first.close()
+
+
+def test_a_mail_alone_fits_whatever_its_size(serve):
+    gateway, store = serve(max_bytes_in_flight=100, budget_wait=0.2)
+    with smtp_client(gateway) as client:
+        assert client.sendmail(SENDER, [HELPDESK], MAIL, [f"SIZE={len(MAIL)}"]) == {}
+        assert client.sendmail(SENDER, [HELPDESK], MAIL) == {}
+    assert len(store.mails) == 2
+
+
+def test_a_connection_lost_during_data_gives_its_bytes_back(serve):
+    budget = 2000
+    gateway, store = serve(max_bytes_in_flight=budget, budget_wait=2)
+    wire = Wire(gateway.port)
+    wire.command("EHLO client.test")
+    assert wire.command(f"MAIL FROM:<{SENDER}> SIZE=1500").startswith(b"250")
+    wire.command(f"RCPT TO:<{HELPDESK}>")
+    assert wire.command("DATA").startswith(b"354")
+    wire.send(MAIL + b"w" * 76 + b"\r\n")
+    wire.close()  # gone in the middle of the mail
+    with smtp_client(gateway) as client:  # the whole budget, with another connection open
+        other = Wire(gateway.port)
+        assert client.mail(SENDER, [f"SIZE={budget}"])[0] == 250
+        other.close()
+    assert store.mails == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email
+import random
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -282,3 +285,36 @@ def test_charset_with_nul_byte() -> None:
     parsed = mail("From: a@b.example\r\nContent-Type: text/plain; charset=\"utf\x00-8\"\r\n", "caf\xe9 ok\r\n", "latin-1")
     assert parsed.text == "café ok\n"
     assert any(defect.startswith("mail-parser failed: ValueError") for defect in parsed.defects)
+
+
+def mail_with_attachment(payload: bytes) -> bytes:
+    """A text part and one base64 attachment in 76-character lines, as mail clients write them."""
+    data = base64.b64encode(payload).decode("ascii")
+    lines = "\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+    return (
+        "From: a@b.example\r\nSubject: logs\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nThe logs.\r\n--b\r\n"
+        'Content-Type: application/zip; name="logs.zip"\r\nContent-Transfer-Encoding: base64\r\n'
+        f"Content-Disposition: attachment; filename=\"logs.zip\"\r\n\r\n{lines}\r\n--b--\r\n"
+    ).encode("ascii")
+
+
+def test_a_large_mail_is_read_from_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = [parse(raw) for raw in CORPUS_MAILS]
+    monkeypatch.setattr(parse_module, "LARGE_MAIL_BYTES", 0)
+    assert [parse(raw) for raw in CORPUS_MAILS] == expected
+
+
+def test_a_large_mail_costs_about_three_times_its_size() -> None:
+    payload = random.Random(7).randbytes(3_000_000)
+    raw = mail_with_attachment(payload)
+    tracemalloc.start()
+    try:
+        parsed = parse(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [a.payload for a in parsed.attachments] == [payload] and parsed.text == "The logs."
+    assert peak < 3.5 * len(raw)  # 7.7 times when the whole mail was decoded to one str
+
