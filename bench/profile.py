@@ -16,7 +16,8 @@ CHECKS = "checks (dedupe, classify, flood, agent, history, survey)"
 # (path suffix, function) -> stage; the innermost match wins.
 STAGES: dict[tuple[str, str], str] = {
     ("gateway/worker.py", "process_batch"): "claim",
-    ("gateway/worker.py", "process"): "worker (other steps, pipeline)",
+    ("gateway/worker.py", "_process_group"): "worker (batch loop)",
+    ("gateway/worker.py", "_process_one"): "worker (other steps, pipeline)",
     ("gateway/worker.py", "_context"): "load",
     ("gateway/worker.py", "_finish"): "finish (inbound row)",
     ("gateway/steps.py", "step_parse"): "parse",
