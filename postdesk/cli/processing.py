@@ -94,7 +94,6 @@ class ProcessingChild:
         self._doorbell = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
-        self.restarts = 0
 
     def wake_worker(self) -> None:
         if self._doorbell is not None:
@@ -151,7 +150,6 @@ class ProcessingChild:
             if self._stopping.wait(pause):
                 return
             pause = min(pause * 2, MAX_RESTART_PAUSE)
-            self.restarts += 1
             self._spawn()
 
     def stop(self) -> None:

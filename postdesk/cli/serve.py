@@ -31,11 +31,11 @@ class Services:
 
     def __init__(self, app: App, *, smtp: bool = True, worker: bool = True,
                  sender: bool = True, scheduler: bool = True, stop_event=None,
-                 worker_wake=None, sender_wake=None, priority=None) -> None:
+                 worker_wake=None, priority=None) -> None:
         self.app = app
         self.stop_event = stop_event or threading.Event()
         self.worker_wake = worker_wake or threading.Event()
-        self.sender_wake = sender_wake or threading.Event()
+        self.sender_wake = threading.Event()
         self.threads: list[threading.Thread] = []
         self.want = {"smtp": smtp, "worker": worker, "sender": sender,
                      "scheduler": scheduler and app.settings.scheduler.enabled}

@@ -49,9 +49,7 @@ class WritePriority:
         with self._edge_lock:
             self._waiting.value += 1
         try:
-            deadline = time.monotonic() + max_wait
-            while self._worker_writing.value and time.monotonic() < deadline:
-                time.sleep(0.0005)
+            _wait_while(lambda: self._worker_writing.value, max_wait)
             yield
         finally:
             with self._edge_lock:
@@ -76,6 +74,11 @@ class WritePriority:
 
     def give_way(self, max_wait: float = 0.25) -> None:
         """Wait until the edge is done (bounded, so a stuck edge never stops the worker)."""
-        deadline = time.monotonic() + max_wait
-        while self.wanted() and time.monotonic() < deadline:
-            time.sleep(0.0005)
+        _wait_while(self.wanted, max_wait)
+
+
+def _wait_while(condition, max_wait: float) -> None:
+    """Poll ``condition`` every half millisecond until it is false or ``max_wait`` is over."""
+    deadline = time.monotonic() + max_wait
+    while condition() and time.monotonic() < deadline:
+        time.sleep(0.0005)

@@ -29,11 +29,10 @@ def contact(session: Session, address: str) -> Contact | None:
     return found
 
 
-def ensure_contact(session: Session, address: str, name: str, now: datetime,
-                   locale: str | None = None) -> Contact:
+def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Contact:
     found = contact(session, address)
     if found is None:
-        return add_contact(session, address, name, now, locale)
+        return add_contact(session, address, name, now)
     if name and not found.name:
         found.name = name[:300]
     return found
@@ -53,9 +52,13 @@ def _contacts(session: Session) -> dict[str, Contact]:
     return session.info.setdefault("postdesk_contacts", {})
 
 
+def _tickets(session: Session) -> dict[int, Ticket]:
+    return session.info.setdefault("postdesk_tickets", {})
+
+
 @event.listens_for(OrmSession, "after_soft_rollback")
-def _forget_contacts(session: OrmSession, _previous) -> None:
-    """A rolled-back savepoint may have created a contact that no longer exists."""
+def _forget_loaded(session: OrmSession, _previous) -> None:
+    """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
 
@@ -72,7 +75,7 @@ def get(session: Session, ticket_id: int) -> Ticket | None:
     so without the reference kept here each step that asks for it would query it again."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is not None:
-        session.info.setdefault("postdesk_tickets", {})[ticket_id] = ticket
+        _tickets(session)[ticket_id] = ticket
     return ticket
 
 
@@ -84,7 +87,7 @@ def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
     ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
                              .execution_options(populate_existing=True)).first()
     if ticket is not None:
-        session.info.setdefault("postdesk_tickets", {})[ticket_id] = ticket
+        _tickets(session)[ticket_id] = ticket
     return ticket
 
 

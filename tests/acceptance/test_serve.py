@@ -67,6 +67,13 @@ class Desk:
                 time.sleep(0.05)
         raise AssertionError("postdesk serve did not start: " + self.log.read_text())
 
+    def kill(self) -> None:
+        """Kill a ``serve`` still running (a test's cleanup)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout=30)
@@ -99,9 +106,7 @@ def desk(tmp_path, db_url):
     desk = Desk(tmp_path, db_url)
     desk.run("init")
     yield desk
-    if desk.proc is not None:
-        desk.proc.kill()
-        desk.proc.wait()
+    desk.kill()
 
 
 def test_mail_becomes_ticket_one_with_a_threading_acknowledgement(desk):

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
-import pytest
-
-from tests.acceptance.test_serve import Desk
+from tests.acceptance.test_serve import Desk, desk  # noqa: F401 - the fixture
 from tests.helpers import make_mail, outbound_mails
 
 
@@ -44,29 +41,9 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped
 
 
-def wait_until(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
-
-
 def processing_child(desk: Desk) -> int:
-    [child] = wait_until(lambda: [c for c in children(desk.proc.pid) if alive(c)])
+    [child] = desk.wait_for(lambda: [c for c in children(desk.proc.pid) if alive(c)])
     return child
-
-
-@pytest.fixture
-def desk(tmp_path, db_url):
-    desk = Desk(tmp_path, db_url)
-    desk.run("init")
-    yield desk
-    if desk.proc is not None:
-        desk.proc.kill()
-        desk.proc.wait()
 
 
 def test_a_dead_processing_child_is_started_again_and_nothing_is_lost(desk):
@@ -74,7 +51,7 @@ def test_a_dead_processing_child_is_started_again_and_nothing_is_lost(desk):
     first = processing_child(desk)
     os.kill(first, signal.SIGKILL)
     desk.send(make_mail(message_id="<after-kill@example.com>"))
-    second = wait_until(lambda: [c for c in children(desk.proc.pid) if alive(c) and c != first])
+    second = desk.wait_for(lambda: [c for c in children(desk.proc.pid) if alive(c) and c != first])
     assert second
     desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=30)
     assert desk.ticket(1)["messages"][0]["message_id"] == "<after-kill@example.com>"
@@ -87,10 +64,8 @@ def test_a_dead_processing_child_is_started_again_and_nothing_is_lost(desk):
 def test_the_child_does_not_outlive_a_killed_parent(desk):
     desk.start()
     child = processing_child(desk)
-    desk.proc.send_signal(signal.SIGKILL)
-    desk.proc.wait()
-    desk.proc = None
-    wait_until(lambda: not alive(child), timeout=30)
+    desk.kill()  # SIGKILL
+    desk.wait_for(lambda: not alive(child), timeout=30)
 
 
 def test_sigterm_stops_both_processes_cleanly(desk):
@@ -113,6 +88,4 @@ def test_one_process_when_asked(tmp_path, db_url):
         assert [c for c in children(desk.proc.pid) if alive(c)] == []
         assert desk.stop() == 0
     finally:
-        if desk.proc is not None:
-            desk.proc.kill()
-            desk.proc.wait()
+        desk.kill()
