@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from postdesk.actions.services import Desk
+from postdesk.mail.answers import is_confirmation
 from postdesk.store import tickets
 from postdesk.store.models import Escalation, EscalationStep, Ticket
 
@@ -24,10 +25,14 @@ def ref(escalation: Escalation) -> str:
     return f"CP-{escalation.id}"
 
 
+_ACTIVE = (select(Escalation).where(Escalation.ticket_id == bindparam("ticket_id"),
+                                    Escalation.status != "resolved")
+           .order_by(Escalation.id.desc()).limit(1))
+
+
 def active(session: Session, ticket_id: int) -> Escalation | None:
-    return session.scalars(select(Escalation).where(
-        Escalation.ticket_id == ticket_id, Escalation.status != "resolved")
-        .order_by(Escalation.id.desc()).limit(1)).first()
+    """The ticket's escalation still in progress (asked for every customer reply)."""
+    return session.scalars(_ACTIVE, {"ticket_id": ticket_id}).first()
 
 
 def latest(session: Session, ticket_id: int) -> Escalation | None:
@@ -70,13 +75,14 @@ def move(session: Session, desk: Desk, ticket: Ticket, step: str, estimated: str
     return f"{ref(escalation)} {step}"
 
 
-def customer_answer(session: Session, desk: Desk, ticket: Ticket, confirmed: bool, text: str,
+def customer_answer(session: Session, desk: Desk, ticket: Ticket, text: str,
                     actor: str, now: datetime) -> str | None:
-    """The customer's reply while the escalation is verifying; None when none is."""
+    """The customer's reply while the escalation is verifying (does it confirm the fix?);
+    None when no escalation is verifying."""
     escalation = active(session, ticket.id)
     if escalation is None or escalation.status != "verifying":
         return None
-    if confirmed:
+    if is_confirmation(text):
         return move(session, desk, ticket, "resolved", None, actor, now, "confirmed by the customer")
     return move(session, desk, ticket, "engineering", None, actor, now, text[:4000])
 

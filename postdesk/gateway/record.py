@@ -11,7 +11,6 @@ import hashlib
 
 from postdesk.actions import agent_notices, escalations, transitions
 from postdesk.lifecycle import Resolution
-from postdesk.mail.answers import is_confirmation
 from postdesk.gateway.context import Context
 from postdesk.mail.addresses import is_noreply
 from postdesk.mail.attachment_policy import judge
@@ -86,11 +85,12 @@ def customer_reply(ctx: Context) -> None:
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket
     _add_copied(ctx, ticket)
-    message = _add_message(ctx, ticket)
-    closes, rest = customer_closes(message.text)
+    text = strip_quotes(ctx.mail.text, LOCALES)
+    closes, rest = customer_closes(text)
     sender = ctx.mail.from_addr or ""
-    if closes and sender == ticket.requester:
-        message.text = rest
+    closing = closes and sender == ticket.requester
+    message = _add_message(ctx, ticket, text=rest if closing else text)
+    if closing:
         transitions.resolve(ctx.session, ctx.desk, ticket, ctx.now, Resolution.CUSTOMER, sender)
         ctx.outcome.append(f"#{ticket.id} resolved by the customer (#close)")
         return
@@ -105,7 +105,7 @@ def customer_reply(ctx: Context) -> None:
 
 
 def _escalation_answer(ctx: Context, ticket: Ticket, text: str) -> bool:
-    outcome = escalations.customer_answer(ctx.session, ctx.desk, ticket, is_confirmation(text),
+    outcome = escalations.customer_answer(ctx.session, ctx.desk, ticket,
                                           text, ctx.mail.from_addr or "", ctx.now)
     if outcome is None:
         return False
@@ -116,9 +116,8 @@ def _escalation_answer(ctx: Context, ticket: Ticket, text: str) -> bool:
 
 def survey_message(ctx: Context, ticket: Ticket) -> Message:
     """Keep a survey answer on its ticket; the ticket's status does not change."""
-    message = _add_message(ctx, ticket)
-    message.evidence = f"{ctx.decision.evidence}; answers the satisfaction survey"
-    return message
+    return _add_message(ctx, ticket,
+                        evidence=f"{ctx.decision.evidence}; answers the satisfaction survey")
 
 
 def spoofing_attempt(ctx: Context) -> None:
@@ -156,7 +155,10 @@ def _add_copied(ctx: Context, ticket: Ticket, new_ticket: bool = False) -> None:
                                     new_ticket=new_ticket)
 
 
-def _add_message(ctx: Context, ticket: Ticket) -> Message:
+def _add_message(ctx: Context, ticket: Ticket, *, text: str | None = None,
+                 evidence: str | None = None) -> Message:
+    """Store the mail as a message of ``ticket``: ``text`` is what the desk shows (the mail
+    without its quotes unless given), ``evidence`` why it threads here."""
     mail = ctx.mail
     sent = from_sent_folder(ctx)
     message = tickets.add_message(
@@ -165,9 +167,10 @@ def _add_message(ctx: Context, ticket: Ticket) -> Message:
         from_addr=mail.from_addr or requester_of(ctx) or "",
         from_name=mail.from_name[:300], to=mail.to, cc=mail.cc, subject=mail.subject,
         message_id=mail.message_id, in_reply_to=" ".join(mail.in_reply_to) or None,
-        text=strip_quotes(mail.text, LOCALES), body=mail.text, html=mail.html,
-        automatic=ctx.automatic and ctx.automatic[:200], threaded_by=ctx.decision.threaded_by,
-        evidence=ctx.decision.evidence)
+        text=strip_quotes(mail.text, LOCALES) if text is None else text, body=mail.text,
+        html=mail.html, automatic=ctx.automatic and ctx.automatic[:200],
+        threaded_by=ctx.decision.threaded_by,
+        evidence=ctx.decision.evidence if evidence is None else evidence)
     for verdict in judge(mail.attachments, ctx.desk.settings.attachments):
         if verdict.kept:
             fields = attachment_fields(ctx, verdict.attachment)

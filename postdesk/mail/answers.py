@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 SCALES = ("1-7", "good-bad")
 HEAD_CHARS = 500  # a confirmation is read here; an answer must start within 4x as much
@@ -116,6 +117,7 @@ def fold(text: str) -> str:
     return "".join(_fold_char(c) for c in text)
 
 
+@lru_cache(maxsize=4096)
 def _fold_char(char: str) -> str:
     if char in "’‘ʼ`´":
         return "'"

@@ -89,6 +89,19 @@ def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
+def execute(session: Session, statement, params: dict | None = None):
+    """Run a prebuilt Core ``statement`` on the session's connection, in its transaction.
+
+    The worker's hot path uses this with module-level statements and ``bindparam`` values:
+    ``session.execute`` builds, caches and post-processes each statement through the ORM, which
+    costs several times the database's own work (measured in docs/performance.md). Pending ORM
+    changes are flushed first, as ``session.execute``'s autoflush would. The ORM's identity map
+    is not synchronised: use it for rows no loaded object needs to see change.
+    """
+    session.flush()
+    return session.connection().execute(statement, params or {})
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when a database error means "cannot reach or write the store right now"."""
     if isinstance(exc, OperationalError):

@@ -13,15 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
+from postdesk.store.db import execute
 from postdesk.store.models import Inbound
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
 DISCARDED, QUARANTINED = "discarded", "quarantined"
+
+# The statements the worker runs for every mail, built once (``db.execute``).
+_FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
+    status=bindparam("status"), processed_at=bindparam("now"), outcome=bindparam("outcome"),
+    ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
+    error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
+_RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
+_PROCESSED_WITH_MESSAGE_ID = select(Inbound.id, Inbound.outcome).where(
+    Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than"),
+    Inbound.status == PROCESSED).limit(1)
 
 
 @dataclass(frozen=True)
@@ -105,9 +116,9 @@ def processing_holders(session: Session) -> list[str]:
 def finish(session: Session, inbound_id: int, status: str, now: datetime, *, outcome: str = "",
            ticket_id: int | None = None, message_id: str | None = None,
            step: str | None = None, error: str | None = None) -> None:
-    session.execute(update(Inbound).where(Inbound.id == inbound_id).values(
-        status=status, processed_at=now, outcome=outcome[:2000], ticket_id=ticket_id,
-        message_id=message_id, error_step=step, error=error, claimed_by=None, claimed_at=None))
+    execute(session, _FINISH, {"inbound_id": inbound_id, "status": status, "now": now,
+                               "outcome": outcome[:2000], "ticket_id": ticket_id,
+                               "message_id": message_id, "step": step, "error": error})
 
 
 def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inbound | None:
@@ -120,9 +131,8 @@ def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inboun
 def processed_with_message_id(session: Session, message_id: str,
                               other_than: int) -> tuple[int, str] | None:
     """(id, outcome) of an earlier mail with this Message-ID already processed (dedupe)."""
-    row = session.execute(select(Inbound.id, Inbound.outcome).where(
-        Inbound.message_id == message_id, Inbound.id != other_than,
-        Inbound.status == PROCESSED).limit(1)).first()
+    row = execute(session, _PROCESSED_WITH_MESSAGE_ID,
+                  {"message_id": message_id, "other_than": other_than}).first()
     return (row[0], row[1] or "") if row else None
 
 
@@ -155,5 +165,5 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
-        return session.scalar(select(Inbound.raw).where(Inbound.id == row.id)) or b""
+        return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
     return row.raw or b""

@@ -10,19 +10,32 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
+from postdesk.store.db import execute
 from postdesk.store.models import Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 
+# The statements the worker runs for every notification, built once (``db.execute``).
+_ADD = insert(Outbox).returning(Outbox.id)
+_COLUMNS = tuple(c.key for c in Outbox.__table__.columns if not c.primary_key)
+_AUTOMATIC_COUNTS = select(
+    func.count().filter(Outbox.ticket_id == bindparam("ticket_id"),
+                        Outbox.created_at >= bindparam("ticket_since")),
+    func.count().filter(Outbox.created_at >= bindparam("hour_since")),
+    func.count().filter(Outbox.created_at >= bindparam("day_since"))).where(
+    Outbox.primary_rcpt == bindparam("rcpt"), Outbox.automatic.is_(True),
+    Outbox.created_at >= bindparam("since"))
+
 
 def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Outbox:
+    """Queue a finished mail; returns what was written, with its id (a record, not tracked by
+    the session: a Core INSERT, as for messages)."""
     row = Outbox(created_at=now, next_attempt_at=now, rcpts=json.dumps(list(rcpts)),
                  primary_rcpt=rcpts[0] if rcpts else "", status=QUEUED, **fields)
-    session.add(row)
-    session.flush()
+    row.id = execute(session, _ADD, {key: getattr(row, key) for key in _COLUMNS}).scalar_one()
     return row
 
 
@@ -36,12 +49,10 @@ def automatic_counts(session: Session, rcpt: str, ticket_id: int, ticket_since: 
                      hour_since: datetime, day_since: datetime) -> tuple[int, int, int]:
     """Automatic mails queued to ``rcpt``: about this ticket since ``ticket_since``, in all since
     ``hour_since`` and since ``day_since`` — the three limits, in one indexed query."""
-    row = session.execute(select(
-        func.count().filter(Outbox.ticket_id == ticket_id, Outbox.created_at >= ticket_since),
-        func.count().filter(Outbox.created_at >= hour_since),
-        func.count().filter(Outbox.created_at >= day_since)).where(
-        Outbox.primary_rcpt == rcpt, Outbox.automatic.is_(True),
-        Outbox.created_at >= min(ticket_since, hour_since, day_since))).one()
+    row = execute(session, _AUTOMATIC_COUNTS, {
+        "rcpt": rcpt, "ticket_id": ticket_id, "ticket_since": ticket_since,
+        "hour_since": hour_since, "day_since": day_since,
+        "since": min(ticket_since, hour_since, day_since)}).one()
     return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 

@@ -69,7 +69,10 @@ def app(make_app):
                              template="pending_reminder", mail_from="support@desk.test",
                              message_id=f"<r{number}.{when.day}@desk.test>", raw=b"x",
                              automatic=True)
-            row.status = status
+            if status == "sent":
+                outbox.mark_sent(session, row.id, when)
+            elif status == "failed":
+                outbox.mark_failed(session, row.id, "550 5.1.1 no such user")
         _escalate(session, app.desk, 3, [("submitted", at(4)), ("evaluating", at(5))])
         _escalate(session, app.desk, 4, [("submitted", at(10))])
         _escalate(session, app.desk, 5, [("submitted", at(21, month=2)), ("resolved", at(4))])
