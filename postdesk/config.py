@@ -115,6 +115,7 @@ class WorkerSettings:
     poll_seconds: float = 1.0
     separate_process: bool = True
     commit_interval_seconds: float = 0.05
+    nice: int = 10  # how much lower the processing process's CPU priority is than the edge's
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("database.url", f"{settings.database.url!r} is not supported",
                           'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')
     _check_choice("survey.scale", settings.survey.scale, ("1-7", "good-bad"))
+    if not 0 <= settings.worker.nice <= 19:
+        raise ConfigError("worker.nice", f"{settings.worker.nice} is outside 0..19",
+                          "write 0 (same priority as the SMTP edge) up to 19 (lowest)")
     _check_agents(settings)
     for i, box in enumerate(settings.imap):
         _check_choice(f"imap[{i}].security", box.security, ("tls", "starttls", "none"))

@@ -89,3 +89,12 @@ def test_one_process_when_asked(tmp_path, db_url):
         assert desk.stop() == 0
     finally:
         desk.kill()
+
+
+def test_the_processing_child_runs_at_a_lower_cpu_priority(desk):
+    """``[worker] nice`` (default 10): the edge answers SMTP first when the CPU is short."""
+    desk.start()
+    child = processing_child(desk)
+    parent_nice = os.getpriority(os.PRIO_PROCESS, desk.proc.pid)
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(parent_nice + 10, 19)
+    assert desk.stop() == 0

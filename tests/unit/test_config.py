@@ -52,6 +52,7 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("[smtp]\nmax_message_bytes = 'lots'\n", {}, "smtp.max_message_bytes: must be a size"),
     ("[database]\nurl = 'mysql://x'\n", {}, "database.url: 'mysql://x' is not supported"),
     ("[desk\n", {}, "is not valid TOML"),
+    ("[worker]\nnice = 25\n", {}, "worker.nice: 25 is outside 0..19"),
 ])
 def test_errors_name_the_key_and_the_fix(tmp_path, text, env, message):
     path = tmp_path / "bad.toml"
