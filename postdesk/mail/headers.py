@@ -27,6 +27,8 @@ def clean_header_value(s: str, max_len: int = 998) -> str:
     surrogates become U+FFFD. The result is stripped and cut to ``max_len`` characters
     (998 is the RFC 5322 line limit).
     """
+    if s.isascii() and s.isprintable():  # nothing to drop, only runs of spaces: most values
+        return " ".join(s.split())[: max(max_len, 0)].rstrip()
     spaced = _SPACE_RUN.sub(" ", s)
     kept = _NOT_PRINTABLE_ASCII.sub(_keep, spaced)
     return _SPACE_RUN.sub(" ", kept).strip()[: max(max_len, 0)].rstrip()

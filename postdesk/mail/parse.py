@@ -1,30 +1,43 @@
 """Parse the raw bytes of one mail into a ``ParsedMail``, whatever the bytes are.
 
-mail-parser (``mailparser.parse_from_bytes``) builds the message tree and reports its
-defects. When it fails the standard library's compat32 parser takes over, then a
-headers-only parse, then an empty mail: ``parse`` never raises, and every fallback is
-named in ``defects``. The tree is then read by our own bounded walk (``parts``), because
-mail-parser's body text drops undeclared 8-bit characters and mines forwarded messages for
-body text; headers are read by ``fields``. A header block too large for mail-parser to read
-in bounded time goes to the standard library directly. A mail over ``LARGE_MAIL_BYTES`` is
-never decoded to one ``str``: its tree is read from slices of the bytes (the tree
-``email.message_from_bytes`` builds, in a third of the memory) and handed to mail-parser; the
-fallbacks read in slices too.
+The tree is the one the standard library's compat32 parser builds (what
+``email.message_from_bytes`` and mail-parser build), read from slices of the bytes so that a
+large mail is never decoded to one ``str``. It is read by our own bounded walk (``parts``),
+because mail-parser's body text drops undeclared 8-bit characters and mines forwarded messages
+for body text; headers are read by ``fields``.
+
+What mail-parser gives us is its findings: the diagnostics of the address, Received and date
+fields, the parser's defects of every part, the MIME headers that are not UTF-8 and the bodies
+their charset cannot decode. ``mailparser.MailParser`` no longer runs on every mail (about half
+of the cost of a parse went to work whose results we never read): ``findings`` (its own
+module) asks mail-parser's helpers for the same list, and hands the addresses it split and the
+date it parsed to ``fields``, which read them once instead of twice. ``MailParser`` itself
+still reads what ``findings`` does not mirror — a part without its start boundary (mail-parser then recovers
+a part from the epilogue) and any tree on which a step fails (a charset name with a NUL in
+it...): its findings, or its failure, are reported as before. One difference remains: a mail
+on which only the dictionaries of decoded headers failed (an encoded-word whose charset name
+holds a NUL, in any header) is no longer "mail-parser failed": it keeps mail-parser's findings.
+
+When mail-parser fails, the standard library's tree is read with its own defects, then a
+headers-only parse, then an empty mail: ``parse`` never raises, and every fallback is named in
+``defects``. A header block too large for mail-parser to read in bounded time goes to the
+standard library directly.
 """
 
 from __future__ import annotations
 
-import email
 import email.parser
 import email.policy
 import re
 from email.message import Message
+from typing import NamedTuple
 
 import mailparser
 
 from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
-from postdesk.mail.fields import decoded_headers, mail_date, mailboxes, primary_language, raw_headers
+from postdesk.mail.findings import findings
+from postdesk.mail.fields import Readings, decoded_headers, mail_date, mailboxes, primary_language, raw_headers
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
@@ -51,10 +64,11 @@ def parse(raw: bytes) -> ParsedMail:
 
 def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
     """Build the tree with the first parser that copes, then read fields and parts from it."""
-    message, by_mailparser, extracted = _tree(raw, defects)
+    tree = _tree(raw, defects)
+    message, readings = tree.message, tree.readings
     headers = raw_headers(message, defects)
-    sender = mailboxes(headers.get("from"), "from", defects)
-    extracted = extracted or extract_parts(message, report_structure=not by_mailparser)
+    sender = mailboxes(headers.get("from"), "from", defects, readings)
+    extracted = tree.extracted or extract_parts(message, report_structure=not tree.findings_reported)
     defects.extend(extracted.defects)
     decoded = decoded_headers(headers)
     first = {name: values[0] for name, values in decoded.items()}
@@ -63,10 +77,10 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
         subject=clean_header_value(first.get("subject", "")),
         from_addr=sender[0][1] if sender else None,
         from_name=sender[0][0] if sender else "",
-        to=_addresses(headers, "to", defects),
-        cc=_addresses(headers, "cc", defects),
-        reply_to=_addresses(headers, "reply-to", defects),
-        date=mail_date(headers.get("date"), defects),
+        to=_addresses(headers, "to", defects, readings),
+        cc=_addresses(headers, "cc", defects, readings),
+        reply_to=_addresses(headers, "reply-to", defects, readings),
+        date=mail_date(headers.get("date"), defects, readings),
         in_reply_to=parse_message_ids(" ".join(headers.get("in-reply-to", ()))),
         references=parse_message_ids(" ".join(headers.get("references", ()))),
         headers=decoded,
@@ -78,36 +92,50 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
     )
 
 
-def _tree(raw: bytes, defects: list[str]) -> tuple[Message, bool, Extracted | None]:
-    """The message tree from mail-parser, else the standard library, else headers only.
+class _Tree(NamedTuple):
+    message: Message
+    findings_reported: bool  # mail-parser's findings (its defects of every part) are in defects
+    extracted: Extracted | None = None  # the parts, when the headers-only fallback took them
+    readings: Readings | None = None  # header values mail-parser's helpers already read
 
-    Also says whether mail-parser built it (its defects are then already reported), and
-    gives the parts when the headers-only fallback had to take them.
-    """
+
+def _tree(raw: bytes, defects: list[str]) -> _Tree:
+    """The message tree with mail-parser's findings, else the standard library's, else headers only."""
+    message: Message | None = None
+    failure: Exception | None = None  # why the standard library could not build the tree
     if _header_block_size(raw) > MAX_MAILPARSER_HEADER_BYTES:
         defects.append(f"header block over {MAX_MAILPARSER_HEADER_BYTES} bytes: mail-parser skipped")
     else:
         try:
+            message = _compat32(raw)
+            readings = Readings()
+            defects.extend(_mailparser_defects(findings(message, readings)))
+            return _Tree(message, True, readings=readings)
+        except Exception as error:  # noqa: BLE001 - not mirrored, or failing: mail-parser itself decides
+            failure = None if message is not None else error
+        try:
             parsed = _mailparser(raw)
             defects.extend(_mailparser_defects(parsed.defects))
-            return parsed.message, True, None
+            return _Tree(parsed.message, True)
         except Exception as error:  # noqa: BLE001 - any mail-parser failure: try the stdlib
             defects.append(f"mail-parser failed: {type(error).__name__}: {error}")
-    try:
-        return _compat32(raw), False, None
-    except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
-        defects.append(f"email parser failed: {type(error).__name__}: {error}")
+    if failure is None:
+        try:
+            return _Tree(_compat32(raw), False)
+        except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
+            failure = error
+    defects.append(f"email parser failed: {type(failure).__name__}: {failure}")
     return _headers_only(raw, defects)
 
 
-def _headers_only(raw: bytes, defects: list[str]) -> tuple[Message, bool, Extracted]:
+def _headers_only(raw: bytes, defects: list[str]) -> _Tree:
     """Headers parsed, the whole body kept as one plain text: for trees no parser can build."""
     message = _compat32(raw, headersonly=True)
     body = message.get_payload()
     data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
     text, _ = decode_bytes(data)
     defects.append("MIME structure unreadable: the body is kept as raw text")
-    return message, False, Extracted(plain=[text])
+    return _Tree(message, False, Extracted(plain=[text]))
 
 
 def _mailparser(raw: bytes) -> mailparser.MailParser:
@@ -159,9 +187,9 @@ def _mailparser_defects(found: list[object]) -> list[str]:
     return flat
 
 
-def _addresses(headers: dict[str, list[str]], field: str, defects: list[str]) -> tuple[str, ...]:
+def _addresses(headers: dict[str, list[str]], field: str, defects: list[str], readings: Readings | None) -> tuple[str, ...]:
     """The normalised addresses of one address header."""
-    return tuple(address for _, address in mailboxes(headers.get(field), field, defects))
+    return tuple(address for _, address in mailboxes(headers.get(field), field, defects, readings))
 
 
 def _text(extracted: Extracted) -> str:
