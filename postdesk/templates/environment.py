@@ -33,6 +33,7 @@ BLOCKED_ATTRIBUTES = frozenset({"format", "format_map", "center", "ljust", "rjus
                                 "expandtabs"})
 MAX_ITEMS = 10_000
 MAX_POWER_BITS = 4096
+_DICT_ATTRIBUTES = frozenset(dir(dict))  # what x.name finds on a dict before its items
 
 
 class FieldUndefined(StrictUndefined):
@@ -60,6 +61,18 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in BLOCKED_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``ticket.ref`` on a plain dict: its item, as the sandbox gives once Python's
+        ``getattr`` has failed — without raising and catching that ``AttributeError`` for every
+        field of every render. A name that is also an attribute of ``dict`` (``items``…) and
+        any other object go through the sandbox's checks as before."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "%" and isinstance(left, str):

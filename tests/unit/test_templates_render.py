@@ -5,10 +5,12 @@ preview and the compile cache."""
 from __future__ import annotations
 
 import pytest
+from jinja2 import Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from postdesk.errors import TemplateError
 from postdesk.templates import (InvalidTemplate, Renderer, example_values, packaged_source)
-from postdesk.templates.environment import compile_template
+from postdesk.templates.environment import compile_template, environment
 
 
 class FakeOverrides:
@@ -209,3 +211,30 @@ def test_sources_are_compiled_once() -> None:
 def test_packaged_source_of_an_unknown_part_is_an_error() -> None:
     with pytest.raises(TemplateError, match="no packaged template for ticket_created/de/text"):
         packaged_source("ticket_created", "de", "text")
+
+
+class Fields(dict):
+    """A dict subclass: not taken by the sandbox's shortcut for plain dicts."""
+
+
+@pytest.mark.parametrize("obj", [
+    {"ref": "#1", "items": "an item", "__class__": "x", "format": "y", "_p": 1},
+    Fields(ref="#1", items="an item"),
+], ids=["dict", "dict subclass"])
+@pytest.mark.parametrize("name", ["ref", "items", "keys", "missing", "__class__", "format", "_p"])
+def test_fields_of_a_dict_resolve_as_in_jinjas_sandbox(obj: dict, name: str) -> None:
+    env = environment("fr", "text")
+    ours, jinjas = env.getattr(obj, name), ImmutableSandboxedEnvironment.getattr(env, obj, name)
+    assert type(ours) is type(jinjas)
+    if isinstance(ours, Undefined):
+        assert ours._undefined_message == jinjas._undefined_message
+    elif callable(ours):
+        assert ours == jinjas  # the same bound method of the same dict
+    else:
+        assert ours is jinjas
+
+
+def test_a_field_named_like_a_dict_method_is_still_the_method() -> None:
+    mail = Renderer().preview("ticket_created", "fr", sources={
+        "text": "{{ ticket.ref }} {{ ticket.items is callable }} {{ ticket.nope is defined }}"})
+    assert mail.text == "#1042 True False"
