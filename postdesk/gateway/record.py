@@ -114,9 +114,10 @@ def _escalation_answer(ctx: Context, ticket: Ticket, text: str) -> bool:
     return True
 
 
-def survey_message(ctx: Context, ticket: Ticket) -> Message:
-    """Keep a survey answer on its ticket; the ticket's status does not change."""
-    return _add_message(ctx, ticket,
+def survey_message(ctx: Context, ticket: Ticket, text: str) -> Message:
+    """Keep a survey answer (``text``: the mail without its quotes) on its ticket; the
+    ticket's status does not change."""
+    return _add_message(ctx, ticket, text=text,
                         evidence=f"{ctx.decision.evidence}; answers the satisfaction survey")
 
 

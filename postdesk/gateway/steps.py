@@ -144,11 +144,12 @@ def step_survey(ctx: Context) -> None:
     survey = surveys.survey_for(ctx.session, ticket.id)
     if survey is None:
         return
-    answer = surveys.parse_for(survey, strip_quotes(ctx.mail.text, record.LOCALES), ctx.desk)
+    text = strip_quotes(ctx.mail.text, record.LOCALES)
+    answer = surveys.parse_for(survey, text, ctx.desk)
     if answer is None:
         return
     ctx.ticket = ticket
-    message = record.survey_message(ctx, ticket)
+    message = record.survey_message(ctx, ticket, text)
     ctx.outcome.append(surveys.record_answer(ctx.session, ctx.desk, ticket, answer, ctx.now,
                                              message.id))
     ctx.done = True

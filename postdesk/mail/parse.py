@@ -114,7 +114,7 @@ def _tree(raw: bytes, defects: list[str]) -> _Tree:
         except Exception as error:  # noqa: BLE001 - not mirrored, or failing: mail-parser itself decides
             failure = None if message is not None else error
         try:
-            parsed = _mailparser(raw)
+            parsed = _mailparser(raw, message)
             defects.extend(_mailparser_defects(parsed.defects))
             return _Tree(parsed.message, True)
         except Exception as error:  # noqa: BLE001 - any mail-parser failure: try the stdlib
@@ -138,11 +138,12 @@ def _headers_only(raw: bytes, defects: list[str]) -> _Tree:
     return _Tree(message, False, Extracted(plain=[text]))
 
 
-def _mailparser(raw: bytes) -> mailparser.MailParser:
-    """mail-parser's reading of ``raw``; for a large mail, of the tree ``_compat32`` built."""
+def _mailparser(raw: bytes, tree: Message | None) -> mailparser.MailParser:
+    """mail-parser's reading of ``raw``; for a large mail, of the tree ``_compat32`` built
+    (``tree`` when it is already built: a big mail is not parsed twice)."""
     if len(raw) <= LARGE_MAIL_BYTES:
         return mailparser.parse_from_bytes(raw)
-    return mailparser.MailParser(_compat32(raw))
+    return mailparser.MailParser(tree if tree is not None else _compat32(raw))
 
 
 def _compat32(raw: bytes, headersonly: bool = False) -> Message:

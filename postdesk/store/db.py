@@ -10,10 +10,11 @@ Connection failures surface as :class:`postdesk.errors.TempFail` at the edges.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
@@ -100,6 +101,22 @@ def execute(session: Session, statement, params: dict | None = None):
     """
     session.flush()
     return session.connection().execute(statement, params or {})
+
+
+def insert_record(session: Session, record):
+    """Write ``record`` (a table model) with a Core INSERT through ``execute``; sets its id and
+    returns it. The record is not added to the session: decide every field before."""
+    statement, columns = _insert_of(type(record))
+    record.id = execute(session, statement,
+                        {key: getattr(record, key) for key in columns}).scalar_one()
+    return record
+
+
+@functools.cache
+def _insert_of(model: type) -> tuple:
+    table = model.__table__
+    return (insert(table).returning(table.c.id),
+            tuple(c.key for c in table.columns if not c.primary_key))
 
 
 def is_unavailable(exc: BaseException) -> bool:

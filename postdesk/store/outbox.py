@@ -10,17 +10,15 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
-from postdesk.store.db import execute
+from postdesk.store.db import execute, insert_record
 from postdesk.store.models import Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 
 # The statements the worker runs for every notification, built once (``db.execute``).
-_ADD = insert(Outbox).returning(Outbox.id)
-_COLUMNS = tuple(c.key for c in Outbox.__table__.columns if not c.primary_key)
 _AUTOMATIC_COUNTS = select(
     func.count().filter(Outbox.ticket_id == bindparam("ticket_id"),
                         Outbox.created_at >= bindparam("ticket_since")),
@@ -35,8 +33,7 @@ def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> O
     the session: a Core INSERT, as for messages)."""
     row = Outbox(created_at=now, next_attempt_at=now, rcpts=json.dumps(list(rcpts)),
                  primary_rcpt=rcpts[0] if rcpts else "", status=QUEUED, **fields)
-    row.id = execute(session, _ADD, {key: getattr(row, key) for key in _COLUMNS}).scalar_one()
-    return row
+    return insert_record(session, row)
 
 
 def automatic_sent_since(session: Session, rcpt: str, since: datetime) -> int:

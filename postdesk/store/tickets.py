@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, event, func, insert, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from postdesk.store.db import execute
+from postdesk.store.db import execute, insert_record
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
@@ -24,7 +24,6 @@ _MESSAGE_REF = (select(Message.id, Message.ticket_id)
 _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
-_ADD_MESSAGE = insert(Message).returning(Message.id)
 _ADD_EVENT = insert(Event)
 _THREAD_IDS = (select(Message.message_id)
                .where(Message.ticket_id == bindparam("ticket_id"), Message.message_id.is_not(None))
@@ -32,7 +31,6 @@ _THREAD_IDS = (select(Message.message_id)
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
     Message.created_at >= bindparam("since"))
-_MESSAGE_COLUMNS = tuple(c.key for c in Message.__table__.columns if not c.primary_key)
 
 
 def contact(session: Session, address: str) -> Contact | None:
@@ -161,9 +159,7 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
     """
     message = Message(ticket_id=ticket_id, created_at=now, to_addrs=json.dumps(list(to)),
                       cc_addrs=json.dumps(list(cc)), **fields)
-    values = {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
-    message.id = execute(session, _ADD_MESSAGE, values).scalar_one()
-    return message
+    return insert_record(session, message)
 
 
 def add_attachment(session: Session, message_pk: int, **fields) -> Attachment:
