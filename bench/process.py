@@ -1,27 +1,68 @@
 """Benchmark ``process``: the worker alone, in this process, on mails already stored.
 
 N corpus mails are stored with the real ``Intake`` (in batches of 32, as group commit does),
-then ``Worker.process_until_idle()`` is timed: mails/s. One more run under pyinstrument says
-where the time goes, by pipeline stage (``bench.profile``).
+then ``Worker.process_until_idle()`` is timed: mails/s. Each run times it twice: on the seeded
+store, and on the same store after a history of H earlier mails was added (H closed tickets,
+each with its contact, its message and its processed inbound row, written in bulk), so that a
+query whose cost grows with the store shows as a ratio below 1. One more run under pyinstrument
+says where the time goes, by pipeline stage (``bench.profile``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import random
 import time
 from pathlib import Path
 
-from bench import corpus
+from sqlalchemy import insert
+
+from bench import corpus, sweep
 from bench.profile import breakdown, profiled
 from bench.stats import median, spread
 from bench.stores import Stores, make_app
 from postdesk.mail.envelope import Envelope
+from postdesk.store.db import Database
+from postdesk.store.models import Contact, Inbound, Message, Ticket
 
 BATCH = 32
 
 
-def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path):
+def add_history(url: str, count: int, first: int) -> None:
+    """``count`` closed tickets numbered from ``first``, each with its contact, its customer
+    message and the processed inbound mail that opened it (Core ``executemany``)."""
+    rng = random.Random(11)
+    database = Database(url)
+    with database.engine.begin() as conn:
+        for start in range(first, first + count, sweep.CHUNK):
+            numbers = range(start, min(start + sweep.CHUNK, first + count))
+            tickets = [sweep.ticket_row(n, "closed", False, rng) for n in numbers]
+            conn.execute(insert(Contact.__table__), [sweep.contact_row(t) for t in tickets])
+            conn.execute(insert(Ticket.__table__), tickets)
+            conn.execute(insert(Message.__table__), [sweep.message_row(t) for t in tickets])
+            conn.execute(insert(Inbound.__table__), [_inbound_row(t) for t in tickets])
+    if not database.is_sqlite:
+        sweep.fix_sequences(database, ("contact", "ticket", "message", "inbound"))
+    database.dispose()
+
+
+def _inbound_row(ticket: dict) -> dict:
+    raw = f"Message-ID: {ticket['thread_root']}\r\nSubject: {ticket['subject']}\r\n\r\n".encode()
+    return {"id": ticket["id"], "received_at": ticket["created_at"], "source": "smtp",
+            "mail_from": ticket["requester"], "rcpt_tos": f'["{corpus.DESK}"]', "size": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest(), "raw": raw, "status": "processed",
+            "attempts": 1, "processed_at": ticket["created_at"], "ticket_id": ticket["id"],
+            "message_id": ticket["thread_root"], "outcome": f"new ticket #{ticket['id']}"}
+
+
+def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
+              history: int = 0):
     url = stores.clone(kind, seeds, "process")
+    if history:
+        # Past the seeds' ids: the inbound rows of the seeds and of the mails to come differ in
+        # number, so history takes ids far above both.
+        add_history(url, history, first=10 * (seeds + count) + 1)
     app = make_app(workdir / f"process-{kind}", url)
     intake = app.intake()
     mails = corpus.generate(size, count, tickets=seeds)
@@ -31,8 +72,9 @@ def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, work
     return url, app
 
 
-def timed(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path) -> dict:
-    url, app = _prepared(stores, kind, size, count, seeds, workdir)
+def timed(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
+          history: int = 0) -> dict:
+    url, app = _prepared(stores, kind, size, count, seeds, workdir, history)
     worker = app.worker()
     try:
         cpu, began = time.process_time(), time.perf_counter()
@@ -62,18 +104,22 @@ def profile(stores: Stores, kind: str, size: str, count: int, seeds: int, workdi
 
 
 def run(kinds: tuple[str, ...], size: str, count: int, runs: int, seeds: int, stores: Stores,
-        workdir: Path, say=print, html_dir: Path | None = None) -> dict:
-    found: dict[str, list[dict]] = {kind: [] for kind in kinds}
+        workdir: Path, say=print, html_dir: Path | None = None, history: int = 0) -> dict:
+    found: dict[tuple[str, int], list[dict]] = {}
     for _ in range(runs):
         for kind in kinds:
-            result = timed(stores, kind, size, count, seeds, workdir)
-            found[kind].append(result)
-            say(f"  process {size} {kind}: {result['per_s']:.1f} mails/s")
-    summary = [{"kind": kind, "size": size, "mails": count, "runs": len(items),
+            for past in (0, history) if history else (0,):
+                result = timed(stores, kind, size, count, seeds, workdir, past)
+                found.setdefault((kind, past), []).append(result)
+                say(f"  process {size} {kind}, history {past:,}: {result['per_s']:.1f} mails/s")
+    summary = [{"kind": kind, "size": size, "mails": count, "history": past, "runs": len(items),
                 "per_s": median(i["per_s"] for i in items),
                 "per_s_range": spread(i["per_s"] for i in items),
                 "ms_per_mail": median(i["ms_per_mail"] for i in items)}
-               for kind, items in found.items()]
+               for (kind, past), items in found.items()]
+    for row in summary:  # the same run's store without history is the baseline
+        base = next(r for r in summary if r["kind"] == row["kind"] and not r["history"])
+        row["ratio_to_fresh"] = row["per_s"] / base["per_s"] if base["per_s"] else None
     profiles = {}
     if importlib.util.find_spec("pyinstrument") is None:
         say("  process profile skipped: pyinstrument is not installed (pip install -e '.[bench]')")

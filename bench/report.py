@@ -57,9 +57,11 @@ def smtp(result: dict) -> list[str]:
 
 
 def process(result: dict) -> list[str]:
-    lines = _table(("store", "size", "mails", "runs", "processed/s", "range", "ms/mail"),
-                   [(r["kind"], r["size"], r["mails"], r["runs"], _n(r["per_s"], 1),
-                     r["per_s_range"], _n(r["ms_per_mail"], 1)) for r in result["summary"]])
+    lines = _table(("store", "size", "mails", "history", "runs", "processed/s", "range",
+                    "ms/mail", "÷ no history"),
+                   [(r["kind"], r["size"], r["mails"], f"{r.get('history', 0):,}", r["runs"],
+                     _n(r["per_s"], 1), r["per_s_range"], _n(r["ms_per_mail"], 1),
+                     _x(r.get("ratio_to_fresh"))) for r in result["summary"]])
     return lines + profiles(result.get("profiles", {}), "mail")
 
 

@@ -30,7 +30,7 @@ CHUNK = 5000
 MIX = (("closed", 0.70), ("open", 0.10), ("new", 0.05), ("resolved", 0.05), ("pending", 0.10))
 
 
-def _ticket(number: int, status: str, due: bool, rng: random.Random) -> dict:
+def ticket_row(number: int, status: str, due: bool, rng: random.Random) -> dict:
     created = NOW - timedelta(days=30 + rng.random() * 300)
     row = {"id": number, "subject": f"Demande {number}", "status": status,
            "requester": f"c{number}@client{number % 997}.example", "queue": "default",
@@ -50,6 +50,20 @@ def _ticket(number: int, status: str, due: bool, rng: random.Random) -> dict:
     return row
 
 
+def contact_row(ticket: dict) -> dict:
+    number = ticket["id"]
+    return {"id": number, "address": ticket["requester"], "name": f"Client {number}",
+            "locale": ticket["locale"], "created_at": ticket["created_at"]}
+
+
+def message_row(ticket: dict) -> dict:
+    """The customer mail that opened ``ticket``."""
+    return {"id": ticket["id"], "ticket_id": ticket["id"], "direction": "in", "kind": "customer",
+            "from_addr": ticket["requester"], "subject": ticket["subject"],
+            "message_id": ticket["thread_root"], "text": "Bonjour, ...", "body": "Bonjour",
+            "threaded_by": "new", "created_at": ticket["created_at"]}
+
+
 def _rows(total: int, due: int, seed: int = 7):
     """(contact, ticket, message) rows; ``due`` tickets spread evenly over the id range."""
     rng = random.Random(seed)
@@ -58,14 +72,8 @@ def _rows(total: int, due: int, seed: int = 7):
     for number in range(1, total + 1):
         is_due = number % step == 0 and number // step <= due
         status = "pending" if is_due else rng.choices(statuses, weights)[0]
-        ticket = _ticket(number, status, is_due, rng)
-        contact = {"id": number, "address": ticket["requester"], "name": f"Client {number}",
-                   "locale": ticket["locale"], "created_at": ticket["created_at"]}
-        message = {"id": number, "ticket_id": number, "direction": "in", "kind": "customer",
-                   "from_addr": ticket["requester"], "subject": ticket["subject"],
-                   "message_id": ticket["thread_root"], "text": "Bonjour, ...", "body": "Bonjour",
-                   "threaded_by": "new", "created_at": ticket["created_at"]}
-        yield contact, ticket, message
+        ticket = ticket_row(number, status, is_due, rng)
+        yield contact_row(ticket), ticket, message_row(ticket)
 
 
 def build(stores: Stores, kind: str, total: int, due: int) -> tuple[str, float]:
@@ -81,7 +89,7 @@ def build(stores: Stores, kind: str, total: int, due: int) -> tuple[str, float]:
                 _flush(conn, batch)
         _flush(conn, batch)
     if not database.is_sqlite:
-        _fix_sequences(database)
+        fix_sequences(database, ("contact", "ticket", "message"))
     database.dispose()
     return url, time.perf_counter() - began
 
@@ -93,9 +101,11 @@ def _flush(conn, batch: list[tuple]) -> None:
     batch.clear()
 
 
-def _fix_sequences(database: Database) -> None:
+def fix_sequences(database: Database, tables: tuple[str, ...]) -> None:
+    """After rows written with their own ids on PostgreSQL: move the sequences past them, and
+    ANALYZE (autovacuum would in production)."""
     with database.engine.begin() as conn:
-        for table in ("contact", "ticket", "message"):
+        for table in tables:
             conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                  f"(SELECT max(id) FROM {table}))")
         conn.exec_driver_sql("ANALYZE")

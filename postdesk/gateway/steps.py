@@ -49,13 +49,12 @@ def step_parse(ctx: Context) -> None:
 def step_dedupe(ctx: Context) -> None:
     mail = ctx.mail
     if mail.message_id:
-        earlier = tickets.message_ref(ctx.session, mail.message_id)
-        if earlier is not None:
-            raise Discard(f"duplicate of message {earlier[0]} on ticket #{earlier[1]}")
-        twin = inbound.processed_with_message_id(ctx.session, mail.message_id, ctx.inbound.id)
-        if twin is not None:
-            raise Discard(f"duplicate of inbound {twin[0]} ({twin[1] or 'processed'})")
-        return
+        earlier = inbound.earlier_copy(ctx.session, mail.message_id, ctx.inbound.id)
+        if earlier is None:
+            return
+        if earlier.kind == "message":
+            raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
+        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")
     earlier = inbound.processed_with_sha(ctx.session, ctx.inbound.sha256, ctx.inbound.id)
     if earlier is not None:
         raise Discard(f"same bytes as inbound {earlier.id} (no Message-ID)")

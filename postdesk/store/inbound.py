@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Text, bindparam, cast, func, insert, literal, null, or_, select, union_all, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
 from postdesk.store.db import execute
-from postdesk.store.models import Inbound
+from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
 DISCARDED, QUARANTINED = "discarded", "quarantined"
@@ -30,9 +30,15 @@ _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
     error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
 _RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
-_PROCESSED_WITH_MESSAGE_ID = select(Inbound.id, Inbound.outcome).where(
-    Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than"),
-    Inbound.status == PROCESSED).limit(1)
+# Both places a Message-ID can already be known, in one round trip. Each branch has one
+# equality on an indexed column only: with ``status = 'processed'`` in the WHERE, SQLite chose
+# the status index and read every processed mail of the store (the status is checked on the
+# few rows found instead).
+_EARLIER_COPIES = union_all(
+    select(literal("message"), Message.id, Message.ticket_id, cast(null(), Text), cast(null(), Text))
+    .where(Message.message_id == bindparam("message_id")),
+    select(literal("inbound"), Inbound.id, Inbound.ticket_id, Inbound.outcome, Inbound.status)
+    .where(Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than")))
 
 
 @dataclass(frozen=True)
@@ -128,12 +134,28 @@ def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inboun
         Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)).first()
 
 
-def processed_with_message_id(session: Session, message_id: str,
-                              other_than: int) -> tuple[int, str] | None:
-    """(id, outcome) of an earlier mail with this Message-ID already processed (dedupe)."""
-    row = execute(session, _PROCESSED_WITH_MESSAGE_ID,
-                  {"message_id": message_id, "other_than": other_than}).first()
-    return (row[0], row[1] or "") if row else None
+@dataclass(frozen=True)
+class EarlierCopy:
+    """A mail already recorded under the same Message-ID: a ``message`` of ticket ``ticket_id``,
+    or a processed ``inbound`` mail and its ``outcome``."""
+
+    kind: str
+    id: int
+    ticket_id: int | None
+    outcome: str = ""
+
+
+def earlier_copy(session: Session, message_id: str, other_than: int) -> EarlierCopy | None:
+    """What already holds ``message_id`` (dedupe): a stored message first, else a processed mail
+    other than ``other_than`` (an inbound row gets its Message-ID only once processed)."""
+    found = None
+    for kind, row_id, ticket_id, outcome, status in execute(
+            session, _EARLIER_COPIES, {"message_id": message_id, "other_than": other_than}):
+        if kind == "message":
+            return EarlierCopy(kind, row_id, ticket_id)
+        if found is None and status == PROCESSED:
+            found = EarlierCopy(kind, row_id, ticket_id, outcome or "")
+    return found
 
 
 def get(session: Session, inbound_id: int) -> Inbound | None:

@@ -19,8 +19,6 @@ from postdesk.store.models import Attachment, Contact, Event, Message, Participa
 
 # The statements the worker runs for every mail, built once (``db.execute``).
 _CONTACT = select(Contact).where(Contact.address == bindparam("address"))
-_MESSAGE_REF = (select(Message.id, Message.ticket_id)
-                .where(Message.message_id == bindparam("message_id")).limit(1))
 _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
@@ -109,12 +107,6 @@ def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
 
 def message_by_id(session: Session, message_id: str) -> Message | None:
     return session.scalars(select(Message).where(Message.message_id == message_id)).first()
-
-
-def message_ref(session: Session, message_id: str) -> tuple[int, int] | None:
-    """(id, ticket id) of the stored message with this Message-ID, without loading it."""
-    row = execute(session, _MESSAGE_REF, {"message_id": message_id}).first()
-    return (row[0], row[1]) if row else None
 
 
 def latest_message_among(session: Session, message_ids: Sequence[str]) -> Message | None:

@@ -71,7 +71,7 @@ def test_a_failing_mail_is_quarantined_and_its_neighbours_are_kept(make_app, mon
     with app.db.reader() as session:
         [bad] = inbound.by_status(session, inbound.QUARANTINED)
         assert bad.error_step == "record" and "boom" in bad.error
-        assert tickets.message_ref(session, "<m3@example.com>") is None
+        assert tickets.message_by_id(session, "<m3@example.com>") is None
         assert tickets.contact(session, "c3@example.com") is None
         assert tickets.count(session) == 5
 

@@ -1,0 +1,92 @@
+"""The worker's per-mail statements stay indexed as the store grows (SQLite's query plans).
+
+SQLite plans without statistics (postdesk never runs ANALYZE), so a query that names a
+status next to a selective column may be planned on the status index and read every mail of
+that status: the dedupe query did, until its cost grew with the store's whole history. Here
+every statement the pipeline runs for a range of mails is explained, and none may scan a table
+that grows with traffic or search it through an index on a status alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import event
+
+from postdesk.gateway import pipeline
+from postdesk.mail.envelope import Envelope
+from tests.conftest import write_config
+from tests.helpers import make_mail
+
+GROWING = ("inbound", "message", "ticket", "contact", "participant", "event", "outbox",
+           "attachment", "escalation")
+STATUS_INDEXES = ("ix_inbound_status_id", "ix_ticket_status", "ix_ticket_status_due",
+                  "ix_outbox_status_next")
+SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_url):
+    from postdesk import config  # noqa: PLC0415
+    from postdesk.cli.app import App  # noqa: PLC0415
+
+    built = App(config.load(write_config(tmp_path, sqlite_url), environ={}))
+    yield built
+    built.db.dispose()
+
+
+def pipeline_statements(app, monkeypatch) -> dict[str, tuple]:
+    """Run a mix of mails; every distinct statement run inside the pipeline, with its params."""
+    seen: dict[str, tuple] = {}
+    inside = [False]
+    real_run = pipeline.run
+
+    def run(ctx):
+        inside[0] = True
+        try:
+            return real_run(ctx)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(pipeline, "run", run)
+
+    @event.listens_for(app.db.engine, "before_cursor_execute")
+    def remember(_conn, _cursor, statement, params, _context, _many):
+        if inside[0] and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+            seen.setdefault(statement, params)
+
+    intake, worker = app.intake(), app.worker()
+    first = make_mail(sender="alice@example.com", message_id="<first@example.com>",
+                      cc="bob@example.com")
+    mails = [
+        first,
+        make_mail(sender="alice@example.com", subject="Re: Cannot log in",
+                  message_id="<second@example.com>", in_reply_to="<first@example.com>"),
+        first,  # the same mail again: dedupe by Message-ID
+        make_mail(sender="carol@example.com", message_id=None, subject="No Message-ID"),
+        make_mail(sender="carol@example.com", message_id=None, subject="No Message-ID"),
+        make_mail(sender="bob@example.com", subject="Re: [#1] Cannot log in",
+                  message_id="<third@example.com>"),
+    ]
+    for raw in mails:
+        intake.store(raw, SMTP)
+        worker.process_until_idle()
+    return seen
+
+
+def test_no_per_mail_statement_reads_a_growing_table_whole(app, monkeypatch):
+    statements = pipeline_statements(app, monkeypatch)
+    assert any("UNION ALL" in s for s in statements), "the dedupe query was not seen"
+    path = app.db.url.removeprefix("sqlite:///")
+    bad = []
+    with sqlite3.connect(path) as conn:
+        for statement, params in statements.items():
+            for *_ids, detail in conn.execute("EXPLAIN QUERY PLAN " + statement, params):
+                words = detail.split()
+                scans_growing = words[0] == "SCAN" and words[1] in GROWING
+                by_status = any(f"INDEX {name} " in detail for name in STATUS_INDEXES)
+                if scans_growing or by_status:
+                    bad.append(f"{detail}  <-  {' '.join(statement.split())[:160]}")
+    conn.close()
+    assert not bad, "\n".join(bad)
