@@ -13,18 +13,14 @@ from postdesk.actions import ticket_commands
 from postdesk.actions.transitions import set_open, set_pending
 from postdesk.gateway.context import Context
 from postdesk.gateway.record import attachment_fields
-from postdesk.mail.quotes import strip_quotes
 from postdesk.store import tickets
 from postdesk.threading.commands import parse_commands
-
-LOCALES = ("fr", "en")
-
 
 def agent_mail(ctx: Context) -> None:
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket
     agent = ctx.agent
-    parsed = parse_commands(strip_quotes(ctx.mail.text, LOCALES), ctx.desk.settings)
+    parsed = parse_commands(ctx.text_without_quotes(), ctx.desk.settings)
     if parsed.problems:
         _refuse(ctx, parsed)
         return
@@ -79,7 +75,7 @@ def _note(ctx: Context, text: str) -> None:
 
 
 def _refuse(ctx: Context, parsed) -> None:
-    _note(ctx, strip_quotes(ctx.mail.text, LOCALES))
+    _note(ctx, ctx.text_without_quotes())
     errors = [{"line": p.line, "command": p.command, "problem": p.problem,
                "allowed": list(p.allowed)} for p in parsed.problems]
     tickets.add_event(ctx.session, ctx.ticket.id, "command_error", ctx.now,

@@ -14,11 +14,39 @@ from sqlmodel import Session
 from postdesk.actions.services import Desk
 from postdesk.config import AgentSettings
 from postdesk.mail.envelope import Envelope
+from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
+from postdesk.mail.quotes import strip_quotes
 from postdesk.store.models import Inbound, Message, Ticket
 from postdesk.threading.decide import Decision
 
-__all__ = ["Context", "Desk"]
+__all__ = ["LOCALES", "Context", "Desk", "Readings"]
+
+LOCALES = ("fr", "en")  # the languages of quote headers and of the desk's templates
+_UNREAD = object()
+
+
+class Readings:
+    """What the pipeline reads off the parsed mail's text, each at most once: the text without
+    its quotes and the detected language. The worker may read them before the mail's
+    transaction (``Worker._prepare``), so that this CPU work does not hold SQLite's write lock.
+    """
+
+    __slots__ = ("_language", "_without_quotes")
+
+    def __init__(self) -> None:
+        self._without_quotes: str | None = None
+        self._language = _UNREAD
+
+    def text_without_quotes(self, mail: ParsedMail) -> str:
+        if self._without_quotes is None:
+            self._without_quotes = strip_quotes(mail.text, LOCALES)
+        return self._without_quotes
+
+    def language(self, mail: ParsedMail) -> str | None:
+        if self._language is _UNREAD:
+            self._language = detect_language(f"{mail.subject}\n{mail.text[:4000]}", LOCALES)
+        return self._language
 
 
 @dataclass
@@ -40,3 +68,12 @@ class Context:
     rejected: list[dict] = field(default_factory=list)  # attachments outside the policy
     outcome: list[str] = field(default_factory=list)
     step: str = ""
+    readings: Readings = field(default_factory=Readings)
+
+    def text_without_quotes(self) -> str:
+        """The mail's text without the quoted history under it (read once per mail)."""
+        return self.readings.text_without_quotes(self.mail)
+
+    def detected_language(self) -> str | None:
+        """The language the subject and text are written in, among :data:`LOCALES`."""
+        return self.readings.language(self.mail)

@@ -11,18 +11,13 @@ import hashlib
 
 from postdesk.actions import agent_notices, escalations, transitions
 from postdesk.lifecycle import Resolution
-from postdesk.gateway.context import Context
+from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply
 from postdesk.mail.attachment_policy import judge
-from postdesk.mail.language import detect_language
-from postdesk.mail.quotes import strip_quotes
 from postdesk.store import tickets
 from postdesk.threading import routing
 from postdesk.threading.commands import customer_closes
 from postdesk.store.models import Message, Ticket
-
-LOCALES = ("fr", "en")
-
 
 def from_sent_folder(ctx: Context) -> bool:
     """An agent's mail read from the shared mailbox's Sent folder (``gateway/imap.py``)."""
@@ -49,8 +44,7 @@ def locale_of(ctx: Context, known: str | None) -> str:
     declared = ctx.mail.content_language
     if declared in LOCALES:
         return declared
-    detected = detect_language(f"{ctx.mail.subject}\n{ctx.mail.text[:4000]}", LOCALES)
-    return detected or ctx.desk.settings.desk.locale
+    return ctx.detected_language() or ctx.desk.settings.desk.locale
 
 
 def new_ticket(ctx: Context) -> None:
@@ -85,7 +79,7 @@ def customer_reply(ctx: Context) -> None:
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket
     _add_copied(ctx, ticket)
-    text = strip_quotes(ctx.mail.text, LOCALES)
+    text = ctx.text_without_quotes()
     closes, rest = customer_closes(text)
     sender = ctx.mail.from_addr or ""
     closing = closes and sender == ticket.requester
@@ -168,7 +162,7 @@ def _add_message(ctx: Context, ticket: Ticket, *, text: str | None = None,
         from_addr=mail.from_addr or requester_of(ctx) or "",
         from_name=mail.from_name[:300], to=mail.to, cc=mail.cc, subject=mail.subject,
         message_id=mail.message_id, in_reply_to=" ".join(mail.in_reply_to) or None,
-        text=strip_quotes(mail.text, LOCALES) if text is None else text, body=mail.text,
+        text=ctx.text_without_quotes() if text is None else text, body=mail.text,
         html=mail.html, automatic=ctx.automatic and ctx.automatic[:200],
         threaded_by=ctx.decision.threaded_by,
         evidence=ctx.decision.evidence if evidence is None else evidence)

@@ -16,7 +16,6 @@ from postdesk.config import AgentSettings
 from postdesk.gateway.context import Context
 from postdesk.gateway.record import attachment_fields
 from postdesk.gateway.record import from_sent_folder as is_sent  # noqa: F401  (re-exported)
-from postdesk.mail.quotes import strip_quotes
 from postdesk.store import tickets
 
 
@@ -32,7 +31,7 @@ def record_sent(ctx: Context) -> None:
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket
     mail, agent = ctx.mail, ctx.agent
-    text = strip_quotes(mail.text, ("fr", "en"))
+    text = ctx.text_without_quotes()
     message = tickets.add_message(
         ctx.session, ticket.id, ctx.now, inbound_id=ctx.inbound.id, direction="out",
         kind="agent", from_addr=agent.address, from_name=agent.name, to=mail.to, cc=mail.cc,

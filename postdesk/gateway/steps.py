@@ -22,7 +22,6 @@ from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.parse import parse as parse_mail
-from postdesk.mail.quotes import strip_quotes
 from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
 from postdesk.threading import decide
@@ -40,7 +39,8 @@ def step(function: Callable[[Context], None]) -> Callable[[Context], None]:
 
 @step
 def step_parse(ctx: Context) -> None:
-    ctx.mail = parse_mail(ctx.raw)
+    if ctx.mail is None:  # the worker may have parsed it before the transaction
+        ctx.mail = parse_mail(ctx.raw)
     if not ctx.mail.headers and not ctx.mail.text.strip():
         raise Quarantine("not a mail: no headers and no body")
 
@@ -57,7 +57,7 @@ def step_dedupe(ctx: Context) -> None:
         raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")
     earlier = inbound.processed_with_sha(ctx.session, ctx.inbound.sha256, ctx.inbound.id)
     if earlier is not None:
-        raise Discard(f"same bytes as inbound {earlier.id} (no Message-ID)")
+        raise Discard(f"same bytes as inbound {earlier} (no Message-ID)")
 
 
 @step
@@ -143,7 +143,7 @@ def step_survey(ctx: Context) -> None:
     survey = surveys.survey_for(ctx.session, ticket.id)
     if survey is None:
         return
-    text = strip_quotes(ctx.mail.text, record.LOCALES)
+    text = ctx.text_without_quotes()
     answer = surveys.parse_for(survey, text, ctx.desk)
     if answer is None:
         return

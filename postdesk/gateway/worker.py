@@ -17,18 +17,34 @@ import os
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 
 from postdesk.errors import Discard, Disposition, Quarantine
 from postdesk.gateway import pipeline
-from postdesk.gateway.context import Context, Desk
+from postdesk.gateway.context import LOCALES, Context, Desk, Readings
 from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
+from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_unavailable, utcnow
 from postdesk.store.models import Inbound
 
 log = logging.getLogger("postdesk.worker")
+
+# A claimed batch is read and parsed ahead, outside the write transaction, up to these sizes;
+# a bigger mail (or one in a blob file) is read and parsed in its turn, alone in memory.
+PREPARE_MAX_MAIL = 256 * 1024
+PREPARE_MAX_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A mail read and parsed before its transaction, with the readings of its text."""
+
+    raw: bytes
+    mail: ParsedMail
+    readings: Readings
 
 
 class Worker:
@@ -57,7 +73,10 @@ class Worker:
     def process_batch(self) -> int:
         """Claim one batch and process it; returns how many mails it took.
 
-        The claim commits on its own (it counts the attempt). The mails are then processed in
+        The claim commits on its own (it counts the attempt). The small mails are then read in one
+        query, parsed, and their text read for quotes and language, before any write
+        transaction (``_prepare``): that CPU work does not hold SQLite's write lock, which the
+        SMTP edge waits for. The mails are then processed in
         shared transactions, one savepoint each, committed every ``commit_interval`` seconds:
         a commit per mail cost more than the mail's own statements on PostgreSQL, and the
         bound keeps SQLite's single write lock short for the SMTP edge's group commits. A mail
@@ -68,9 +87,10 @@ class Worker:
             rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),
                                  postgres=not self.db.is_sqlite)
         waiting = list(rows)
+        prepared = self._prepare(rows)
         try:
             while waiting:
-                done = self._process_group(waiting)
+                done = self._process_group(waiting, prepared)
                 del waiting[:done]
                 self.on_queued()
         except Exception as exc:
@@ -85,7 +105,37 @@ class Worker:
             total += n
         return total
 
-    def _process_group(self, rows: list[Inbound]) -> int:
+    def _prepare(self, rows: list[Inbound]) -> dict[int, Prepared]:
+        """Read and parse the small mails of ``rows`` ahead (never one that has used up its
+        attempts: it is quarantined unread). Best effort: a mail left out, or whose readings
+        fail here, gets them in its turn, inside its savepoint, where a failure quarantines it."""
+        chosen, total = [], 0
+        for row in rows:
+            if row.blob_path or row.size > PREPARE_MAX_MAIL or \
+                    row.attempts > self.settings.max_attempts:
+                continue
+            if total + row.size > PREPARE_MAX_BYTES:
+                break
+            chosen.append(row.id)
+            total += row.size
+        if not chosen:
+            return {}
+        with self.db.reader() as session:
+            raws = inbound.raws(session, chosen)
+        prepared = {}
+        for row_id, raw in raws.items():
+            mail = parse(raw)
+            readings = Readings()
+            try:
+                readings.text_without_quotes(mail)
+                if not (mail.in_reply_to or mail.references or mail.content_language in LOCALES):
+                    readings.language(mail)  # a new request: its ticket's locale may need it
+            except Exception:  # noqa: BLE001 - read again in the mail's turn, and judged there
+                readings = Readings()
+            prepared[row_id] = Prepared(raw, mail, readings)
+        return prepared
+
+    def _process_group(self, rows: list[Inbound], prepared: dict[int, Prepared]) -> int:
         """Process mails from the head of ``rows`` in one transaction; returns how many."""
         writing = contextlib.nullcontext()
         if self.priority is not None:
@@ -95,14 +145,14 @@ class Worker:
         done = 0
         with writing, self.db.session() as session:
             for row in rows:
-                self._process_one(session, row)
+                self._process_one(session, row, prepared.pop(row.id, None))
                 done += 1
                 if time.monotonic() - began >= self.commit_interval or \
                         (self.priority is not None and self.priority.wanted()):
                     break
         return done
 
-    def _process_one(self, session, row: Inbound) -> None:
+    def _process_one(self, session, row: Inbound, prepared: Prepared | None = None) -> None:
         if row.attempts > self.settings.max_attempts:
             self._finish_failed(session, row, "worker", f"processing did not finish after "
                                 f"{row.attempts - 1} attempts (the worker stopped each time)")
@@ -110,7 +160,7 @@ class Worker:
         step = "load"
         savepoint = session.begin_nested()
         try:
-            ctx = self._context(session, row)
+            ctx = self._context(session, row, prepared)
             try:
                 pipeline.run(ctx)
             finally:
@@ -126,8 +176,12 @@ class Worker:
             savepoint.rollback()
             self._finish_failed(session, row, step, _describe(exc))
 
-    def _context(self, session, row: Inbound) -> Context:
+    def _context(self, session, row: Inbound, prepared: Prepared | None) -> Context:
         envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
+        if prepared is not None:
+            return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
+                           raw=prepared.raw, now=utcnow(), mail=prepared.mail,
+                           readings=prepared.readings)
         raw = inbound.raw_of(row, self.desk.blobs, session)
         return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                        raw=raw, now=utcnow())
@@ -167,7 +221,6 @@ class Worker:
         """Load the parser, the language model and the templates before claiming anything, so
         that the first mail after a restart is not the one a crash loop keeps catching."""
         from postdesk.mail.language import detect_language  # noqa: PLC0415
-        from postdesk.mail.parse import parse  # noqa: PLC0415
 
         parse(b"From: a@b.example\r\nSubject: warm\r\n\r\nBonjour, hello.\r\n")
         detect_language("Bonjour, je n'arrive pas à me connecter à mon compte.")

@@ -30,6 +30,10 @@ _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
     error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
 _RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
+_PROCESSED_WITH_SHA = select(Inbound.id).where(
+    Inbound.sha256 == bindparam("sha256"), Inbound.id != bindparam("other_than"),
+    Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)
+_RAWS = select(Inbound.id, Inbound.raw).where(Inbound.id.in_(bindparam("ids", expanding=True)))
 # Both places a Message-ID can already be known, in one round trip. Each branch has one
 # equality on an indexed column only: with ``status = 'processed'`` in the WHERE, SQLite chose
 # the status index and read every processed mail of the store (the status is checked on the
@@ -127,11 +131,11 @@ def finish(session: Session, inbound_id: int, status: str, now: datetime, *, out
                                "message_id": message_id, "step": step, "error": error})
 
 
-def processed_with_sha(session: Session, sha256: str, other_than: int) -> Inbound | None:
-    """An earlier mail with the same bytes that was already processed (dedupe without Message-ID)."""
-    return session.scalars(select(Inbound).where(
-        Inbound.sha256 == sha256, Inbound.id != other_than,
-        Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)).first()
+def processed_with_sha(session: Session, sha256: str, other_than: int) -> int | None:
+    """The id of an earlier mail with the same bytes that was already processed (dedupe
+    without Message-ID); its bytes are not loaded."""
+    return execute(session, _PROCESSED_WITH_SHA, {"sha256": sha256, "other_than": other_than}
+                   ).scalar()
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,11 @@ def requeue(session: Session, ids: Sequence[int] | None = None) -> int:
 def counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Inbound.status, func.count()).group_by(Inbound.status))
     return {status: n for status, n in rows}
+
+
+def raws(session: Session, ids: Sequence[int]) -> dict[int, bytes]:
+    """The stored bytes of the mails ``ids`` kept in the database, in one query."""
+    return {row_id: raw or b"" for row_id, raw in execute(session, _RAWS, {"ids": list(ids)})}
 
 
 def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:

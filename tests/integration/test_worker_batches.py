@@ -104,3 +104,73 @@ def test_a_store_outage_mid_batch_gives_every_claim_back(make_app, monkeypatch):
     assert statuses(app) == {"processed": 4}
     with app.db.reader() as session:
         assert tickets.count(session) == 4
+
+
+def timeline_of(app, monkeypatch) -> list[str]:
+    """Parses (by the worker ahead, or by the parse step) and write BEGINs, in order."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from postdesk.gateway import worker as worker_module  # noqa: PLC0415
+
+    seen: list[str] = []
+    for module, label in ((worker_module, "parse ahead"), (steps, "parse in turn")):
+        real = module.parse if module is worker_module else module.parse_mail
+
+        def traced(raw, real=real, label=label):
+            seen.append(label)
+            return real(raw)
+
+        monkeypatch.setattr(module, "parse" if module is worker_module else "parse_mail", traced)
+
+    def begun(conn):
+        if not conn.get_execution_options().get("postdesk_readonly"):
+            seen.append("begin")
+
+    event.listen(app.db.engine, "begin", begun)
+    return seen
+
+
+def test_small_mails_are_parsed_before_the_write_transaction(make_app, monkeypatch):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    store(app, 5)
+    big = make_mail(sender="big@example.com", message_id="<big@example.com>",
+                    body="Une longue description.\n" * 20_000)  # over PREPARE_MAX_MAIL
+    app.intake().store(big, SMTP)
+    seen = timeline_of(app, monkeypatch)
+    assert app.worker().process_batch() == 6
+    assert statuses(app) == {"processed": 6}
+    # the claim's BEGIN, five parses ahead, the group's BEGIN, then the big mail in its turn
+    assert seen == ["begin"] + ["parse ahead"] * 5 + ["begin", "parse in turn"]
+
+
+def test_readings_that_fail_ahead_fail_again_in_turn_and_quarantine(make_app, monkeypatch):
+    from postdesk.gateway import context  # noqa: PLC0415
+
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    store(app, 3)
+    real = context.strip_quotes
+
+    def strip_quotes(text, locales):
+        if "boom" in text:
+            raise RuntimeError("quote stripper broke")
+        return real(text, locales)
+
+    monkeypatch.setattr(context, "strip_quotes", strip_quotes)
+    app.intake().store(make_mail(sender="x@example.com", message_id="<boom@example.com>",
+                                 body="boom\n"), SMTP)
+    assert app.worker().process_batch() == 4
+    assert statuses(app) == {"processed": 3, "quarantined": 1}
+    with app.db.reader() as session:
+        [bad] = inbound.by_status(session, inbound.QUARANTINED)
+    assert bad.error_step == "record" and "quote stripper broke" in bad.error
+
+
+def test_a_mail_out_of_attempts_is_not_read_ahead(make_app, monkeypatch):
+    app = make_app("[worker]\nmax_attempts = 2\n")
+    [poison] = store(app, 1)
+    with app.db.session() as session:  # as if it had killed the worker three times
+        session.get(inbound.Inbound, poison).attempts = 2
+    seen = timeline_of(app, monkeypatch)
+    app.worker().process_until_idle()
+    assert "parse ahead" not in seen and "parse in turn" not in seen
+    assert statuses(app) == {"quarantined": 1}
