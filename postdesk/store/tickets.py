@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, union
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
@@ -23,9 +23,15 @@ _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
 _ADD_EVENT = insert(Event)
-_THREAD_IDS = (select(Message.message_id)
-               .where(Message.ticket_id == bindparam("ticket_id"), Message.message_id.is_not(None))
-               .order_by(Message.id))
+_THREAD_LATEST = 9  # the References of a notification: the thread's first Message-ID and these
+_IN_THREAD = (Message.ticket_id == bindparam("ticket_id"), Message.message_id.is_not(None))
+# Two bounded index reads, not the whole thread: a ticket of thousands of messages (a monitoring
+# loop) would otherwise load every Message-ID for each of its notifications.
+_THREAD_IDS = union(
+    select(select(Message.id, Message.message_id).where(*_IN_THREAD)
+           .order_by(Message.id).limit(1).subquery()),
+    select(select(Message.id, Message.message_id).where(*_IN_THREAD)
+           .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
     Message.created_at >= bindparam("since"))
@@ -167,10 +173,10 @@ def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
                                   "data": json.dumps(data, default=str, ensure_ascii=False)})
 
 
-def thread_message_ids(session: Session, ticket_id: int, limit: int = 10) -> list[str]:
-    """Message-IDs of the ticket, oldest first: the first one and the latest ``limit - 1``."""
-    ids = list(execute(session, _THREAD_IDS, {"ticket_id": ticket_id}).scalars())
-    return ids if len(ids) <= limit else ids[:1] + ids[-(limit - 1):]
+def thread_message_ids(session: Session, ticket_id: int) -> list[str]:
+    """Message-IDs of the ticket, oldest first: the first one and the latest nine."""
+    rows = execute(session, _THREAD_IDS, {"ticket_id": ticket_id}).all()
+    return [message_id for _id, message_id in sorted(rows)]
 
 
 def last_message(session: Session, ticket_id: int, direction: str | None = None,

@@ -90,3 +90,28 @@ def test_no_per_mail_statement_reads_a_growing_table_whole(app, monkeypatch):
                     bad.append(f"{detail}  <-  {' '.join(statement.split())[:160]}")
     conn.close()
     assert not bad, "\n".join(bad)
+
+
+def test_a_long_thread_gives_its_first_and_latest_message_ids(app):
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from postdesk.store import tickets  # noqa: PLC0415
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    with app.db.session() as session:
+        ticket = tickets.create_ticket(session, now, subject="Loop", requester="a@example.com")
+        for n in range(30):
+            tickets.add_message(session, ticket.id, now, direction="in", kind="customer",
+                                from_addr="a@example.com", subject="Loop", text="x", body="x",
+                                threaded_by="references",
+                                message_id=None if n % 7 == 3 else f"<m{n}@example.com>")
+        found = tickets.thread_message_ids(session, ticket.id)
+        short = tickets.create_ticket(session, now, subject="Short", requester="b@example.com")
+        for n in range(3):
+            tickets.add_message(session, short.id, now, direction="in", kind="customer",
+                                from_addr="b@example.com", subject="Short", text="x", body="x",
+                                threaded_by="new", message_id=f"<s{n}@example.com>")
+        assert tickets.thread_message_ids(session, short.id) == [
+            "<s0@example.com>", "<s1@example.com>", "<s2@example.com>"]
+    with_ids = [f"<m{n}@example.com>" for n in range(30) if n % 7 != 3]
+    assert found == with_ids[:1] + with_ids[-9:]
