@@ -87,8 +87,8 @@ class Worker:
             rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),
                                  postgres=not self.db.is_sqlite)
         waiting = list(rows)
-        prepared = self._prepare(rows)
         try:
+            prepared = self._prepare(rows)
             while waiting:
                 done = self._process_group(waiting, prepared)
                 del waiting[:done]
