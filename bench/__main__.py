@@ -32,11 +32,12 @@ from bench.stores import KINDS, Stores, versions
 NAMES = ("smtp", "process", "memory", "sweep", "outbound")
 SEEDS = 50
 PLANS = {
-    "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "history": 200_000, "runs": 3,
-             "memory": {"one": 1, "ten": 10}, "sweep": ((100_000, 1_000_000), 10_000),
+    "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "history": 200_000,
+             "runs": 3, "memory": {"one": 1, "ten": 10}, "sweep": ((100_000, 1_000_000), 10_000),
              "outbound": 300, "profiles": True},
-    "quick": {"smtp": {"3k": 150}, "process": 100, "history": 20_000, "runs": 1, "memory": {"one": 1},
-              "sweep": ((100_000,), 1_000), "outbound": 100, "profiles": False},
+    "quick": {"smtp": {"3k": 150}, "process": 100, "history": 20_000, "runs": 1,
+              "memory": {"one": 1}, "sweep": ((100_000,), 1_000), "outbound": 100,
+              "profiles": False},
 }
 
 

@@ -16,6 +16,7 @@ from postdesk.gateway.record import attachment_fields
 from postdesk.store import tickets
 from postdesk.threading.commands import parse_commands
 
+
 def agent_mail(ctx: Context) -> None:
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket

@@ -19,6 +19,7 @@ from postdesk.threading import routing
 from postdesk.threading.commands import customer_closes
 from postdesk.store.models import Message, Ticket
 
+
 def from_sent_folder(ctx: Context) -> bool:
     """An agent's mail read from the shared mailbox's Sent folder (``gateway/imap.py``)."""
     return ctx.envelope.source.startswith("imap-sent:")

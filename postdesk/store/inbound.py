@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, bindparam, cast, func, insert, literal, null, or_, select, union_all, update
+from sqlalchemy import (Text, bindparam, cast, func, insert, literal, null, or_, select,
+                        union_all, update)
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
@@ -39,7 +40,8 @@ _RAWS = select(Inbound.id, Inbound.raw).where(Inbound.id.in_(bindparam("ids", ex
 # the status index and read every processed mail of the store (the status is checked on the
 # few rows found instead).
 _EARLIER_COPIES = union_all(
-    select(literal("message"), Message.id, Message.ticket_id, cast(null(), Text), cast(null(), Text))
+    select(literal("message"), Message.id, Message.ticket_id, cast(null(), Text),
+           cast(null(), Text))
     .where(Message.message_id == bindparam("message_id")),
     select(literal("inbound"), Inbound.id, Inbound.ticket_id, Inbound.outcome, Inbound.status)
     .where(Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than")))

@@ -113,14 +113,13 @@ def timeline_of(app, monkeypatch) -> list[str]:
     from postdesk.gateway import worker as worker_module  # noqa: PLC0415
 
     seen: list[str] = []
-    for module, label in ((worker_module, "parse ahead"), (steps, "parse in turn")):
-        real = module.parse if module is worker_module else module.parse_mail
-
-        def traced(raw, real=real, label=label):
+    for module, name, label in ((worker_module, "parse", "parse ahead"),
+                                (steps, "parse_mail", "parse in turn")):
+        def traced(raw, real=getattr(module, name), label=label):
             seen.append(label)
             return real(raw)
 
-        monkeypatch.setattr(module, "parse" if module is worker_module else "parse_mail", traced)
+        monkeypatch.setattr(module, name, traced)
 
     def begun(conn):
         if not conn.get_execution_options().get("postdesk_readonly"):
