@@ -178,7 +178,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     """The child's body: worker, sender and scheduler threads until told to stop."""
     from postdesk.cli import _setup_logging  # noqa: PLC0415
     from postdesk.cli.app import App  # noqa: PLC0415
-    from postdesk.cli.serve import Services  # noqa: PLC0415
+    from postdesk.cli.serve import Services, freeze_startup_heap  # noqa: PLC0415
 
     _setup_logging(level)
     _lower_priority(settings.worker.nice)
@@ -199,6 +199,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     services = Services(app, smtp=False, stop_event=stop, worker_wake=wake, priority=priority,
                         **parts)
     services.start_threads()
+    freeze_startup_heap()
     ready.set()
     stop.wait()
     services.stop_parts()

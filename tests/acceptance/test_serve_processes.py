@@ -98,3 +98,17 @@ def test_the_processing_child_runs_at_a_lower_cpu_priority(desk):
     parent_nice = os.getpriority(os.PRIO_PROCESS, desk.proc.pid)
     assert os.getpriority(os.PRIO_PROCESS, child) == min(parent_nice + 10, 19)
     assert desk.stop() == 0
+
+
+def test_both_processes_freeze_their_start_up_heap(tmp_path, db_url):
+    """A full garbage collection over start-up's objects paused SMTP replies for 70-100 ms;
+    each process of ``serve`` freezes them once it has started."""
+    desk = Desk(tmp_path, db_url, extra='[logging]\nlevel = "DEBUG"\n')
+    desk.run("init")
+    try:
+        desk.start()
+        processing_child(desk)
+        desk.wait_for(lambda: desk.log.read_text().count("start-up heap frozen") == 2)
+        assert desk.stop() == 0
+    finally:
+        desk.kill()
