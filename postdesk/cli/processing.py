@@ -190,6 +190,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     threading.Thread(target=_await_parent, args=(lifeline, stop), name="lifeline",
                      daemon=True).start()
     app = App(settings)
+    app.db.leave_checkpoints_to_a_thread()  # the serve process runs them (cli.serve)
     if parts["worker"]:
         try:
             app.worker().warm_up()  # the worker thread's own warm-up then finds all loaded

@@ -133,6 +133,19 @@ class Services:
             thread.join(timeout=30)
 
 
+def start_checkpointer(db):
+    """On SQLite, WAL checkpoints leave the commits of ``serve``'s two processes for a thread
+    of this one (see :mod:`postdesk.store.checkpoints`). None on PostgreSQL."""
+    if not db.sqlite_path:
+        return None
+    from postdesk.store.checkpoints import Checkpointer  # noqa: PLC0415
+
+    db.leave_checkpoints_to_a_thread()
+    checkpointer = Checkpointer(db.sqlite_path)
+    checkpointer.start()
+    return checkpointer
+
+
 def freeze_startup_heap() -> None:
     """Move what start-up made (modules, settings, compiled templates) out of the collector's
     reach. A full collection walks every tracked object, and a started ``serve`` holds a few
@@ -156,6 +169,7 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     if app.settings.agents and not app.settings.agent_auth.required:
         log.warning("[agent_auth] required = false: any mail with an agent's From runs "
                     "commands; use this for development only")
+    checkpointer = start_checkpointer(app.db)
     services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
     services.start_processing()
     services.start_pollers()
@@ -169,4 +183,6 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     await stopping.wait()
     log.info("stopping")
     await services.stop()
+    if checkpointer is not None:
+        checkpointer.stop()
     log.info("stopped")

@@ -42,6 +42,29 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
         self._readonly = self.engine.execution_options(postdesk_readonly=True)
+        self.auto_checkpoints = True
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", self._sqlite_checkpoints)
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The database file of a SQLite store (None for PostgreSQL or an in-memory one)."""
+        path = make_url(self.url).database if self.is_sqlite else None
+        return path if path and path != ":memory:" else None
+
+    def leave_checkpoints_to_a_thread(self) -> None:
+        """This process's SQLite connections stop running WAL checkpoints inside their
+        commits; a :class:`postdesk.store.checkpoints.Checkpointer` runs them instead. Pooled
+        connections are closed so that every connection from now on is made this way."""
+        if self.sqlite_path:
+            self.auto_checkpoints = False
+            self.engine.dispose()
+
+    def _sqlite_checkpoints(self, dbapi_connection, _record) -> None:
+        if not self.auto_checkpoints:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.close()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 from tests.acceptance.test_serve import Desk, desk  # noqa: F401 - the fixture
@@ -100,15 +101,26 @@ def test_the_processing_child_runs_at_a_lower_cpu_priority(desk):
     assert desk.stop() == 0
 
 
-def test_both_processes_freeze_their_start_up_heap(tmp_path, db_url):
-    """A full garbage collection over start-up's objects paused SMTP replies for 70-100 ms;
-    each process of ``serve`` freezes them once it has started."""
+def test_both_processes_freeze_their_start_up_heap_and_sqlite_checkpoints_off_the_commits(
+        tmp_path, db_url):
+    """A full garbage collection over start-up's objects, and a WAL checkpoint inside the
+    edge's commit, each delayed SMTP replies (docs/performance.md, round F). Each process of
+    ``serve`` freezes its start-up heap; on SQLite a thread of the serve process runs the
+    checkpoints, and leaves an empty WAL when it stops."""
     desk = Desk(tmp_path, db_url, extra='[logging]\nlevel = "DEBUG"\n')
     desk.run("init")
     try:
         desk.start()
         processing_child(desk)
         desk.wait_for(lambda: desk.log.read_text().count("start-up heap frozen") == 2)
+        desk.send(make_mail(message_id="<checkpointed@example.com>"))
+        desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=30)
         assert desk.stop() == 0
+        if db_url.startswith("sqlite"):
+            path = Path(db_url.removeprefix("sqlite:///"))
+            assert not path.with_name(path.name + "-wal").exists() \
+                or path.with_name(path.name + "-wal").stat().st_size == 0
+            with sqlite3.connect(path) as connection:
+                assert connection.execute("SELECT count(*) FROM ticket").fetchone() == (1,)
     finally:
         desk.kill()
