@@ -70,11 +70,12 @@ class Checkpointer:
                 if connection is not None:
                     connection.close()
                 connection, wait = None, self.idle_interval
+        try:  # the writers are done: leave an empty WAL to the next start
+            connection = connection or self._connect()
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
         if connection is not None:
-            try:  # the writers are done: leave an empty WAL to the next start
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                log.warning("WAL checkpoint failed: %s", exc)
             connection.close()
 
     def _connect(self) -> sqlite3.Connection:

@@ -122,3 +122,12 @@ def test_the_thread_keeps_up_with_a_writer_and_leaves_an_empty_wal(db):
     assert wal_bytes(db) == 0
     with db.reader() as session:
         assert session.execute(text("SELECT count(*) FROM filler")).scalar_one() == 3000
+
+
+def test_a_thread_stopped_before_its_first_round_still_leaves_an_empty_wal(db):
+    db.leave_checkpoints_to_a_thread()
+    checkpointer = Checkpointer(db.sqlite_path)  # first round after a second
+    checkpointer.start()
+    write_pages(db, 200)
+    checkpointer.stop()
+    assert wal_bytes(db) == 0 and db_bytes(db) >= 200 * PAGE
