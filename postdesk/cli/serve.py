@@ -169,6 +169,12 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     if app.settings.agents and not app.settings.agent_auth.required:
         log.warning("[agent_auth] required = false: any mail with an agent's From runs "
                     "commands; use this for development only")
+    # Handlers first: a SIGTERM while the parts start stops them once they have started,
+    # instead of killing the process half-way.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
     checkpointer = start_checkpointer(app.db)
     services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
     services.start_processing()
@@ -176,10 +182,6 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     if smtp:
         await services.start_smtp()
     freeze_startup_heap()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("stopping")
     await services.stop()
