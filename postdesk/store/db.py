@@ -1,7 +1,9 @@
 """Engine and sessions: the one place that knows how to open SQLite and PostgreSQL well.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout; its write transactions
-start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade (pysqlite's own
+SQLite runs in WAL mode with ``synchronous=FULL`` and a busy timeout: every commit syncs the WAL
+before it returns, so a mail answered 250 (and anything else committed) survives a power cut,
+as RFC 5321 section 6.1 asks of a server that accepted a mail. Its write transactions start with
+``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade (pysqlite's own
 transaction handling is switched off, as SQLAlchemy's documentation recommends). PostgreSQL
 goes through psycopg 3 with pre-ping, so a restarted server is reconnected transparently.
 Connection failures surface as :class:`postdesk.errors.TempFail` at the edges.
@@ -102,7 +104,7 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
