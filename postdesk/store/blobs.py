@@ -2,7 +2,8 @@
 
 A blob is written to a temporary file in the same folder, flushed to disk, then renamed to its
 sha256 name, so a reader never sees half a file and a full disk fails before anything points at
-it. Without a blob folder the bytes stay in the database rows.
+it; the folder is synced after the rename (and its parent after a new folder), so the name
+survives a power cut as well as the bytes. Without a blob folder the bytes stay in the database rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class BlobStore:
         target = self.folder / relative
         if target.exists():
             return relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _sync_folder(target.parent.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -37,6 +40,7 @@ class BlobStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+            _sync_folder(target.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -45,3 +49,12 @@ class BlobStore:
     def get(self, relative: str) -> bytes:
         assert self.folder is not None
         return (self.folder / relative).read_bytes()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (a rename is only on disk once its folder is)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
