@@ -54,8 +54,8 @@ class Intake:
         records = [self._record(raw, env, imap_key) for raw, env in mails]
         right_of_way = self.priority.announce() if self.priority else contextlib.nullcontext()
         with temp_fail_on_outage("store unavailable"), right_of_way:
-            with self.db.session() as session:
-                ids = inbound.add_raw(session, records, utcnow())
+            with self.db.transaction() as connection:
+                ids = inbound.add_raw(connection, records, utcnow())
         for stored_id, (raw, env) in zip(ids, mails):
             log.debug("stored inbound=%s size=%s source=%s", stored_id, len(raw), env.source)
         self.on_stored()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy import event, insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -74,6 +74,13 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, without the ORM's session (the edge's
+        group commit: SQLAlchemy Core statements only, at half the CPU of a session's)."""
+        with self.engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (Text, bindparam, cast, func, insert, literal, null, or_, select,
                         union_all, update)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
@@ -25,6 +26,9 @@ from postdesk.store.models import Inbound, Message
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
 DISCARDED, QUARANTINED = "discarded", "quarantined"
 
+# The edge's one statement (a Core INSERT: the ORM's bulk insert cost twice the CPU).
+_ADD_RAW = insert(Inbound.__table__).returning(Inbound.__table__.c.id,
+                                               sort_by_parameter_order=True)
 # The statements the worker runs for every mail, built once (``db.execute``).
 _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     status=bindparam("status"), processed_at=bindparam("now"), outcome=bindparam("outcome"),
@@ -59,11 +63,11 @@ class RawMail:
     imap_key: str | None = None
 
 
-def add_raw(session: Session, mails: Sequence[RawMail], now: datetime) -> list[int]:
-    """Insert accepted mails (one transaction for the batch: group commit); returns their ids."""
-    rows = [_row(mail, now) for mail in mails]
-    result = session.execute(insert(Inbound).returning(Inbound.id), rows)
-    return [row[0] for row in result]
+def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> list[int]:
+    """Insert accepted mails (one transaction for the batch: group commit); returns their ids,
+    in the order of ``mails`` (each SMTP client is told its own)."""
+    result = connection.execute(_ADD_RAW, [_row(mail, now) for mail in mails])
+    return list(result.scalars())
 
 
 def _row(mail: RawMail, now: datetime) -> dict:
