@@ -60,7 +60,8 @@ class Worker:
         self.commit_interval = self.settings.commit_interval_seconds
 
     def recover(self) -> int:
-        """Give back claims left by crashed workers (at start and from time to time)."""
+        """Give back claims left by crashed workers, and remove the blob files they never
+        finished writing (at start); returns how many mails were given back."""
         now = utcnow()
         with self.db.session() as session:
             dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
@@ -68,6 +69,9 @@ class Worker:
                 session, now, timedelta(seconds=self.settings.claim_timeout_seconds), dead)
         if released:
             log.warning("released %d mails claimed by stopped workers", released)
+        swept = self.desk.blobs.remove_stale_temporaries()
+        if swept:
+            log.warning("removed %d unfinished blob files left by stopped processes", swept)
         return released
 
     def process_batch(self) -> int:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
+
+TEMPORARY_PREFIX = ".tmp-"
+# A temporary file this old belongs to a process killed while writing it: a put takes
+# seconds at most, so a live writer's file is never this old.
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 class BlobStore:
@@ -33,7 +39,7 @@ class BlobStore:
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
             _sync_folder(target.parent.parent)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -45,6 +51,22 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return relative
+
+    def remove_stale_temporaries(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+        """Delete the temporary files of writers that were killed (SIGKILL, power cut) before
+        their rename; returns how many. Nothing points at them: a row is written after the
+        rename only."""
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        limit, removed = time.time() - older_than, 0
+        for path in self.folder.glob(f"*/{TEMPORARY_PREFIX}*"):
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process swept it first
+                continue
+        return removed
 
     def get(self, relative: str) -> bytes:
         assert self.folder is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -221,6 +222,20 @@ def test_claims_of_a_dead_worker_are_released(make_app):
     worker = app.worker()
     assert worker.process_until_idle() == 0
     assert worker.recover() == 1
+    assert worker.process_until_idle() == 1
+    assert len(all_tickets(app)) == 1
+
+
+def test_a_starting_worker_removes_blob_files_a_killed_writer_left(make_app, tmp_path):
+    app = make_app(f'[store]\nblob_dir = "{tmp_path / "blobs"}"\n')
+    app.intake().store(make_mail(), SMTP)
+    [folder] = [p for p in (tmp_path / "blobs").iterdir() if p.is_dir()]
+    left = folder / ".tmp-killed-while-writing"
+    left.write_bytes(b"half a mail")
+    os.utime(left, (0, 0))
+    worker = app.worker()
+    assert worker.recover() == 0
+    assert not left.exists()
     assert worker.process_until_idle() == 1
     assert len(all_tickets(app)) == 1
 

@@ -54,3 +54,20 @@ def test_the_same_bytes_twice_write_nothing(tmp_path, synced):
     store = BlobStore(tmp_path)
     assert store.put(b"same") == store.put(b"same")
     assert len(synced) == 3
+
+
+def test_temporaries_of_killed_writers_are_removed_once_old(tmp_path):
+    store = BlobStore(tmp_path)
+    kept = store.put(b"a finished blob")
+    folder = tmp_path / kept.split("/")[0]
+    old, fresh = folder / ".tmp-killed", folder / ".tmp-being-written"
+    old.write_bytes(b"half a mail")
+    fresh.write_bytes(b"half a mail")
+    hour_ago = os.stat(old).st_mtime - 3700
+    os.utime(old, (hour_ago, hour_ago))
+    assert store.remove_stale_temporaries() == 1
+    assert not old.exists() and fresh.exists()
+    assert store.get(kept) == b"a finished blob"
+    assert store.remove_stale_temporaries() == 0
+    assert BlobStore(None).remove_stale_temporaries() == 0
+    assert BlobStore(tmp_path / "not-made-yet").remove_stale_temporaries() == 0
