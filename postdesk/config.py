@@ -64,6 +64,7 @@ class SmtpSettings:
     lmtp: bool = False
     hostname: str = ""
     store_timeout_seconds: float = 10.0
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("database.url", f"{settings.database.url!r} is not supported",
                           'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')
     _check_choice("survey.scale", settings.survey.scale, ("1-7", "good-bad"))
+    if settings.smtp.max_connections < 0:
+        raise ConfigError("smtp.max_connections", f"{settings.smtp.max_connections} is negative",
+                          "write how many SMTP connections may be open at once, or 0 for no limit")
     if not 0 <= settings.worker.nice <= 19:
         raise ConfigError("worker.nice", f"{settings.worker.nice} is outside 0..19",
                           "write 0 (same priority as the SMTP edge) up to 19 (lowest)")

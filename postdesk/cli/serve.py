@@ -106,6 +106,7 @@ class Services:
                                    domains=settings.desk.domains, lmtp=settings.smtp.lmtp,
                                    max_message_bytes=settings.smtp.max_message_bytes,
                                    max_bytes_in_flight=settings.smtp.max_bytes_in_flight,
+                                   max_connections=settings.smtp.max_connections,
                                    hostname=settings.smtp.hostname or None)
         await self.gateway.start()
         log.info("listening for %s on %s:%s (domains: %s)", "LMTP" if settings.smtp.lmtp

@@ -32,6 +32,7 @@ R250_RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 R250_QUEUED = Reply(250, "2.0.0", "Queued as {id}")
 
 R421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
+R421_TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", "Too many connections, try again later")
 R451_TRY_LATER = Reply(451, "4.3.0", "Local error, try again later")
 R452_NO_STORAGE = Reply(452, "4.3.1", "Insufficient system storage, try again later")
 

@@ -7,7 +7,8 @@ envelope to an ``Accept`` callable that stores them durably, and answers ``250``
 returned; our own trouble answers ``451``/``452`` so the sender retries. The mail after DATA is
 read by ``smtp_data`` (one buffer per mail, not aiosmtpd's list of lines) and held against the
 in-flight byte budget of ``inflight``: a mail that does not fit, announced with ``SIZE=`` or not,
-is answered ``452``. Every reply is a named constant from ``postdesk.gateway.replies``;
+is answered ``452``. A connection past ``[smtp] max_connections`` is answered ``421`` and
+closed before aiosmtpd sees it. Every reply is a named constant from ``postdesk.gateway.replies``;
 aiosmtpd's own fixed replies are rewritten to those, and in LMTP mode (RFC 2033) the answer
 after DATA is repeated once per accepted recipient.
 """
@@ -34,6 +35,7 @@ from postdesk.gateway.replies import (
     R250_RECIPIENT_OK,
     R250_SENDER_OK,
     R421_SHUTTING_DOWN,
+    R421_TOO_MANY_CONNECTIONS,
     R451_TRY_LATER,
     R452_NO_STORAGE,
     R503_NEED_MAIL,
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 1024 * 1024  # aiosmtpd's default (1001) refuses bare-LF mail longer than that
 MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # [smtp] max_bytes_in_flight
+MAX_CONNECTIONS = 100  # [smtp] max_connections
 BUDGET_WAIT_SECONDS = 10.0  # how long MAIL (with SIZE=) and DATA wait for room before 452
 SHUTDOWN_GRACE_SECONDS = 10.0
 _AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at INFO
@@ -183,16 +186,60 @@ class _Handler:
             log.exception("on_accepted failed for raw mail id=%s (the mail is stored)", stored_id)
 
 
+class _Connections:
+    """How many SMTP sessions are open, against ``[smtp] max_connections`` (0: no limit)."""
+
+    def __init__(self, limit: int, protocol: str) -> None:
+        self.limit = limit
+        self.protocol = protocol
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.limit and self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
 class _SmtpSession(SMTP):
     """One aiosmtpd connection that speaks postdesk's named replies."""
 
     line_length_limit = MAX_LINE_BYTES
 
     def __init__(self, handler: _Handler, *, budget: ByteBudget, budget_wait: float,
-                 **options: Any) -> None:
+                 connections: _Connections, **options: Any) -> None:
         super().__init__(handler, **options)
         self._budget = budget
         self._budget_wait = budget_wait
+        self._connections = connections
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """A connection past ``[smtp] max_connections`` is answered 421 at once and closed
+        (RFC 5321 3.8): the sender retries later, and a flood of connections cannot take
+        the edge's sockets and memory."""
+        if self._counted or self.transport is not None:  # STARTTLS: the same session goes on
+            super().connection_made(transport)
+            return
+        if not self._connections.take():
+            log.warning("%s connection from %s refused: %d connections open (max_connections)",
+                        self._connections.protocol, _peer_ip(transport.get_extra_info("peername")),
+                        self._connections.open)
+            transport.write(f"{R421_TOO_MANY_CONNECTIONS}\r\n".encode("ascii"))
+            transport.close()
+            return
+        self._counted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self._counted:
+            return  # refused: aiosmtpd never saw this connection
+        self._counted = False
+        self._connections.give_back()
+        super().connection_lost(error)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -283,6 +330,7 @@ class SmtpGateway:
         lmtp: bool = False,
         max_message_bytes: int = 25 * 1024 * 1024,
         max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT,
+        max_connections: int = MAX_CONNECTIONS,
         budget_wait: float = BUDGET_WAIT_SECONDS,
         hostname: str | None = None,
         on_accepted: Callable[[int, Envelope], None] | None = None,
@@ -295,6 +343,7 @@ class SmtpGateway:
         self._protocol = "lmtp" if lmtp else "smtp"
         self._budget = ByteBudget(max_bytes_in_flight)
         self._budget_wait = budget_wait
+        self._connections = _Connections(max_connections, self._protocol)
         self._handler = _Handler(accept, domains, self._protocol, on_accepted, self._budget,
                                  budget_wait)
         self._sessions: weakref.WeakSet[_SmtpSession] = weakref.WeakSet()
@@ -333,6 +382,7 @@ class SmtpGateway:
             self._handler,
             budget=self._budget,
             budget_wait=self._budget_wait,
+            connections=self._connections,
             data_size_limit=self._max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -129,7 +129,16 @@ def test_mail_becomes_ticket_one_with_a_threading_acknowledgement(desk):
     assert "stopped" in desk.log.read_text()
 
 
-def test_smtp_refusals(desk):
+def _connected(port: int) -> smtplib.SMTP | None:
+    """A new SMTP connection, or None while the server still counts the ones just closed."""
+    try:
+        return smtplib.SMTP("127.0.0.1", port, timeout=10)
+    except smtplib.SMTPConnectError:
+        return None
+
+
+def test_smtp_refusals(desk, monkeypatch):
+    monkeypatch.setenv("POSTDESK_SMTP__MAX_CONNECTIONS", "2")
     desk.start()
     with smtplib.SMTP("127.0.0.1", desk.port, timeout=10) as smtp:
         smtp.ehlo()
@@ -141,6 +150,13 @@ def test_smtp_refusals(desk):
         desk.send(big)
     assert "552" in str(caught.value)
     assert desk.tickets() == []
+    held = [desk.wait_for(lambda: _connected(desk.port), timeout=5) for _ in range(2)]
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP("127.0.0.1", desk.port, timeout=10)
+    assert refused.value.smtp_code == 421
+    assert refused.value.smtp_error == b"4.3.2 Too many connections, try again later"
+    for smtp in held:
+        smtp.quit()
 
 
 @pytest.mark.skipif(not shutil.which("swaks"), reason="swaks is not installed")

@@ -15,6 +15,7 @@ import smtplib
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -318,6 +319,43 @@ def test_a_line_over_the_line_limit_is_refused_not_cut(serve):
         reply = client.data(MAIL + b"y" * (MAX_LINE_BYTES + 1) + b"\r\n")
     assert reply == (554, f"5.6.0 Message has a line longer than {MAX_LINE_BYTES} bytes".encode())
     assert store.mails == []
+
+
+def test_a_connection_past_max_connections_is_told_421_and_a_freed_place_is_taken_again(
+        serve, caplog):
+    gateway, store = serve(max_connections=2)
+    first, second = Wire(gateway.port), Wire(gateway.port)
+    assert first.greeting.startswith(b"220") and second.greeting.startswith(b"220")
+    third = Wire(gateway.port)
+    assert third.greeting == b"421 4.3.2 Too many connections, try again later"
+    assert third.lines.readline() == b""  # and closed
+    third.close()
+    assert "connection from 127.0.0.1 refused: 2 connections open" in caplog.text
+    second.command("EHLO client.test")
+    send_raw(second, b"Subject: still served\r\n\r\nhello\r\n")
+    assert second.reply() == b"250 2.0.0 Queued as 1"
+    assert second.command("QUIT").startswith(b"221")
+    second.close()
+    deadline = time.monotonic() + 3
+    while True:  # the server sees the QUIT's close a moment later
+        fourth = Wire(gateway.port)
+        if fourth.greeting.startswith(b"220") or time.monotonic() > deadline:
+            break
+        fourth.close()
+        time.sleep(0.05)
+    assert fourth.greeting.startswith(b"220")
+    assert fourth.command("EHLO client.test").startswith(b"250")
+    fourth.close()
+    first.close()
+    assert len(store.mails) == 1
+
+
+def test_no_connection_limit_with_max_connections_0(serve):
+    gateway, _ = serve(max_connections=0)
+    wires = [Wire(gateway.port) for _ in range(120)]
+    assert all(w.greeting.startswith(b"220") for w in wires)
+    for wire in wires:
+        wire.close()
 
 
 def test_stop_lets_a_mail_being_stored_finish_then_says_421(serve, loop):

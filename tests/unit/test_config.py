@@ -53,6 +53,7 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("[database]\nurl = 'mysql://x'\n", {}, "database.url: 'mysql://x' is not supported"),
     ("[desk\n", {}, "is not valid TOML"),
     ("[worker]\nnice = 25\n", {}, "worker.nice: 25 is outside 0..19"),
+    ("[smtp]\nmax_connections = -1\n", {}, "smtp.max_connections: -1 is negative"),
 ])
 def test_errors_name_the_key_and_the_fix(tmp_path, text, env, message):
     path = tmp_path / "bad.toml"
