@@ -29,12 +29,18 @@ DISCARDED, QUARANTINED = "discarded", "quarantined"
 # The edge's one statement (a Core INSERT: the ORM's bulk insert cost twice the CPU).
 _ADD_RAW = insert(Inbound.__table__).returning(Inbound.__table__.c.id,
                                                sort_by_parameter_order=True)
+# Past this size the worker reads a mail's bytes without the drivers' extra copy
+# (docs/performance.md, round G): PostgreSQL sends bytea as hex text, twice its size, unless
+# asked for binary; SQLite assembles the whole value before the driver copies it, where its
+# incremental blob I/O reads straight into the one copy.
+LARGE_RAW = 1024 * 1024
 # The statements the worker runs for every mail, built once (``db.execute``).
 _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     status=bindparam("status"), processed_at=bindparam("now"), outcome=bindparam("outcome"),
     ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
     error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
 _RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
+_RAW_IS_NULL = select(Inbound.raw.is_(None)).where(Inbound.id == bindparam("inbound_id"))
 _PROCESSED_WITH_SHA = select(Inbound.id).where(
     Inbound.sha256 == bindparam("sha256"), Inbound.id != bindparam("other_than"),
     Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)
@@ -202,5 +208,23 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
+        if row.size > LARGE_RAW:
+            return _read_large(session, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
     return row.raw or b""
+
+
+def _read_large(session: Session, row_id: int) -> bytes:
+    """A big mail's bytes with one copy in memory, not two or three (see ``LARGE_RAW``)."""
+    session.flush()
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "sqlite":
+        if execute(session, _RAW_IS_NULL, {"inbound_id": row_id}).scalar() is not False:
+            return b""
+        with driver.blobopen("inbound", "raw", row_id, readonly=True) as blob:
+            return blob.read()
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute("SELECT raw FROM inbound WHERE id = %s", (row_id,))
+        found = cursor.fetchone()
+    return bytes(found[0]) if found and found[0] is not None else b""
