@@ -221,7 +221,7 @@ class _SmtpSession(SMTP):
         """A connection past ``[smtp] max_connections`` is answered 421 at once and closed
         (RFC 5321 3.8): the sender retries later, and a flood of connections cannot take
         the edge's sockets and memory."""
-        if self._counted or self.transport is not None:  # STARTTLS: the same session goes on
+        if self._counted:  # aiosmtpd's STARTTLS calls it again: the same connection goes on
             super().connection_made(transport)
             return
         if not self._connections.take():
