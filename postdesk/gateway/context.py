@@ -18,11 +18,11 @@ from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
 from postdesk.mail.quotes import strip_quotes
 from postdesk.store.models import Inbound, Message, Ticket
+from postdesk.templates.keys import LOCALES  # the desk's languages: quote headers, tickets
 from postdesk.threading.decide import Decision
 
 __all__ = ["LOCALES", "Context", "Desk", "Readings"]
 
-LOCALES = ("fr", "en")  # the languages of quote headers and of the desk's templates
 _UNREAD = object()
 
 
