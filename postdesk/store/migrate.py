@@ -6,6 +6,8 @@ can upgrade any database without an ``alembic.ini`` on disk.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib import resources
 
 from alembic import command
@@ -27,9 +29,38 @@ def _config(connection=None) -> Config:
 def upgrade(database: Database, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the schema to ``revision``; returns (revision before, revision after)."""
     before = current_revision(database)
-    with database.engine.begin() as connection:
-        command.upgrade(_config(connection), revision)
+    with database.engine.connect() as connection, _foreign_keys_deferred(connection):
+        with connection.begin():
+            command.upgrade(_config(connection), revision)
+            _check_foreign_keys(connection)
     return before, current_revision(database)
+
+
+@contextlib.contextmanager
+def _foreign_keys_deferred(connection) -> Iterator[None]:
+    """SQLite: foreign keys off while migrating. A migration that rebuilds a table other tables
+    point at (SQLite's only way to change most of a table) drops the old table, which with
+    foreign keys on fails or deletes; SQLite's documentation turns them off first, outside any
+    transaction, and checks them before committing (``_check_foreign_keys``)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection  # no transaction has begun yet
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise RuntimeError(f"the migration left {len(broken)} broken foreign keys, e.g. "
+                           f"{table} row {rowid} pointing at a missing {parent} row")
 
 
 def current_revision(database: Database) -> str | None:

@@ -29,7 +29,6 @@ class Inbound(SQLModel, table=True):
     peer: str | None = Field(default=None, max_length=100)
     size: int
     sha256: str = Field(max_length=64, index=True)
-    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     blob_path: str | None = Field(default=None, max_length=300)
     imap_key: str | None = Field(default=None, max_length=600, unique=True)
     status: str = Field(default="received", max_length=20)
@@ -42,6 +41,8 @@ class Inbound(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error_step: str | None = Field(default=None, max_length=50)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Last, so that SQLite can write a big mail into a zeroblob in place (``store/inbound.py``).
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class Contact(SQLModel, table=True):
@@ -183,9 +184,10 @@ class Attachment(SQLModel, table=True):
     content_type: str = Field(max_length=255)
     size: int
     sha256: str = Field(max_length=64)
-    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     blob_path: str | None = Field(default=None, max_length=300)
     rejected: str | None = Field(default=None, max_length=300)
+    # Last, for the same reason as ``Inbound.raw``.
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class Event(SQLModel, table=True):
