@@ -16,7 +16,8 @@ import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, func, insert, update
+from sqlalchemy.schema import Column
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
@@ -149,6 +150,31 @@ def _insert_of(model: type) -> tuple:
     table = model.__table__
     return (insert(table).returning(table.c.id),
             tuple(c.key for c in table.columns if not c.primary_key))
+
+
+# Past this size a stored mail or file is written and read around the drivers' extra copies
+# (docs/performance.md, rounds G and H): SQLite copies a bound value twice before it is in the
+# row, and assembles a value whole before the driver copies it out; PostgreSQL sends bytea as
+# hex text, twice its size, unless asked for binary.
+LARGE_VALUE = 1024 * 1024
+
+
+def writes_in_place(connection: Connection) -> bool:
+    """Whether big values go in through :func:`write_in_place` (SQLite) rather than bound."""
+    return connection.dialect.name == "sqlite"
+
+
+def write_in_place(connection: Connection, column: Column, row_id: int, data) -> None:
+    """SQLite: put ``data`` (bytes or any buffer) into ``column`` of the row ``row_id``, in the
+    caller's transaction, without a copy: the value is made a zeroblob of the right length, then
+    filled through incremental blob I/O. This holds only because the big columns are the last
+    of their tables (migration 0006): SQLite builds any other zeroblob whole in memory."""
+    table = column.table
+    connection.execute(update(table).where(table.c.id == row_id)
+                       .values({column.key: func.zeroblob(len(data))}))
+    driver = connection.connection.driver_connection
+    with driver.blobopen(table.name, column.name, row_id) as blob:
+        blob.write(data)
 
 
 def is_unavailable(exc: BaseException) -> bool:

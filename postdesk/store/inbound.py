@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
-from postdesk.store.db import execute
+from postdesk.store.db import LARGE_VALUE, execute, write_in_place, writes_in_place
 from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
@@ -29,11 +29,6 @@ DISCARDED, QUARANTINED = "discarded", "quarantined"
 # The edge's one statement (a Core INSERT: the ORM's bulk insert cost twice the CPU).
 _ADD_RAW = insert(Inbound.__table__).returning(Inbound.__table__.c.id,
                                                sort_by_parameter_order=True)
-# Past this size the worker reads a mail's bytes without the drivers' extra copy
-# (docs/performance.md, round G): PostgreSQL sends bytea as hex text, twice its size, unless
-# asked for binary; SQLite assembles the whole value before the driver copies it, where its
-# incremental blob I/O reads straight into the one copy.
-LARGE_RAW = 1024 * 1024
 # The statements the worker runs for every mail, built once (``db.execute``).
 _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     status=bindparam("status"), processed_at=bindparam("now"), outcome=bindparam("outcome"),
@@ -61,7 +56,7 @@ _EARLIER_COPIES = union_all(
 class RawMail:
     """What the edge hands to the store for one accepted mail."""
 
-    raw: bytes | None
+    raw: bytes | bytearray | None  # the SMTP edge hands on its read buffer
     envelope: Envelope
     sha256: str
     size: int
@@ -71,16 +66,24 @@ class RawMail:
 
 def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> list[int]:
     """Insert accepted mails (one transaction for the batch: group commit); returns their ids,
-    in the order of ``mails`` (each SMTP client is told its own)."""
-    result = connection.execute(_ADD_RAW, [_row(mail, now) for mail in mails])
-    return list(result.scalars())
+    in the order of ``mails`` (each SMTP client is told its own). On SQLite a big mail's
+    bytes are written into its row in place (``db.write_in_place``), in the same transaction."""
+    in_place = writes_in_place(connection)
+    big = [in_place and mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]
+    result = connection.execute(_ADD_RAW, [_row(mail, now, None if later else mail.raw)
+                                           for mail, later in zip(mails, big)])
+    ids = list(result.scalars())
+    for stored_id, mail, later in zip(ids, mails, big):
+        if later:
+            write_in_place(connection, Inbound.__table__.c.raw, stored_id, mail.raw)
+    return ids
 
 
-def _row(mail: RawMail, now: datetime) -> dict:
+def _row(mail: RawMail, now: datetime, raw) -> dict:
     env = mail.envelope
     return {"received_at": now, "source": env.source[:300], "mail_from": env.mail_from,
             "rcpt_tos": json.dumps(list(env.rcpt_tos)), "peer": env.peer, "size": mail.size,
-            "sha256": mail.sha256, "raw": mail.raw, "blob_path": mail.blob_path,
+            "sha256": mail.sha256, "raw": raw, "blob_path": mail.blob_path,
             "imap_key": mail.imap_key, "status": RECEIVED, "attempts": 0}
 
 
@@ -208,14 +211,14 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
-        if row.size > LARGE_RAW:
+        if row.size > LARGE_VALUE:
             return _read_large(session, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
     return row.raw or b""
 
 
 def _read_large(session: Session, row_id: int) -> bytes:
-    """A big mail's bytes with one copy in memory, not two or three (see ``LARGE_RAW``)."""
+    """A big mail's bytes with one copy in memory, not two or three (see ``LARGE_VALUE``)."""
     session.flush()
     connection = session.connection()
     driver = connection.connection.driver_connection

@@ -14,7 +14,8 @@ from sqlalchemy import bindparam, event, func, insert, select, union
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from postdesk.store.db import execute, insert_record
+from postdesk.store.db import (LARGE_VALUE, execute, insert_record, write_in_place,
+                               writes_in_place)
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
@@ -161,8 +162,18 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
 
 
 def add_attachment(session: Session, message_pk: int, **fields) -> Attachment:
-    attachment = Attachment(message_pk=message_pk, **fields)
+    """Add a file to a message. On SQLite a big file's bytes are written into its row in place
+    (``db.write_in_place``: SQLite would otherwise copy them twice while inserting)."""
+    data = fields.get("data")
+    if data is None or len(data) <= LARGE_VALUE or not writes_in_place(session.connection()):
+        attachment = Attachment(message_pk=message_pk, **fields)
+        session.add(attachment)
+        return attachment
+    attachment = Attachment(message_pk=message_pk, **{**fields, "data": None})
     session.add(attachment)
+    session.flush()
+    write_in_place(session.connection(), Attachment.__table__.c.data, attachment.id, data)
+    session.expire(attachment, ["data"])  # read from the row again if asked for
     return attachment
 
 

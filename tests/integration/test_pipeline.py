@@ -17,7 +17,7 @@ import pytest
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.db import LARGE_VALUE, utcnow
 from tests.helpers import make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
@@ -288,6 +288,22 @@ def test_attachment_policy_refuses_and_tells(make_app):
         ("plain",)).get_content()
     for name in ("fake.pdf", "tool.exe", "huge.txt", "d.png"):
         assert name in text
+
+
+def test_a_big_kept_file_is_stored_whole_and_exact(make_app):
+    """Past ``db.LARGE_VALUE`` SQLite gets the file's bytes through incremental blob I/O into
+    its row (PostgreSQL binds them); every byte must be there, and the smaller file beside it."""
+    app = make_app('[attachments]\nmax_bytes = "3 MB"\n')
+    big = bytes(range(256)) * 6000 + b"%%EOF"
+    assert len(big) > LARGE_VALUE
+    deliver(app, _with_files([("scan.pdf", "application/pdf", b"%PDF-1.4\n" + big),
+                              ("report.pdf", "application/pdf", PDF)]))
+    with app.db.reader() as session:
+        [message] = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
+        stored = {a.filename: (a.data, a.size, a.rejected)
+                  for a in tickets.attachments(session, [message.id])}
+    assert stored == {"scan.pdf": (b"%PDF-1.4\n" + big, len(big) + 9, None),
+                      "report.pdf": (PDF, len(PDF), None)}
 
 
 def outbox_rows(app):

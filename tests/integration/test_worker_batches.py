@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from postdesk.gateway import steps
 from postdesk.store import inbound, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.db import LARGE_VALUE, utcnow
 from postdesk.mail.envelope import Envelope
 from tests.helpers import make_mail
 
@@ -179,21 +179,23 @@ def test_a_mail_out_of_attempts_is_not_read_ahead(make_app, monkeypatch):
 
 
 def test_a_big_mail_is_read_whole_and_exact_through_the_drivers_large_value_path(make_app):
-    """Past ``inbound.LARGE_RAW`` the worker reads the bytes in binary (PostgreSQL) or through
-    incremental blob I/O (SQLite); every byte, 8-bit ones included, must come back."""
+    """Past ``LARGE_VALUE`` the edge writes the bytes (SQLite) and the worker reads them (both)
+    through incremental blob I/O or in binary (PostgreSQL); every byte, 8-bit ones included,
+    must come back, and the small mails stored in the same commit keep their own."""
     app = make_app("[limits]\ninbound_per_sender = 1000\n")
     body = "".join(f"ligne {n} é à ü\n" for n in range(150_000))
     raw = make_mail(message_id="<big@example.com>", body=body)
-    assert len(raw) > inbound.LARGE_RAW
+    assert len(raw) > LARGE_VALUE
     small = make_mail(message_id="<small@example.com>")
-    [big_id, small_id] = app.intake().store_many([(raw, SMTP), (small, SMTP)])
+    first = make_mail(message_id="<first@example.com>")
+    ids = app.intake().store_many([(first, SMTP), (raw, SMTP), (small, SMTP)])
+    assert ids == sorted(ids)
     with app.db.session() as session:
         rows = {row.id: row for row in inbound.claim(session, "test", 10, utcnow(),
                                                      postgres=not app.db.is_sqlite)}
     with app.db.session() as session:
-        assert inbound.raw_of(rows[big_id], app.blobs, session) == raw
-        assert inbound.raw_of(rows[small_id], app.blobs, session) == small
+        assert [inbound.raw_of(rows[i], app.blobs, session) for i in ids] == [first, raw, small]
     with app.db.session() as session:
         inbound.release_stale(session, utcnow(), timedelta(0), ["test"])
-    assert app.worker().process_until_idle() == 2
-    assert statuses(app) == {"processed": 2}
+    assert app.worker().process_until_idle() == 3
+    assert statuses(app) == {"processed": 3}
