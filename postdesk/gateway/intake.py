@@ -49,7 +49,8 @@ class Intake:
     def store(self, raw: bytes, envelope: Envelope) -> int:
         return self.store_many([(raw, envelope)])[0]
 
-    def store_many(self, mails: Sequence[tuple[bytes, Envelope]], imap_key: str | None = None) -> list[int]:
+    def store_many(self, mails: Sequence[tuple[bytes | bytearray, Envelope]],
+                   imap_key: str | None = None) -> list[int]:
         """Store the mails in one commit; returns their ids. Raises TempFail on store trouble."""
         records = [self._record(raw, env, imap_key) for raw, env in mails]
         right_of_way = self.priority.announce() if self.priority else contextlib.nullcontext()
@@ -75,7 +76,8 @@ class Intake:
                 with self.db.reader() as session:
                     return inbound.id_for_imap_key(session, text)
 
-    def _record(self, raw: bytes, env: Envelope, imap_key: str | None) -> inbound.RawMail:
+    def _record(self, raw: bytes | bytearray, env: Envelope,
+                imap_key: str | None) -> inbound.RawMail:
         digest = hashlib.sha256(raw).hexdigest()
         if not self.blobs.enabled:
             return inbound.RawMail(raw, env, digest, len(raw), imap_key=imap_key)
@@ -107,7 +109,7 @@ class GroupCommitter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
-    async def __call__(self, raw: bytes, envelope: Envelope) -> int:
+    async def __call__(self, raw: bytes | bytearray, envelope: Envelope) -> int:
         if self._stopping:
             raise TempFail("shutting down")
         future: concurrent.futures.Future = concurrent.futures.Future()

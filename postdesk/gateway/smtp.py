@@ -76,7 +76,7 @@ _REWRITES: dict[str, Reply] = {
 
 
 class Accept(Protocol):
-    async def __call__(self, raw: bytes, envelope: Envelope) -> int:
+    async def __call__(self, raw: bytes | bytearray, envelope: Envelope) -> int:
         """Store ``raw`` durably and return its id, or raise ``TempFail``."""
         ...
 
@@ -127,7 +127,7 @@ class _Handler:
         return str(R250_RECIPIENT_OK)
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        raw: bytes = envelope.original_content or b""
+        raw: bytes | bytearray = envelope.original_content or b""  # as read (smtp_data)
         if not _looks_like_mail(raw):
             return str(R554_UNUSABLE)
         mail = Envelope(
@@ -162,7 +162,7 @@ class _Handler:
             return address.lower() == "postmaster"  # RFC 5321 4.5.1: <Postmaster> without a domain
         return _normal_domain(domain) in self._domains
 
-    async def _store(self, raw: bytes, mail: Envelope) -> int:
+    async def _store(self, raw: bytes | bytearray, mail: Envelope) -> int:
         self._busy += 1
         self._idle.clear()
         try:

@@ -3,7 +3,7 @@
 aiosmtpd keeps each line of a mail as its own ``bytearray`` in a list and joins them at the
 end: about three times the mail's size per connection (a 25 MB mail of 78-byte base64 lines is
 320,000 objects). Here the lines go into one buffer as they arrive, dot-unstuffed (RFC 5321
-4.5.2), so a mail costs its size, twice only while it becomes ``bytes``. The limits are
+4.5.2), and that buffer is what the edge stores: a mail costs its size. The limits are
 aiosmtpd's — ``max_message_bytes`` and the line length, each answered once the final dot came
 (RFC 5321 4.2.5) — plus the in-flight budget of ``inflight``: a mail that no longer fits is
 read to its end and dropped. A mail over a limit frees its bytes at once.
@@ -24,7 +24,9 @@ _END = b".\r\n"
 
 @dataclass(frozen=True)
 class Received:
-    content: bytes | None  # None when ``problem`` is set
+    # The mail's bytes, handed on as read (a copy into ``bytes`` cost another mail's size at
+    # the edge's peak); None when ``problem`` is set.
+    content: bytearray | None
     problem: str | None
 
 
@@ -75,7 +77,7 @@ class _Reading:
     def received(self) -> Received:
         if self.problem is not None:
             return Received(None, self.problem)
-        content, self.buffer = bytes(self.buffer), bytearray()
+        content, self.buffer = self.buffer, bytearray()
         return Received(content, None)
 
     def _keep(self, line: bytes) -> None:
