@@ -33,7 +33,17 @@ def upgrade(database: Database, revision: str = "head") -> tuple[str | None, str
         with connection.begin():
             command.upgrade(_config(connection), revision)
             _check_foreign_keys(connection)
-    return before, current_revision(database)
+    after = current_revision(database)
+    if after != before and database.sqlite_path:
+        _truncate_wal(database)
+    return before, after
+
+
+def _truncate_wal(database: Database) -> None:
+    """Copy a migration's WAL into the database file and empty it: a table rebuild writes the
+    whole table to the WAL, which would otherwise keep that size on disk until a checkpoint."""
+    with database.engine.connect() as connection:
+        connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextlib.contextmanager

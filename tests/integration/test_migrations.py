@@ -70,6 +70,8 @@ def test_a_sqlite_store_holding_mail_gets_its_big_columns_last(tmp_path):
     assert _columns(path, "inbound")[-1] == "raw"
     assert _columns(path, "attachment")[-1] == "data"
     assert _contents(path) == before
+    wal = tmp_path / "postdesk.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # the rebuild's WAL was copied back
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
