@@ -61,7 +61,8 @@ BUDGET_WAIT_SECONDS = 10.0  # how long MAIL (with SIZE=) and DATA wait for room 
 SHUTDOWN_GRACE_SECONDS = 10.0
 _AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at INFO
 _HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 field name (obsolete WSP allowed)
-_NO_SPACE_TEXT = re.compile(r"space|insufficient storage|disk full|quota", re.IGNORECASE)
+# "database or disk is full" is SQLite's SQLITE_FULL (its file or a size limit).
+_NO_SPACE_TEXT = re.compile(r"space|insufficient storage|disk (?:is )?full|quota", re.IGNORECASE)
 _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 # aiosmtpd 1.4.6 sends these fixed texts itself; we send our named replies instead.

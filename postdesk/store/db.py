@@ -173,8 +173,20 @@ def write_in_place(connection: Connection, column: Column, row_id: int, data) ->
     connection.execute(update(table).where(table.c.id == row_id)
                        .values({column.key: func.zeroblob(len(data))}))
     driver = connection.connection.driver_connection
-    with driver.blobopen(table.name, column.name, row_id) as blob:
+    with driver_errors(connection), driver.blobopen(table.name, column.name, row_id) as blob:
         blob.write(data)
+
+
+@contextlib.contextmanager
+def driver_errors(connection: Connection) -> Iterator[None]:
+    """Around calls made on the driver's own connection: its errors are raised as SQLAlchemy
+    raises them (``OperationalError`` for a full disk or a lost server...), so that
+    :func:`is_unavailable` and :func:`temp_fail_on_outage` judge them as they judge the rest."""
+    error = connection.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except error as exc:
+        raise DBAPIError.instance(None, None, exc, error) from exc
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -20,7 +20,8 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
-from postdesk.store.db import LARGE_VALUE, execute, write_in_place, writes_in_place
+from postdesk.store.db import (LARGE_VALUE, driver_errors, execute, write_in_place,
+                               writes_in_place)
 from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
@@ -225,9 +226,10 @@ def _read_large(session: Session, row_id: int) -> bytes:
     if connection.dialect.name == "sqlite":
         if execute(session, _RAW_IS_NULL, {"inbound_id": row_id}).scalar() is not False:
             return b""
-        with driver.blobopen("inbound", "raw", row_id, readonly=True) as blob:
+        with driver_errors(connection), driver.blobopen("inbound", "raw", row_id,
+                                                        readonly=True) as blob:
             return blob.read()
-    with driver.cursor(binary=True) as cursor:
+    with driver_errors(connection), driver.cursor(binary=True) as cursor:
         cursor.execute("SELECT raw FROM inbound WHERE id = %s", (row_id,))
         found = cursor.fetchone()
     return bytes(found[0]) if found and found[0] is not None else b""

@@ -9,6 +9,7 @@ The database outage uses a private PostgreSQL cluster (``conftest.py``), never t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -174,12 +175,11 @@ poll_seconds = 0.2
         store.close()
 
 
-@pytest.fixture
-def tiny_blob_dir(tmp_path):
-    """A 1 MB tmpfs for ``[store] blob_dir`` (needs root; skipped elsewhere)."""
-    folder = tmp_path / "blobs"
+@contextlib.contextmanager
+def tiny_disk(folder, size: str):
+    """A tmpfs of ``size`` mounted on ``folder`` (needs root; the test is skipped elsewhere)."""
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                              capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
@@ -188,6 +188,41 @@ def tiny_blob_dir(tmp_path):
     finally:
         if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def tiny_blob_dir(tmp_path):
+    """A 1 MB disk for ``[store] blob_dir``."""
+    with tiny_disk(tmp_path / "blobs", "1m") as folder:
+        yield folder
+
+
+def test_full_sqlite_disk_refuses_a_big_mail_with_452_and_keeps_nothing(tmp_path):
+    """A big mail goes into its SQLite row in place (``db.write_in_place``); when the disk
+    fills during that write, the edge must answer as for any full disk and store no part of it."""
+    with tiny_disk(tmp_path / "store", "2m") as folder:
+        db_url = f"sqlite:///{folder / 'postdesk.db'}"
+        serve = Serve(tmp_path, db_url)
+        store = Store(db_url)
+        big = make_mail(sender="big@example.com", message_id="<big-row@example.com>",
+                        body=("y" * 76 + "\n") * 40_000)  # 3 MB: more than the disk holds
+        (tmp_path / "big.eml").write_bytes(big)
+        try:
+            serve.run("init")
+            serve.start("--no-worker")
+            code, text, seconds = smtp_send(serve.port, big, "big@example.com")
+            piped = serve.run("ingest", input=big, check=False)
+            rows = store.rows("SELECT id FROM inbound")
+            result = {"SMTP reply": f"{code} {text}", "seconds": round(seconds, 2),
+                      "ingest exit": piped.returncode, "ingest stderr": stderr_lines(piped),
+                      "inbound rows": len(rows), "free bytes": shutil.disk_usage(folder).free}
+            print(figures("SQLite disk full", result))
+            assert code == 452 and text.startswith("4.3.1"), result
+            assert piped.returncode == 75 and b"Traceback" not in piped.stderr, result
+            assert rows == [], result
+        finally:
+            serve.kill()
+            store.close()
 
 
 def test_full_blob_disk_answers_452_and_writes_nothing(tmp_path, tiny_blob_dir):
