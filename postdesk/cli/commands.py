@@ -22,8 +22,11 @@ def init(lazy) -> None:
     app = lazy.app
     try:
         before, after = migrate.upgrade(app.db)
-    except OperationalError as exc:
-        fail(f"cannot open the database {app.settings.database.url}: {exc.orig}", EX_TEMPFAIL)
+    except OperationalError as exc:  # unreachable, locked, or a full disk during an upgrade
+        fail(f"cannot open or upgrade the database {app.settings.database.url}: {exc.orig}",
+             EX_TEMPFAIL)
+    except migrate.BrokenForeignKeys as exc:
+        fail(f"cannot upgrade the database {app.settings.database.url}: {exc}")
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     else:

@@ -63,14 +63,19 @@ def _foreign_keys_deferred(connection) -> Iterator[None]:
         driver.execute("PRAGMA foreign_keys=ON")
 
 
+class BrokenForeignKeys(Exception):
+    """A migration would have left rows pointing at missing rows; it was rolled back."""
+
+
 def _check_foreign_keys(connection) -> None:
     if connection.dialect.name != "sqlite":
         return
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
         table, rowid, parent, _ = broken[0]
-        raise RuntimeError(f"the migration left {len(broken)} broken foreign keys, e.g. "
-                           f"{table} row {rowid} pointing at a missing {parent} row")
+        raise BrokenForeignKeys(f"the migration left {len(broken)} broken foreign keys, e.g. "
+                                f"{table} row {rowid} pointing at a missing {parent} row; "
+                                f"nothing was changed")
 
 
 def current_revision(database: Database) -> str | None:

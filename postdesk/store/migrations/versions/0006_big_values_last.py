@@ -5,7 +5,7 @@ SQLite builds a row's zeroblob in memory unless it is the row's last column; onc
 mail or file is written into its row through incremental blob I/O without SQLite's two copies
 of a bound value (docs/performance.md, round H). SQLite can only reorder columns by rebuilding
 the table, which copies its rows once: the upgrade of a store holding many mails takes a while
-and needs that much free disk. PostgreSQL is left as it is: column order changes nothing there.
+and needs free disk for the copy (README.md gives figures). PostgreSQL is left as it is: column order changes nothing there.
 ``postdesk.store.migrate`` turns SQLite's foreign keys off around the rebuild, as SQLite's
 documentation asks, and checks them before committing.
 
