@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.actions.services import Desk
 from postdesk.store import tickets
-from postdesk.store.models import Message, Ticket
+from postdesk.store.models import Ticket
 
 COMMANDS_HELP = ("#status open|pending|resolved|closed", "#assign NAME|ADDRESS|me",
                  "#priority low|normal|high|urgent", "#queue NAME", "#note",
@@ -33,7 +34,7 @@ def recipients(desk: Desk, ticket: Ticket, queue: str | None = None) -> list[str
     return workers or [a.address.lower() for a in settings.agents]
 
 
-def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, message: Message | None,
+def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, message: Row | None,
                   now: datetime, queue: str | None = None) -> list[str]:
     """Queue ``key`` (agent_new_ticket, customer_replied) to the ticket's agents."""
     to = recipients(desk, ticket, queue)
@@ -54,7 +55,7 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
     return to
 
 
-def _message_vars(message: Message | None, now: datetime) -> dict:
+def _message_vars(message: Row | None, now: datetime) -> dict:
     if message is None:
         return {"text": "", "from_name": "", "from_address": "", "subject": "", "at": now,
                 "attachments": []}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.actions.services import Desk
@@ -17,7 +18,7 @@ from postdesk.mail.envelope import Envelope
 from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
 from postdesk.mail.quotes import strip_quotes
-from postdesk.store.models import Inbound, Message, Ticket
+from postdesk.store.models import Inbound, Ticket
 from postdesk.templates.keys import LOCALES  # the desk's languages: quote headers, tickets
 from postdesk.threading.decide import Decision
 
@@ -61,7 +62,7 @@ class Context:
     automatic: str | None = None
     decision: Decision | None = None
     ticket: Ticket | None = None
-    message: Message | None = None
+    message: Row | None = None  # the mail as stored on its ticket (``tickets.add_message``)
     agent: AgentSettings | None = None  # the verified agent who wrote the mail
     spoof: str | None = None  # why a mail claiming an agent's address is not taken as theirs
     done: bool = False  # a step answered the mail completely (e.g. a history request)

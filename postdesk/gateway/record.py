@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy.engine import Row
+
 from postdesk.actions import agent_notices, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
@@ -17,7 +19,7 @@ from postdesk.mail.attachment_policy import judge
 from postdesk.store import tickets
 from postdesk.threading import routing
 from postdesk.threading.commands import customer_closes
-from postdesk.store.models import Message, Ticket
+from postdesk.store.models import Ticket
 
 
 def from_sent_folder(ctx: Context) -> bool:
@@ -109,7 +111,7 @@ def _escalation_answer(ctx: Context, ticket: Ticket, text: str) -> bool:
     return True
 
 
-def survey_message(ctx: Context, ticket: Ticket, text: str) -> Message:
+def survey_message(ctx: Context, ticket: Ticket, text: str) -> Row:
     """Keep a survey answer (``text``: the mail without its quotes) on its ticket; the
     ticket's status does not change."""
     return _add_message(ctx, ticket, text=text,
@@ -152,7 +154,7 @@ def _add_copied(ctx: Context, ticket: Ticket, new_ticket: bool = False) -> None:
 
 
 def _add_message(ctx: Context, ticket: Ticket, *, text: str | None = None,
-                 evidence: str | None = None) -> Message:
+                 evidence: str | None = None) -> Row:
     """Store the mail as a message of ``ticket``: ``text`` is what the desk shows (the mail
     without its quotes unless given), ``evidence`` why it threads here."""
     mail = ctx.mail

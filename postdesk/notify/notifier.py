@@ -13,13 +13,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.config import Settings
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
 from postdesk.store import outbox, tickets
-from postdesk.store.models import Outbox, Ticket
+from postdesk.store.models import Ticket
 from postdesk.mail.tags import TagFormat
 
 log = logging.getLogger("postdesk.notify")
@@ -52,7 +53,7 @@ class Notifier:
                automatic: str | None = "auto-replied", kind: str = "system",
                in_reply_to: str | None = None, from_name: str | None = None,
                locale: str | None = None, attachments: tuple = (),
-               record_as: Mapping | None = None, limit: bool = True) -> Outbox | None:
+               record_as: Mapping | None = None, limit: bool = True) -> Row | None:
         """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it."""
         to = [a for a in to if a]
         if not to or (automatic and limit and self._suppressed(session, now, ticket, key, to[0])):
@@ -80,7 +81,7 @@ class Notifier:
         return row
 
     def notify_person(self, session: Session, now: datetime, key: str, to: str,
-                      variables: Mapping, locale: str, in_reply_to: str | None = None) -> Outbox | None:
+                      variables: Mapping, locale: str, in_reply_to: str | None = None) -> Row | None:
         """Queue an automatic mail about no single ticket (``ticket_history``) to one person."""
         desk = {"name": self.settings.desk.name, "address": self.settings.desk.address}
         rendered = self.renderer.render(key, locale, {"desk": desk, **variables})

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import event, func, insert, update
 from sqlalchemy.schema import Column
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -136,20 +136,18 @@ def execute(session: Session, statement, params: dict | None = None):
     return session.connection().execute(statement, params or {})
 
 
-def insert_record(session: Session, record):
-    """Write ``record`` (a table model) with a Core INSERT through ``execute``; sets its id and
-    returns it. The record is not added to the session: decide every field before."""
-    statement, columns = _insert_of(type(record))
-    record.id = execute(session, statement,
-                        {key: getattr(record, key) for key in columns}).scalar_one()
-    return record
+def insert_row(session: Session, model: type, values: dict) -> Row:
+    """Write a row of ``model``'s table with a prebuilt Core INSERT through ``execute``; returns
+    it as written, every column with its default, as a read-only ``Row`` (``.id``, ``.text``...).
+    No model object is built (SQLModel's constructor cost more than the INSERT) and nothing is
+    added to the session: decide every value before."""
+    return execute(session, _insert_of(model), values).one()
 
 
 @functools.cache
-def _insert_of(model: type) -> tuple:
+def _insert_of(model: type):
     table = model.__table__
-    return (insert(table).returning(table.c.id),
-            tuple(c.key for c in table.columns if not c.primary_key))
+    return insert(table).returning(*table.columns)
 
 
 # Past this size a stored mail or file is written and read around the drivers' extra copies

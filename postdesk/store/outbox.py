@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from postdesk.store.db import execute, insert_record
+from postdesk.store.db import execute, insert_row
 from postdesk.store.models import Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
@@ -28,12 +29,13 @@ _AUTOMATIC_COUNTS = select(
     Outbox.created_at >= bindparam("since"))
 
 
-def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Outbox:
-    """Queue a finished mail; returns what was written, with its id (a record, not tracked by
-    the session: a Core INSERT, as for messages)."""
-    row = Outbox(created_at=now, next_attempt_at=now, rcpts=json.dumps(list(rcpts)),
-                 primary_rcpt=rcpts[0] if rcpts else "", status=QUEUED, **fields)
-    return insert_record(session, row)
+def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Row:
+    """Queue a finished mail; returns the row as written (``db.insert_row``: a read-only record
+    with the columns of ``Outbox``, as for messages)."""
+    return insert_row(session, Outbox, {"created_at": now, "next_attempt_at": now,
+                                        "rcpts": json.dumps(list(rcpts)),
+                                        "primary_rcpt": rcpts[0] if rcpts else "",
+                                        "status": QUEUED, **fields})
 
 
 def automatic_sent_since(session: Session, rcpt: str, since: datetime) -> int:
