@@ -58,10 +58,9 @@ def new_ticket(ctx: Context) -> None:
     contact = tickets.contact(ctx.session, requester)
     locale = locale_of(ctx, contact.locale if contact else None)
     if contact is None:
-        contact = tickets.add_contact(ctx.session, requester, name, now, locale)
+        tickets.add_contact(ctx.session, requester, name, now, locale)
     else:
-        contact.name = contact.name or name[:300]
-        contact.locale = contact.locale or locale
+        tickets.complete_contact(ctx.session, contact, name, locale)
     links = {decision.link: decision.named} if decision.link else {}
     subject = ctx.desk.tags.strip(mail.subject) or ("(sans objet)" if locale == "fr" else "(no subject)")
     way = routing.route(mail, (*ctx.envelope.rcpt_tos, *mail.to, *mail.cc), ctx.desk.settings)

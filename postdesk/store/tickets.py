@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, event, func, insert, select, union
+from sqlalchemy import bindparam, event, func, insert, select, union, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -20,7 +20,10 @@ from postdesk.store.db import (LARGE_VALUE, execute, insert_row, write_in_place,
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
-_CONTACT = select(Contact).where(Contact.address == bindparam("address"))
+_CONTACTS = Contact.__table__
+_CONTACT = select(_CONTACTS).where(_CONTACTS.c.address == bindparam("address"))
+_COMPLETE_CONTACT = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id")).values(
+    name=bindparam("name"), locale=bindparam("locale"))
 _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
@@ -39,38 +42,47 @@ _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.created_at >= bindparam("since"))
 
 
-def contact(session: Session, address: str) -> Contact | None:
-    """The contact of ``address``; remembered for the rest of the transaction (the worker asks
-    for the same requester when it records a mail and again when it acknowledges it)."""
+def contact(session: Session, address: str) -> Row | None:
+    """The contact of ``address`` (a read-only row: ``.name``, ``.locale``...); remembered for
+    the rest of the transaction (the worker asks for the same requester when it records a mail
+    and again when it acknowledges it)."""
     known = _contacts(session)
     found = known.get(address)
     if found is None:
-        found = session.scalars(_CONTACT, {"address": address}).first()
+        found = execute(session, _CONTACT, {"address": address}).first()
         if found is not None:
             known[address] = found
     return found
 
 
-def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Contact:
+def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Row:
     found = contact(session, address)
     if found is None:
         return add_contact(session, address, name, now)
-    if name and not found.name:
-        found.name = name[:300]
-    return found
+    return complete_contact(session, found, name, None)
 
 
 def add_contact(session: Session, address: str, name: str, now: datetime,
-                locale: str | None = None) -> Contact:
+                locale: str | None = None) -> Row:
     """A new contact (the caller has just looked ``address`` up and found none)."""
-    found = Contact(address=address, name=name[:300], locale=locale, created_at=now)
-    session.add(found)
-    session.flush()
+    found = insert_row(session, Contact, {"address": address, "name": name[:300],
+                                          "locale": locale, "created_at": now})
     _contacts(session)[address] = found
     return found
 
 
-def _contacts(session: Session) -> dict[str, Contact]:
+def complete_contact(session: Session, found: Row, name: str, locale: str | None) -> Row:
+    """Fill what a contact lacks (its name, its locale) from what a new mail told; returns the
+    contact as it now is."""
+    name, locale = found.name or name[:300], found.locale or locale
+    if (name, locale) == (found.name, found.locale):
+        return found
+    execute(session, _COMPLETE_CONTACT, {"contact_id": found.id, "name": name, "locale": locale})
+    _contacts(session).pop(found.address, None)
+    return contact(session, found.address)
+
+
+def _contacts(session: Session) -> dict[str, Row]:
     return session.info.setdefault("postdesk_contacts", {})
 
 

@@ -240,6 +240,25 @@ def test_a_starting_worker_removes_blob_files_a_killed_writer_left(make_app, tmp
     assert len(all_tickets(app)) == 1
 
 
+def test_a_contact_learns_what_it_lacked_and_keeps_what_it_had(make_app):
+    """A later request fills the contact's missing name; a name or locale it has stays."""
+    app = make_app()
+    deliver(app, make_mail(sender="dana@example.com", message_id="<c1@example.com>",
+                           subject="Question", body="Bonjour, une question sur ma facture.\n"))
+    with app.db.reader() as session:
+        first = tickets.contact(session, "dana@example.com")
+    deliver(app, make_mail(sender="dana@example.com", name="Dana Roy", subject="Other",
+                           message_id="<c2@example.com>", body="Hello, another question.\n"))
+    deliver(app, make_mail(sender="dana@example.com", name="D. R.", subject="Third",
+                           message_id="<c3@example.com>", body="Hello, one more.\n"))
+    with app.db.reader() as session:
+        last = tickets.contact(session, "dana@example.com")
+        locales = [t.locale for t in tickets.list_tickets(session, requester="dana@example.com")]
+    assert (first.name, first.locale) == ("", "fr")
+    assert (last.id, last.name, last.locale) == (first.id, "Dana Roy", "fr")
+    assert locales == ["fr", "fr", "fr"]  # the contact's locale wins over the mail's language
+
+
 def test_outbox_rows_have_recipients(make_app):
     app = make_app()
     deliver(app, make_mail())
