@@ -55,12 +55,9 @@ def new_ticket(ctx: Context) -> None:
     requester = requester_of(ctx)
     sent = from_sent_folder(ctx)
     name = "" if sent else mail.from_name
-    contact = tickets.contact(ctx.session, requester)
-    locale = locale_of(ctx, contact.locale if contact else None)
-    if contact is None:
-        tickets.add_contact(ctx.session, requester, name, now, locale)
-    else:
-        tickets.complete_contact(ctx.session, contact, name, locale)
+    known = tickets.contact(ctx.session, requester)
+    locale = locale_of(ctx, known.locale if known else None)
+    tickets.ensure_contact(ctx.session, requester, name, now, locale)
     links = {decision.link: decision.named} if decision.link else {}
     subject = ctx.desk.tags.strip(mail.subject) or ("(sans objet)" if locale == "fr" else "(no subject)")
     way = routing.route(mail, (*ctx.envelope.rcpt_tos, *mail.to, *mail.cc), ctx.desk.settings)

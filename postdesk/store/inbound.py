@@ -80,7 +80,7 @@ def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> 
     return ids
 
 
-def _row(mail: RawMail, now: datetime, raw) -> dict:
+def _row(mail: RawMail, now: datetime, raw: bytes | bytearray | None) -> dict:
     env = mail.envelope
     return {"received_at": now, "source": env.source[:300], "mail_from": env.mail_from,
             "rcpt_tos": json.dumps(list(env.rcpt_tos)), "peer": env.peer, "size": mail.size,

@@ -55,11 +55,13 @@ def contact(session: Session, address: str) -> Row | None:
     return found
 
 
-def ensure_contact(session: Session, address: str, name: str, now: datetime) -> Row:
+def ensure_contact(session: Session, address: str, name: str, now: datetime,
+                   locale: str | None = None) -> Row:
+    """The contact of ``address``, added if new, else given the name or locale it lacked."""
     found = contact(session, address)
     if found is None:
-        return add_contact(session, address, name, now)
-    return complete_contact(session, found, name, None)
+        return add_contact(session, address, name, now, locale)
+    return complete_contact(session, found, name, locale)
 
 
 def add_contact(session: Session, address: str, name: str, now: datetime,
