@@ -41,6 +41,14 @@ def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.decode(errors="replace").splitlines() if line.strip()]
 
 
+def refusal_of_a_big_mail(serve: Serve, raw: bytes, sender: str) -> dict:
+    """What the desk answers to ``raw`` sent over SMTP, then piped to ``postdesk ingest``."""
+    code, text, seconds = smtp_send(serve.port, raw, sender)
+    piped = serve.run("ingest", input=raw, check=False)
+    return {"SMTP reply": f"{code} {text}", "seconds": round(seconds, 2),
+            "ingest exit": piped.returncode, "ingest stderr": stderr_lines(piped)}
+
+
 def test_database_down_answers_451_and_recovers_without_restart(tmp_path, private_pg):
     cluster, url = private_pg
     serve = Serve(tmp_path, url, "[worker]\npoll_seconds = 0.2\n")
@@ -210,15 +218,14 @@ def test_full_sqlite_disk_refuses_a_big_mail_with_452_and_keeps_nothing(tmp_path
         try:
             serve.run("init")
             serve.start("--no-worker")
-            code, text, seconds = smtp_send(serve.port, big, "big@example.com")
-            piped = serve.run("ingest", input=big, check=False)
+            refused = refusal_of_a_big_mail(serve, big, "big@example.com")
             rows = store.rows("SELECT id FROM inbound")
-            result = {"SMTP reply": f"{code} {text}", "seconds": round(seconds, 2),
-                      "ingest exit": piped.returncode, "ingest stderr": stderr_lines(piped),
-                      "inbound rows": len(rows), "free bytes": shutil.disk_usage(folder).free}
+            result = {**refused, "inbound rows": len(rows),
+                      "free bytes": shutil.disk_usage(folder).free}
             print(figures("SQLite disk full", result))
-            assert code == 452 and text.startswith("4.3.1"), result
-            assert piped.returncode == 75 and b"Traceback" not in piped.stderr, result
+            assert refused["SMTP reply"].startswith("452 4.3.1"), result
+            assert refused["ingest exit"] == 75, result
+            assert not any("Traceback" in line for line in refused["ingest stderr"]), result
             assert rows == [], result
         finally:
             serve.kill()
@@ -237,20 +244,18 @@ def test_full_blob_disk_answers_452_and_writes_nothing(tmp_path, tiny_blob_dir):
         serve.run("init")
         serve.start("--no-worker")
         assert smtp_send(serve.port, small, "small@example.com")[0] == 250
-        code, text, seconds = smtp_send(serve.port, big, "big@example.com")
-        piped = serve.run("ingest", input=big, check=False)
+        refused = refusal_of_a_big_mail(serve, big, "big@example.com")
         files = sorted(str(p.relative_to(tiny_blob_dir)) for p in tiny_blob_dir.rglob("*")
                        if p.is_file())
         rows = store.rows("SELECT blob_path, sha256 FROM inbound")
         after = smtp_send(serve.port, make_mail(sender="later@example.com"), "later@example.com")
-        result = {"SMTP reply": f"{code} {text}", "seconds": round(seconds, 2),
-                  "ingest exit": piped.returncode, "ingest stderr": stderr_lines(piped),
-                  "inbound rows": len(rows), "files in blob_dir": files,
+        result = {**refused, "inbound rows": len(rows), "files in blob_dir": files,
                   "small mail after": after[0],
                   "free bytes": shutil.disk_usage(tiny_blob_dir).free}
         print(figures("blob disk full", result))
-        assert code == 452 and text.startswith("4.3.1"), result
-        assert piped.returncode == 75 and b"Traceback" not in piped.stderr, result
+        assert refused["SMTP reply"].startswith("452 4.3.1"), result
+        assert refused["ingest exit"] == 75, result
+        assert not any("Traceback" in line for line in refused["ingest stderr"]), result
         assert len(rows) == 1 and files == [rows[0][0]], result  # no row, no partial blob
         assert after[0] == 250, result
         for path, sha in store.rows("SELECT blob_path, sha256 FROM inbound"):
