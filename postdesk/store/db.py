@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import event, func, insert, update
+from sqlalchemy import LargeBinary, event, func, insert, update
 from sqlalchemy.schema import Column
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -138,16 +138,18 @@ def execute(session: Session, statement, params: dict | None = None):
 
 def insert_row(session: Session, model: type, values: dict) -> Row:
     """Write a row of ``model``'s table with a prebuilt Core INSERT through ``execute``; returns
-    it as written, every column with its default, as a read-only ``Row`` (``.id``, ``.text``...).
-    No model object is built (SQLModel's constructor cost more than the INSERT) and nothing is
-    added to the session: decide every value before."""
+    it as written, every column with its default but the binary ones (a mail's or a file's
+    bytes are not read back), as a read-only ``Row`` (``.id``, ``.text``...). No model object
+    is built (SQLModel's constructor cost more than the INSERT) and nothing is added to the
+    session: decide every value before."""
     return execute(session, _insert_of(model), values).one()
 
 
 @functools.cache
 def _insert_of(model: type):
     table = model.__table__
-    return insert(table).returning(*table.columns)
+    return insert(table).returning(*(c for c in table.columns
+                                     if not isinstance(c.type, LargeBinary)))
 
 
 # Past this size a stored mail or file is written and read around the drivers' extra copies

@@ -174,20 +174,18 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
                                          "cc_addrs": json.dumps(list(cc)), **fields})
 
 
-def add_attachment(session: Session, message_pk: int, **fields) -> Attachment:
-    """Add a file to a message. On SQLite a big file's bytes are written into its row in place
-    (``db.write_in_place``: SQLite would otherwise copy them twice while inserting)."""
+def add_attachment(session: Session, message_pk: int, **fields) -> Row:
+    """Add a file to a message; returns the row as written (``db.insert_row``). On SQLite a
+    big file's bytes are written into its row in place (``db.write_in_place``: SQLite would
+    otherwise copy them twice while inserting)."""
     data = fields.get("data")
-    if data is None or len(data) <= LARGE_VALUE or not writes_in_place(session.connection()):
-        attachment = Attachment(message_pk=message_pk, **fields)
-        session.add(attachment)
-        return attachment
-    attachment = Attachment(message_pk=message_pk, **{**fields, "data": None})
-    session.add(attachment)
-    session.flush()
-    write_in_place(session.connection(), Attachment.__table__.c.data, attachment.id, data)
-    session.expire(attachment, ["data"])  # read from the row again if asked for
-    return attachment
+    in_place = data is not None and len(data) > LARGE_VALUE and \
+        writes_in_place(session.connection())
+    row = insert_row(session, Attachment, {"message_pk": message_pk, **fields,
+                                           **({"data": None} if in_place else {})})
+    if in_place:
+        write_in_place(session.connection(), Attachment.__table__.c.data, row.id, data)
+    return row
 
 
 def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
