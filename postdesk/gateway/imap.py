@@ -49,8 +49,12 @@ NETWORK_ERRORS = (IMAPClientError, OSError)  # IMAP4.abort, resets and socket ti
 KEEPALIVE_IDLE = 30  # seconds of silence before the first probe
 KEEPALIVE_INTERVAL = 10  # seconds between unanswered probes
 KEEPALIVE_COUNT = 3  # unanswered probes before the kernel resets the connection
+# Keepalive probes only a silent connection. Bytes we sent that the server never acknowledges
+# (it vanished while we wrote a command, a STORE of flags, a LOGOUT) are retransmitted for
+# about 15 minutes by default; the TCP user timeout gives up on them after the same minute.
+USER_TIMEOUT_MS = (KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL) * 1000
 _KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-                      ("TCP_KEEPCNT", KEEPALIVE_COUNT))
+                      ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS))
 
 
 class Intake(Protocol):
@@ -82,7 +86,7 @@ def connect(settings: ImapSettings, timeout: float | None = None) -> IMAPClient:
 def _keep_alive(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in _KEEPALIVE_OPTIONS:
-        if hasattr(socket, name):  # Linux has all three; others may lack some
+        if hasattr(socket, name):  # Linux has all four; others may lack some
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 

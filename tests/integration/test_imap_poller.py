@@ -424,6 +424,8 @@ def test_connections_use_tcp_keepalive_so_a_silent_drop_is_seen_within_a_minute(
                            "TCP_KEEPINTVL": imap.KEEPALIVE_INTERVAL,
                            "TCP_KEEPCNT": imap.KEEPALIVE_COUNT}
             assert imap.KEEPALIVE_IDLE + imap.KEEPALIVE_COUNT * imap.KEEPALIVE_INTERVAL <= 60
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: unacknowledged bytes, the same minute
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
     finally:
         client.logout()
 
