@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
-from postdesk.store.db import (LARGE_VALUE, driver_errors, execute, write_in_place,
+from postdesk.store.db import (LARGE_VALUE, execute, read_large, write_in_place,
                                writes_in_place)
 from postdesk.store.models import Inbound, Message
 
@@ -36,7 +36,6 @@ _FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
     ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
     error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
 _RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
-_RAW_IS_NULL = select(Inbound.raw.is_(None)).where(Inbound.id == bindparam("inbound_id"))
 _PROCESSED_WITH_SHA = select(Inbound.id).where(
     Inbound.sha256 == bindparam("sha256"), Inbound.id != bindparam("other_than"),
     Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)
@@ -212,24 +211,8 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
-        if row.size > LARGE_VALUE:
-            return _read_large(session, row.id)
+        if row.size > LARGE_VALUE:  # see db.LARGE_VALUE
+            session.flush()
+            return read_large(session.connection(), Inbound.__table__.c.raw, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
     return row.raw or b""
-
-
-def _read_large(session: Session, row_id: int) -> bytes:
-    """A big mail's bytes with one copy in memory, not two or three (see ``LARGE_VALUE``)."""
-    session.flush()
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    if connection.dialect.name == "sqlite":
-        if execute(session, _RAW_IS_NULL, {"inbound_id": row_id}).scalar() is not False:
-            return b""
-        with driver_errors(connection), driver.blobopen("inbound", "raw", row_id,
-                                                        readonly=True) as blob:
-            return blob.read()
-    with driver_errors(connection), driver.cursor(binary=True) as cursor:
-        cursor.execute("SELECT raw FROM inbound WHERE id = %s", (row_id,))
-        found = cursor.fetchone()
-    return bytes(found[0]) if found and found[0] is not None else b""
