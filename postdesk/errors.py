@@ -2,7 +2,8 @@
 
 A disposition is raised by a pipeline step and caught in exactly one place (the worker), which
 turns it into a stored status: ``Discard`` (processed, nothing to add), ``Quarantine`` (kept
-with its reason for ``postdesk quarantine retry``). ``TempFail`` is our own trouble at the
+with its reason for ``postdesk quarantine retry``); ``NotYet`` puts a mail back until earlier
+mail is processed. ``TempFail`` is our own trouble at the
 edge: the sender must retry (SMTP 451, ingest exit 75, IMAP leaves the mail unseen).
 """
 
@@ -55,6 +56,12 @@ class Quarantine(Disposition):
     """Keep the mail aside with its reason; an operator can re-run it."""
 
     status = "quarantined"
+
+
+class NotYet(PostdeskError):
+    """Raised by a pipeline step when a mail must wait for earlier mail that another worker is
+    still processing (the mail it answers may be among them). Nothing is stored: the worker
+    processes it again once those are done."""
 
 
 class TemplateError(PostdeskError):

@@ -6,6 +6,7 @@ ticket and message it produced, and the outcome lines the worker logs and stores
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,6 +71,9 @@ class Context:
     outcome: list[str] = field(default_factory=list)
     step: str = ""
     readings: Readings = field(default_factory=Readings)
+    # Asked when the mail answers Message-IDs nobody knows: True while it must wait for earlier
+    # mail still being processed (the worker's; None on the pass that no longer waits).
+    earlier_pending: Callable[[], bool] | None = None
 
     def text_without_quotes(self) -> str:
         """The mail's text without the quoted history under it (read once per mail)."""

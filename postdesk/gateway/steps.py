@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from postdesk.errors import Discard, Quarantine
+from postdesk.errors import Discard, NotYet, Quarantine
 from postdesk.actions import history, surveys
 from postdesk.gateway import record, sent_mail
 from postdesk.gateway.agent_mail import agent_mail
@@ -128,6 +128,11 @@ def step_thread(ctx: Context) -> None:
     agents = (ctx.agent.address,) if ctx.agent else ()
     ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
                                  lifecycle.reopen_days, agents=agents)
+    if ctx.decision.references_unknown and ctx.earlier_pending and ctx.earlier_pending():
+        # Another worker may be writing the very mail this one answers (a customer's "I forgot
+        # the attachment" queued right behind their request): open no ticket before it is done.
+        raise NotYet("it answers mail the store does not know, and earlier mail is still "
+                     "being processed")
 
 
 @step

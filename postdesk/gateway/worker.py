@@ -17,17 +17,18 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from postdesk.errors import Discard, Disposition, Quarantine
+from postdesk.errors import Discard, Disposition, NotYet, Quarantine
 from postdesk.gateway import pipeline
 from postdesk.gateway.context import LOCALES, Context, Desk, Readings
 from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
-from postdesk.store.db import Database, is_unavailable, utcnow
+from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
 
 log = logging.getLogger("postdesk.worker")
@@ -36,6 +37,13 @@ log = logging.getLogger("postdesk.worker")
 # a bigger mail (or one in a blob file) is read and parsed in its turn, alone in memory.
 PREPARE_MAX_MAIL = 256 * 1024
 PREPARE_MAX_BYTES = 4 * 1024 * 1024
+# Several workers on one store (PostgreSQL): a mail whose write met another worker's (the same
+# new contact, a second copy of the same mail, a deadlock on two tickets) is processed again,
+# at most this many more times; a mail that answers unknown mail waits this long at most for
+# earlier mail other workers hold, looking this often.
+CONFLICT_RETRIES = 2
+WAIT_FOR_EARLIER_SECONDS = 10.0
+WAIT_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,21 @@ class Prepared:
     raw: bytes
     mail: ParsedMail
     readings: Readings
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What the worker keeps about the batch it claimed while it processes it."""
+
+    prepared: dict[int, Prepared]
+    deferred: list[Inbound] = field(default_factory=list)  # mails that wait (``NotYet``)
+    may_wait: bool = True  # False once they waited: every mail is processed as it is
+    conflicts: Counter = field(default_factory=Counter)  # inbound id -> runs done again
+
+
+class _Restart(Exception):
+    """Ends the worker's shared transaction before the mail in hand, which runs again first in
+    the next one."""
 
 
 class Worker:
@@ -92,9 +115,16 @@ class Worker:
                                  postgres=not self.db.is_sqlite)
         waiting = list(rows)
         try:
-            prepared = self._prepare(rows)
+            batch = _Batch(self._prepare(rows))
             while waiting:
-                done = self._process_group(waiting, prepared)
+                done = self._process_group(waiting, batch)
+                del waiting[:done]
+                self.on_queued()
+            if batch.deferred:
+                self._wait_for_earlier(batch.deferred[-1].id)
+                waiting, batch.deferred, batch.may_wait = batch.deferred, [], False
+            while waiting:
+                done = self._process_group(waiting, batch)
                 del waiting[:done]
                 self.on_queued()
         except Exception as exc:
@@ -139,8 +169,11 @@ class Worker:
             prepared[row_id] = Prepared(raw, mail, readings)
         return prepared
 
-    def _process_group(self, rows: list[Inbound], prepared: dict[int, Prepared]) -> int:
-        """Process mails from the head of ``rows`` in one transaction; returns how many."""
+    def _process_group(self, rows: list[Inbound], batch: _Batch) -> int:
+        """Process mails from the head of ``rows`` in one transaction; returns how many. A mail
+        that must wait for earlier mail of other workers (``NotYet``) goes to
+        ``batch.deferred``. A mail whose write met another worker's ends the transaction
+        before it: it comes first in the next one."""
         writing = contextlib.nullcontext()
         if self.priority is not None:
             self.priority.give_way()
@@ -149,14 +182,17 @@ class Worker:
         done = 0
         with writing, self.db.session() as session:
             for row in rows:
-                self._process_one(session, row, prepared.pop(row.id, None))
+                try:
+                    self._process_one(session, row, batch)
+                except _Restart:
+                    break
                 done += 1
                 if time.monotonic() - began >= self.commit_interval or \
                         (self.priority is not None and self.priority.wanted()):
                     break
         return done
 
-    def _process_one(self, session, row: Inbound, prepared: Prepared | None = None) -> None:
+    def _process_one(self, session, row: Inbound, batch: _Batch) -> None:
         if row.attempts > self.settings.max_attempts:
             self._finish_failed(session, row, "worker", f"processing did not finish after "
                                 f"{row.attempts - 1} attempts (the worker stopped each time)")
@@ -164,31 +200,67 @@ class Worker:
         step = "load"
         savepoint = session.begin_nested()
         try:
-            ctx = self._context(session, row, prepared)
+            ctx = self._context(session, row, batch)
             try:
                 pipeline.run(ctx)
             finally:
                 step = ctx.step
             self._finish(session, ctx)
             savepoint.commit()
+        except NotYet as wait:
+            savepoint.rollback()
+            batch.deferred.append(row)
+            log.info("inbound=%s waits at %s: %s", row.id, step, wait)
+            return
         except Disposition as disposition:
             savepoint.rollback()
             self._finish_disposition(session, row, disposition, step)
         except Exception as exc:  # noqa: BLE001 - quarantine, never lose the mail
+            if is_conflict(exc) and batch.conflicts[row.id] < CONFLICT_RETRIES:
+                # Run it again in a new transaction: that releases the locks of the mails
+                # before it, which a deadlock needs, and sees what the other worker committed.
+                batch.conflicts[row.id] += 1
+                savepoint.rollback()
+                log.info("inbound=%s met another worker's write at step %s; processing it "
+                         "again (%s)", row.id, step, _describe(exc).splitlines()[0])
+                raise _Restart from exc
             if is_unavailable(exc):
                 raise
             savepoint.rollback()
             self._finish_failed(session, row, step, _describe(exc))
+        batch.prepared.pop(row.id, None)
 
-    def _context(self, session, row: Inbound, prepared: Prepared | None) -> Context:
+    def _context(self, session, row: Inbound, batch: _Batch) -> Context:
         envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
+        prepared = batch.prepared.get(row.id)
+        earlier_pending = None
+        if batch.may_wait:
+            # A mail of this batch already waits (it may be the one this mail answers), or
+            # another worker holds earlier mail.
+            earlier_pending = lambda: bool(batch.deferred) or inbound.earlier_elsewhere(  # noqa: E731
+                session, row.id, self.holder)
         if prepared is not None:
             return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                            raw=prepared.raw, now=utcnow(), mail=prepared.mail,
-                           readings=prepared.readings)
+                           readings=prepared.readings, earlier_pending=earlier_pending)
         raw = inbound.raw_of(row, self.desk.blobs, session)
         return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
-                       raw=raw, now=utcnow())
+                       raw=raw, now=utcnow(), earlier_pending=earlier_pending)
+
+    def _wait_for_earlier(self, inbound_id: int) -> None:
+        """Wait until no other worker holds mail stored before ``inbound_id``, at most
+        ``WAIT_FOR_EARLIER_SECONDS`` (a worker that died keeps its claims until they time out:
+        the waiting mails are then processed as they are)."""
+        deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
+        while True:
+            with self.db.reader() as session:
+                if not inbound.earlier_elsewhere(session, inbound_id, self.holder):
+                    return
+            if time.monotonic() >= deadline:
+                log.warning("earlier mail is still claimed by another worker after %.0f s; "
+                            "processing the mails that waited for it", WAIT_FOR_EARLIER_SECONDS)
+                return
+            time.sleep(WAIT_POLL_SECONDS)
 
     def _finish(self, session, ctx: Context) -> None:
         ticket_id = ctx.ticket.id if ctx.ticket else None

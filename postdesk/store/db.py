@@ -208,6 +208,18 @@ def driver_errors(connection: Connection) -> Iterator[None]:
         raise DBAPIError.instance(None, None, exc, error) from exc
 
 
+# PostgreSQL's answers when a write met another transaction's: unique_violation (both wrote the
+# same key; the second waited for the first's commit), serialization_failure, deadlock_detected.
+_CONFLICTS = frozenset({"23505", "40001", "40P01"})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True when a write failed because a concurrent transaction wrote first (PostgreSQL; SQLite
+    has one writer at a time, so this never happens there): doing the work again sees what the
+    other one committed."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONFLICTS
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when a database error means "cannot reach or write the store right now"."""
     if isinstance(exc, OperationalError):

@@ -32,6 +32,9 @@ class Decision:
     named: int | None = None  # the ticket the mail named, if any
     link: str | None = None  # follow_up_of | related_to, for a new ticket
     sender_role: str | None = None
+    # The mail answers Message-IDs the store does not know (yet: another worker may be writing
+    # the mail they name).
+    references_unknown: bool = False
 
 
 def decide(session: Session, mail: ParsedMail, matchers: tuple, now: datetime,
@@ -75,8 +78,9 @@ def _follow_merges(session: Session, ticket_id: int):
 
 
 def _new_ticket(session: Session, mail: ParsedMail) -> Decision:
+    unknown = bool(mail.in_reply_to or mail.references)
     named = mentioned_ticket(mail.subject) or mentioned_ticket(mail.text[:2000])
     if named is not None and tickets.get(session, named) is not None:
         return Decision(NEW, None, NEW, f"no tag or known reference; mentions #{named}",
-                        named, "related_to")
-    return Decision(NEW, None, NEW, "no tag or known reference")
+                        named, "related_to", references_unknown=unknown)
+    return Decision(NEW, None, NEW, "no tag or known reference", references_unknown=unknown)

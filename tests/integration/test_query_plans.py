@@ -4,7 +4,8 @@ SQLite plans without statistics (postdesk never runs ANALYZE), so a query that n
 status next to a selective column may be planned on the status index and read every mail of
 that status: the dedupe query did, until its cost grew with the store's whole history. Here
 every statement the pipeline runs for a range of mails is explained, and none may scan a table
-that grows with traffic or search it through an index on a status alone.
+that grows with traffic or search it through an index on a status alone (except the mails in
+flight, ``processing``: only the batches workers hold have that status).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def pipeline_statements(app, monkeypatch) -> dict[str, tuple]:
         make_mail(sender="carol@example.com", message_id=None, subject="No Message-ID"),
         make_mail(sender="bob@example.com", subject="Re: [#1] Cannot log in",
                   message_id="<third@example.com>"),
+        # it answers a mail the desk never saw: is another worker still writing that one?
+        make_mail(sender="dan@example.com", subject="Re: Our call",
+                  message_id="<fourth@example.com>", in_reply_to="<call@elsewhere.example>"),
     ]
     for raw in mails:
         intake.store(raw, SMTP)
@@ -85,7 +89,10 @@ def test_no_per_mail_statement_reads_a_growing_table_whole(app, monkeypatch):
             for *_ids, detail in conn.execute("EXPLAIN QUERY PLAN " + statement, params):
                 words = detail.split()
                 scans_growing = words[0] == "SCAN" and words[1] in GROWING
-                by_status = any(f"INDEX {name} " in detail for name in STATUS_INDEXES)
+                # The mails claimed and not finished are a few batches, whatever the history.
+                in_flight = "processing" in params
+                by_status = not in_flight and any(f"INDEX {name} " in detail
+                                                  for name in STATUS_INDEXES)
                 if scans_growing or by_status:
                     bad.append(f"{detail}  <-  {' '.join(statement.split())[:160]}")
     conn.close()

@@ -1,0 +1,197 @@
+"""Several workers on one store (DESIGN §11: every machine's worker claims from the same queue).
+
+Each worker here is its own ``App``, so its own engine, connections and claim holder, as two
+``postdesk serve`` processes would be. What must hold whatever the interleaving:
+
+- a customer's follow-up to a mail another worker is still processing joins that mail's
+  ticket, instead of opening a ticket of its own;
+- two copies of one mail (one per desk address) make one ticket; the second is a duplicate,
+  never quarantined;
+- a new customer's mails taken by two workers at once make one contact, with no mail lost;
+- two workers whose transactions lock the same tickets in opposite orders both finish.
+
+The first three tests hold workers at chosen points, so the race they show happens every time;
+the last lets three workers run free on a queue built to collide.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from postdesk.mail.envelope import Envelope
+from postdesk.store import inbound, tickets
+from postdesk.store.models import Contact, Message
+from tests.helpers import make_mail
+
+SMTP = Envelope("customer@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
+HOLD = 0.6  # seconds a worker is held at its chosen point while the other one runs
+
+
+def statuses(app) -> dict[str, int]:
+    with app.db.reader() as session:
+        return inbound.counts(session)
+
+
+def customer_messages(app) -> dict[int, list[str]]:
+    """Each ticket's inbound Message-IDs, oldest first."""
+    found: dict[int, list[str]] = {}
+    with app.db.reader() as session:
+        rows = session.execute(select(Message.ticket_id, Message.message_id)
+                               .where(Message.direction == "in").order_by(Message.id))
+        for ticket_id, message_id in rows:
+            found.setdefault(ticket_id, []).append(message_id)
+    return found
+
+
+def in_thread(target) -> tuple[threading.Thread, list]:
+    failures: list = []
+
+    def run():
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, failures
+
+
+def held(method, gate: threading.Event, reached: threading.Event):
+    """``method``, made to signal ``reached`` and wait for ``gate`` after it ran once."""
+    def wrapper(*args, **kwargs):
+        result = method(*args, **kwargs)
+        if not gate.is_set():
+            reached.set()
+            assert gate.wait(30), "the test never opened the gate"
+        return result
+    return wrapper
+
+
+def test_a_follow_up_waits_for_the_mail_it_answers_when_another_worker_has_it(make_app):
+    config = "[worker]\nbatch_size = 1\n"
+    first, second = make_app(config), make_app(config)
+    first.intake().store_many([
+        (make_mail(sender="dana@firm.example", subject="Invoice 88 is wrong",
+                   message_id="<invoice@firm.example>"), SMTP),
+        (make_mail(sender="dana@firm.example", subject="Re: Invoice 88 is wrong",
+                   body="I forgot the attachment, here it is.\n",
+                   message_id="<forgot@firm.example>", in_reply_to="<invoice@firm.example>"),
+         SMTP)])
+    # The first worker claims the invoice mail and is held before processing it...
+    gate, reached = threading.Event(), threading.Event()
+    one = first.worker()
+    one._prepare = held(one._prepare, gate, reached)
+    first_thread, first_failures = in_thread(one.process_batch)
+    assert reached.wait(10)
+    # ... while the second takes the follow-up, which names a mail no ticket has yet.
+    second_thread, second_failures = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    with second.db.reader() as session:
+        assert tickets.count(session) == 0, "the follow-up opened a ticket of its own"
+    gate.set()
+    for thread in (first_thread, second_thread):
+        thread.join(30)
+    assert not first_failures and not second_failures
+    assert statuses(first) == {"processed": 2}
+    assert customer_messages(first) == {1: ["<invoice@firm.example>", "<forgot@firm.example>"]}
+
+
+def test_two_copies_taken_by_two_workers_make_one_ticket(make_app):
+    config = "[worker]\nbatch_size = 1\n"
+    first, second = make_app(config), make_app(config)
+    copy = make_mail(sender="eve@firm.example", subject="Printer on fire",
+                     message_id="<printer@firm.example>")
+    first.intake().store_many([
+        (copy, SMTP),
+        (copy, Envelope("eve@firm.example", ("help@desk.test",), "smtp", "127.0.0.1"))])
+    # One worker writes the first copy's ticket and is held before its commit...
+    gate, reached = threading.Event(), threading.Event()
+    one = first.worker()
+    one._finish = held(one._finish, gate, reached)
+    first_thread, first_failures = in_thread(one.process_batch)
+    assert reached.wait(10)
+    # ... while another worker takes the second copy.
+    second_thread, second_failures = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    gate.set()
+    for thread in (first_thread, second_thread):
+        thread.join(30)
+    assert not first_failures and not second_failures
+    assert statuses(first) == {"processed": 1, "discarded": 1}
+    with first.db.reader() as session:
+        assert tickets.count(session) == 1
+        outcome = session.scalar(select(inbound.Inbound.outcome)
+                                 .where(inbound.Inbound.status == "discarded"))
+    assert outcome.startswith("duplicate of")
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app):
+    """Each worker's shared transaction locks the tickets its mails answer, until it commits:
+    one locks #1 then wants #2, the other locks #2 then wants #1. PostgreSQL breaks the
+    deadlock by failing one of them; that worker commits what it had and runs the mail again.
+    (On SQLite the second writer waits for the first's commit: no deadlock can form.)"""
+    setup = make_app()
+    for number, sender in ((1, "ann@firm.example"), (2, "bob@firm.example")):
+        setup.intake().store_many([(make_mail(sender=sender, subject=f"Question {number}"),
+                                    SMTP)])
+        setup.worker().process_until_idle()
+    config = "[worker]\nbatch_size = 2\ncommit_interval_seconds = 60\n"
+    first, second = make_app(config), make_app(config)
+    replies = [("ann@firm.example", 1), ("bob@firm.example", 2),   # the first worker's batch
+               ("bob@firm.example", 2), ("ann@firm.example", 1)]   # the second's
+    setup.intake().store_many([
+        (make_mail(sender=sender, subject=f"Re: [#{number}] Question {number}",
+                   body=f"More about {number}, part {i}.\n"), SMTP)
+        for i, (sender, number) in enumerate(replies)])
+    gates = []
+    workers = []
+    for app in (first, second):
+        gate, reached = threading.Event(), threading.Event()
+        worker = app.worker()
+        worker._finish = held(worker._finish, gate, reached)
+        workers.append(in_thread(worker.process_batch))
+        assert reached.wait(10)  # this worker holds its first ticket's lock
+        gates.append(gate)
+    for gate in gates:
+        gate.set()
+    for thread, _ in workers:
+        thread.join(30)
+    assert [failures for _, failures in workers] == [[], []]
+    assert statuses(first) == {"processed": 6}
+    assert {ticket: len(ids) for ticket, ids in customer_messages(first).items()} == {1: 3, 2: 3}
+
+
+def test_three_workers_on_a_queue_built_to_collide(make_app):
+    """Ten new customers, each writing several requests, each request followed at once by the
+    customer's own follow-up, and every third request delivered twice."""
+    config = "[worker]\nbatch_size = 4\ncommit_interval_seconds = 0.02\n"
+    apps = [make_app(config) for _ in range(3)]
+    mails, requests, copies = [], 36, 0
+    for i in range(requests):
+        sender = f"customer{i % 10}@firm{i % 10}.example"
+        original = make_mail(sender=sender, subject=f"Request {i}",
+                             message_id=f"<request{i}@firm.example>")
+        mails.append(original)
+        mails.append(make_mail(sender=sender, subject=f"Re: Request {i}", body="One more thing.\n",
+                               message_id=f"<more{i}@firm.example>",
+                               in_reply_to=f"<request{i}@firm.example>"))
+        if i % 3 == 0:
+            mails.append(original)
+            copies += 1
+    apps[0].intake().store_many([(raw, SMTP) for raw in mails])
+    runs = [in_thread(app.worker().process_until_idle) for app in apps]
+    for thread, _ in runs:
+        thread.join(120)
+    assert [failures for _, failures in runs] == [[], [], []]
+    assert statuses(apps[0]) == {"processed": 2 * requests, "discarded": copies}
+    threads = customer_messages(apps[0])
+    assert sorted(threads.values()) == sorted(
+        [f"<request{i}@firm.example>", f"<more{i}@firm.example>"] for i in range(requests))
+    with apps[0].db.reader() as session:
+        assert session.scalar(select(func.count()).select_from(Contact)) == 10
