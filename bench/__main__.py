@@ -34,10 +34,10 @@ SEEDS = 50
 PLANS = {
     "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "history": 200_000,
              "runs": 3, "memory": {"one": 1, "ten": 10}, "sweep": ((100_000, 1_000_000), 10_000),
-             "outbound": 300, "profiles": True},
+             "outbound": 300, "profiles": True, "workers": (1, 2)},
     "quick": {"smtp": {"3k": 150}, "process": 100, "history": 20_000, "runs": 1,
               "memory": {"one": 1}, "sweep": ((100_000,), 1_000), "outbound": 100,
-              "profiles": False},
+              "profiles": False, "workers": (1, 2)},
 }
 
 
@@ -94,7 +94,7 @@ def run_one(name: str, plan: dict, runs: int, kinds: tuple[str, ...], stores: St
                                   spy=plan["profiles"]), stores, workdir)
     if name == "process":
         return process.run(kinds, "3k", plan["process"], runs, SEEDS, stores, workdir,
-                           html_dir=html, history=plan["history"])
+                           html_dir=html, history=plan["history"], workers=plan["workers"])
     if name == "memory":
         found = memory.run(kinds, plan["memory"], runs, 5, stores, workdir)
         found["steps"] = memory.step_peaks(stores, kinds[0], 5, workdir)

@@ -4,14 +4,18 @@ N corpus mails are stored with the real ``Intake`` (in batches of 32, as group c
 then ``Worker.process_until_idle()`` is timed: mails/s. Each run times it twice: on the seeded
 store, and on the same store after a history of H earlier mails was added (H closed tickets,
 each with its contact, its message and its processed inbound row, written in bulk), so that a
-query whose cost grows with the store shows as a ratio below 1. One more run under pyinstrument
-says where the time goes, by pipeline stage (``bench.profile``).
+query whose cost grows with the store shows as a ratio below 1. Then the same mails are
+processed by one and by several worker processes on one store (each a spawned process with its
+own ``App``, warmed up, all started together): how far processing grows with workers, as when
+several ``postdesk serve --no-smtp`` share a PostgreSQL database. One more run under
+pyinstrument says where the time goes, by pipeline stage (``bench.profile``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import multiprocessing
 import random
 import time
 from pathlib import Path
@@ -27,6 +31,8 @@ from postdesk.store.db import Database
 from postdesk.store.models import Contact, Inbound, Message, Ticket
 
 BATCH = 32
+SPAWN = multiprocessing.get_context("spawn")
+CHILD_TIMEOUT = 900.0  # seconds a worker process may take for its share of the mails
 
 
 def add_history(url: str, count: int, first: int) -> None:
@@ -87,6 +93,51 @@ def timed(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir:
         stores.drop(url)
 
 
+def timed_workers(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
+                  workers: int) -> dict:
+    """``count`` stored mails processed by ``workers`` worker processes at once: mails/s from
+    the moment all are warmed up to the moment the last one finds the queue empty."""
+    url, app = _prepared(stores, kind, size, count, seeds, workdir)
+    app.db.dispose()
+    ready, finished = SPAWN.Barrier(workers + 1), SPAWN.Queue()
+    children = [SPAWN.Process(target=_worker_process, daemon=True, args=(
+        str(workdir / f"process-{kind}-worker{n}"), url, ready, finished))
+        for n in range(workers)]
+    try:
+        for child in children:
+            child.start()
+        ready.wait(CHILD_TIMEOUT)
+        began = time.perf_counter()
+        results = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
+        if failed := [r for r in results if isinstance(r, str)]:
+            raise RuntimeError(f"a worker process failed: {failed[0]}")
+        wall = max(ended for _, ended in results) - began
+        done = sum(n for n, _ in results)
+        return {"processed": done, "per_s": done / wall, "ms_per_mail": wall * 1000 / done,
+                "shares": sorted(n for n, _ in results)}
+    finally:
+        for child in children:
+            if child.pid is None:  # never started
+                continue
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+        stores.drop(url)
+
+
+def _worker_process(folder: str, url: str, ready, finished) -> None:
+    try:
+        app = make_app(Path(folder), url)
+        worker = app.worker()
+        worker.warm_up()
+        ready.wait(CHILD_TIMEOUT)
+        done = worker.process_until_idle()
+        finished.put((done, time.perf_counter()))  # CLOCK_MONOTONIC: one clock for all processes
+        app.db.dispose()
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        finished.put(f"{type(exc).__name__}: {exc}")
+
+
 def profile(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
             html: Path | None = None) -> dict:
     url, app = _prepared(stores, kind, size, count, seeds, workdir)
@@ -104,22 +155,34 @@ def profile(stores: Stores, kind: str, size: str, count: int, seeds: int, workdi
 
 
 def run(kinds: tuple[str, ...], size: str, count: int, runs: int, seeds: int, stores: Stores,
-        workdir: Path, say=print, html_dir: Path | None = None, history: int = 0) -> dict:
-    found: dict[tuple[str, int], list[dict]] = {}
+        workdir: Path, say=print, html_dir: Path | None = None, history: int = 0,
+        workers: tuple[int, ...] = ()) -> dict:
+    found: dict[tuple[str, int, int | None], list[dict]] = {}
     for _ in range(runs):
         for kind in kinds:
             for past in (0, history) if history else (0,):
                 result = timed(stores, kind, size, count, seeds, workdir, past)
-                found.setdefault((kind, past), []).append(result)
+                found.setdefault((kind, past, None), []).append(result)
                 say(f"  process {size} {kind}, history {past:,}: {result['per_s']:.1f} mails/s")
+            for number in workers:
+                result = timed_workers(stores, kind, size, count, seeds, workdir, number)
+                found.setdefault((kind, 0, number), []).append(result)
+                say(f"  process {size} {kind}, {number} worker process{'es' * (number > 1)}: "
+                    f"{result['per_s']:.1f} mails/s (shares {result['shares']})")
     summary = [{"kind": kind, "size": size, "mails": count, "history": past, "runs": len(items),
-                "per_s": median(i["per_s"] for i in items),
+                "workers": number, "per_s": median(i["per_s"] for i in items),
                 "per_s_range": spread(i["per_s"] for i in items),
                 "ms_per_mail": median(i["ms_per_mail"] for i in items)}
-               for (kind, past), items in found.items()]
-    for row in summary:  # the same run's store without history is the baseline
-        base = next(r for r in summary if r["kind"] == row["kind"] and not r["history"])
-        row["ratio_to_fresh"] = row["per_s"] / base["per_s"] if base["per_s"] else None
+               for (kind, past, number), items in found.items()]
+    for row in summary:
+        if row["workers"] is None:  # the same run's store without history is the baseline
+            base = next(r for r in summary if r["kind"] == row["kind"] and not r["history"]
+                        and r["workers"] is None)
+            row["ratio_to_fresh"] = row["per_s"] / base["per_s"] if base["per_s"] else None
+        else:  # one worker process is the baseline of several
+            base = next((r for r in summary if r["kind"] == row["kind"] and r["workers"] == 1),
+                        None)
+            row["ratio_to_one"] = row["per_s"] / base["per_s"] if base else None
     profiles = {}
     if importlib.util.find_spec("pyinstrument") is None:
         say("  process profile skipped: pyinstrument is not installed (pip install -e '.[bench]')")

@@ -57,12 +57,17 @@ def smtp(result: dict) -> list[str]:
 
 
 def process(result: dict) -> list[str]:
-    lines = _table(("store", "size", "mails", "history", "runs", "processed/s", "range",
-                    "ms/mail", "÷ no history"),
-                   [(r["kind"], r["size"], r["mails"], f"{r.get('history', 0):,}", r["runs"],
-                     _n(r["per_s"], 1), r["per_s_range"], _n(r["ms_per_mail"], 1),
-                     _x(r.get("ratio_to_fresh"))) for r in result["summary"]])
+    lines = _table(("store", "size", "mails", "history", "workers", "runs", "processed/s",
+                    "range", "ms/mail", "÷ no history", "÷ one process"),
+                   [(r["kind"], r["size"], r["mails"], f"{r.get('history', 0):,}",
+                     _workers(r.get("workers")), r["runs"], _n(r["per_s"], 1), r["per_s_range"],
+                     _n(r["ms_per_mail"], 1), _x(r.get("ratio_to_fresh")),
+                     _x(r.get("ratio_to_one"))) for r in result["summary"]])
     return lines + profiles(result.get("profiles", {}), "mail")
+
+
+def _workers(number: int | None) -> str:
+    return "in this process" if number is None else f"{number} process" + "es" * (number > 1)
 
 
 def profiles(found_by_kind: dict, unit: str) -> list[str]:

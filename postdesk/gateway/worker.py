@@ -108,7 +108,9 @@ class Worker:
         a commit per mail cost more than the mail's own statements on PostgreSQL, and the
         bound keeps SQLite's single write lock short for the SMTP edge's group commits. A mail
         claimed again after a crash comes alone (``inbound.claim``), so it cannot take
-        innocent neighbours down with it.
+        innocent neighbours down with it. With several workers on one store, a mail that
+        answers mail nobody knows yet waits while another worker holds earlier mail
+        (``NotYet``): it is processed after the rest of the batch, once they are done.
         """
         with self.db.session() as session:
             rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),

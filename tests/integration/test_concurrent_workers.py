@@ -61,15 +61,30 @@ def in_thread(target) -> tuple[threading.Thread, list]:
     return thread, failures
 
 
-def held(method, gate: threading.Event, reached: threading.Event):
-    """``method``, made to signal ``reached`` and wait for ``gate`` after it ran once."""
-    def wrapper(*args, **kwargs):
-        result = method(*args, **kwargs)
+def start_held(app, method: str) -> tuple[threading.Event, tuple[threading.Thread, list]]:
+    """Start ``app``'s worker on one batch, in a thread, and wait until it has run its
+    ``method`` once: it is held there until the gate returned is opened."""
+    gate, reached = threading.Event(), threading.Event()
+    worker = app.worker()
+    real = getattr(worker, method)
+
+    def held(*args, **kwargs):
+        result = real(*args, **kwargs)
         if not gate.is_set():
             reached.set()
             assert gate.wait(30), "the test never opened the gate"
         return result
-    return wrapper
+
+    setattr(worker, method, held)
+    run = in_thread(worker.process_batch)
+    assert reached.wait(10)
+    return gate, run
+
+
+def failures_of(*runs: tuple[threading.Thread, list]) -> list:
+    for thread, _ in runs:
+        thread.join(60)
+    return [failure for _, failures in runs for failure in failures]
 
 
 def test_a_follow_up_waits_for_the_mail_it_answers_when_another_worker_has_it(make_app):
@@ -83,20 +98,14 @@ def test_a_follow_up_waits_for_the_mail_it_answers_when_another_worker_has_it(ma
                    message_id="<forgot@firm.example>", in_reply_to="<invoice@firm.example>"),
          SMTP)])
     # The first worker claims the invoice mail and is held before processing it...
-    gate, reached = threading.Event(), threading.Event()
-    one = first.worker()
-    one._prepare = held(one._prepare, gate, reached)
-    first_thread, first_failures = in_thread(one.process_batch)
-    assert reached.wait(10)
+    gate, first_run = start_held(first, "_prepare")
     # ... while the second takes the follow-up, which names a mail no ticket has yet.
-    second_thread, second_failures = in_thread(second.worker().process_batch)
+    second_run = in_thread(second.worker().process_batch)
     time.sleep(HOLD)
     with second.db.reader() as session:
         assert tickets.count(session) == 0, "the follow-up opened a ticket of its own"
     gate.set()
-    for thread in (first_thread, second_thread):
-        thread.join(30)
-    assert not first_failures and not second_failures
+    assert failures_of(first_run, second_run) == []
     assert statuses(first) == {"processed": 2}
     assert customer_messages(first) == {1: ["<invoice@firm.example>", "<forgot@firm.example>"]}
 
@@ -110,18 +119,12 @@ def test_two_copies_taken_by_two_workers_make_one_ticket(make_app):
         (copy, SMTP),
         (copy, Envelope("eve@firm.example", ("help@desk.test",), "smtp", "127.0.0.1"))])
     # One worker writes the first copy's ticket and is held before its commit...
-    gate, reached = threading.Event(), threading.Event()
-    one = first.worker()
-    one._finish = held(one._finish, gate, reached)
-    first_thread, first_failures = in_thread(one.process_batch)
-    assert reached.wait(10)
+    gate, first_run = start_held(first, "_finish")
     # ... while another worker takes the second copy.
-    second_thread, second_failures = in_thread(second.worker().process_batch)
+    second_run = in_thread(second.worker().process_batch)
     time.sleep(HOLD)
     gate.set()
-    for thread in (first_thread, second_thread):
-        thread.join(30)
-    assert not first_failures and not second_failures
+    assert failures_of(first_run, second_run) == []
     assert statuses(first) == {"processed": 1, "discarded": 1}
     with first.db.reader() as session:
         assert tickets.count(session) == 1
@@ -149,20 +152,12 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
         (make_mail(sender=sender, subject=f"Re: [#{number}] Question {number}",
                    body=f"More about {number}, part {i}.\n"), SMTP)
         for i, (sender, number) in enumerate(replies)])
-    gates = []
-    workers = []
-    for app in (first, second):
-        gate, reached = threading.Event(), threading.Event()
-        worker = app.worker()
-        worker._finish = held(worker._finish, gate, reached)
-        workers.append(in_thread(worker.process_batch))
-        assert reached.wait(10)  # this worker holds its first ticket's lock
-        gates.append(gate)
-    for gate in gates:
-        gate.set()
-    for thread, _ in workers:
-        thread.join(30)
-    assert [failures for _, failures in workers] == [[], []]
+    # Each worker is held once it has written its first mail: it holds that ticket's lock.
+    first_gate, first_run = start_held(first, "_finish")
+    second_gate, second_run = start_held(second, "_finish")
+    first_gate.set()
+    second_gate.set()
+    assert failures_of(first_run, second_run) == []
     assert statuses(first) == {"processed": 6}
     assert {ticket: len(ids) for ticket, ids in customer_messages(first).items()} == {1: 3, 2: 3}
 
@@ -186,9 +181,7 @@ def test_three_workers_on_a_queue_built_to_collide(make_app):
             copies += 1
     apps[0].intake().store_many([(raw, SMTP) for raw in mails])
     runs = [in_thread(app.worker().process_until_idle) for app in apps]
-    for thread, _ in runs:
-        thread.join(120)
-    assert [failures for _, failures in runs] == [[], [], []]
+    assert failures_of(*runs) == []
     assert statuses(apps[0]) == {"processed": 2 * requests, "discarded": copies}
     threads = customer_messages(apps[0])
     assert sorted(threads.values()) == sorted(
