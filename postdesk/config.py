@@ -115,6 +115,7 @@ class WorkerSettings:
     claim_timeout_seconds: float = 300.0
     poll_seconds: float = 1.0
     separate_process: bool = True
+    processes: int = 1  # worker processes ``serve`` runs (PostgreSQL; with separate_process)
     commit_interval_seconds: float = 0.05
     nice: int = 10  # how much lower the processing process's CPU priority is than the edge's
 
@@ -280,10 +281,27 @@ def validate(settings: Settings) -> Settings:
     if not 0 <= settings.worker.nice <= 19:
         raise ConfigError("worker.nice", f"{settings.worker.nice} is outside 0..19",
                           "write 0 (same priority as the SMTP edge) up to 19 (lowest)")
+    _check_workers(settings)
     _check_agents(settings)
     for i, box in enumerate(settings.imap):
         _check_choice(f"imap[{i}].security", box.security, ("tls", "starttls", "none"))
     return settings
+
+
+def _check_workers(settings: Settings) -> None:
+    processes = settings.worker.processes
+    if processes < 1:
+        raise ConfigError("worker.processes", f"{processes} is below 1",
+                          "write how many worker processes serve runs (1 or more)")
+    if processes == 1:
+        return
+    if settings.database.url.startswith("sqlite"):
+        raise ConfigError("worker.processes", f"{processes} worker processes on SQLite",
+                          "SQLite has one writer at a time, so more workers add nothing: "
+                          "write 1, or use PostgreSQL")
+    if not settings.worker.separate_process:
+        raise ConfigError("worker.processes", f"{processes} with separate_process = false",
+                          "the workers run as processes: set separate_process = true, or write 1")
 
 
 def _check_agents(settings: Settings) -> None:

@@ -5,7 +5,8 @@ The asyncio loop owns the SMTP server; the intake's group-commit writer and one 
 ``[[imap]]`` mailbox run in threads beside it. The worker, the sender and the scheduler's sweeps
 run in a second process (``[worker] separate_process``, see :mod:`postdesk.cli.processing`) so
 that processing never holds the interpreter lock the SMTP edge needs; with the setting off they
-are threads of this process. Parts wake each other through events (a stored mail wakes the
+are threads of this process. On PostgreSQL, ``[worker] processes`` runs more worker processes
+beside it, for the cores a single interpreter cannot use. Parts wake each other through events (a stored mail wakes the
 worker, a queued notification wakes the sender), so nothing waits for a poll interval. On
 SIGTERM the server stops accepting (new sessions are refused), in-flight mails finish their
 commit, the worker and sender finish their current mail, and the process exits 0.
@@ -44,7 +45,7 @@ class Services:
         self.committer: GroupCommitter | None = None
         self.pollers: list = []
         self.scheduler = None
-        self.child = None
+        self.children: list = []
         self.priority = priority
 
     def start_processing(self) -> None:
@@ -58,13 +59,25 @@ class Services:
             if parts["sender"]:
                 self.app.sender()  # the outbound folder or relay settings fail here, at start
 
-            self.child = ProcessingChild(self.app.settings, **parts)
-            self.worker_wake = _Ringer(self.child.wake_worker)
-            self.priority = self.child.priority
-            self.child.start()
+            # More worker processes ([worker] processes, PostgreSQL) share the queue. Each
+            # has its sender, woken by its own worker's notifications (senders claim their
+            # rows too); the scheduler runs in the first only.
+            count = self.app.settings.worker.processes if parts["worker"] else 1
+            self.children = [ProcessingChild(self.app.settings, worker=parts["worker"],
+                                             sender=parts["sender"],
+                                             scheduler=parts["scheduler"] and n == 0)
+                             for n in range(count)]
+            self.worker_wake = _Ringer(self._wake_children)
+            self.priority = self.children[0].priority
+            for child in self.children:
+                child.start()
         else:
             self.priority = self.priority or WritePriority()
             self.start_threads()
+
+    def _wake_children(self) -> None:
+        for child in self.children:
+            child.wake_worker()
 
     def start_threads(self) -> None:
         if self.want["worker"]:
@@ -119,8 +132,8 @@ class Services:
             await self.gateway.stop()
         if self.committer is not None:
             self.committer.stop()
-        if self.child is not None:
-            await asyncio.to_thread(self.child.stop)
+        # Together: each may take its grace period to finish its mail.
+        await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.children))
         await asyncio.to_thread(self.stop_parts)
 
     def stop_parts(self) -> None:
@@ -159,7 +172,7 @@ def freeze_startup_heap() -> None:
 
 
 class _Ringer:
-    """What the edge's intake calls when a mail is stored: the child's doorbell."""
+    """What the edge's intake calls when a mail is stored: the children's doorbells."""
 
     def __init__(self, ring) -> None:
         self.set = ring

@@ -128,11 +128,17 @@ def step_thread(ctx: Context) -> None:
     agents = (ctx.agent.address,) if ctx.agent else ()
     ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
                                  lifecycle.reopen_days, agents=agents)
-    if ctx.decision.references_unknown and ctx.earlier_pending and ctx.earlier_pending():
-        # Another worker may be writing the very mail this one answers (a customer's "I forgot
-        # the attachment" queued right behind their request): open no ticket before it is done.
-        raise NotYet("it answers mail the store does not know, and earlier mail is still "
-                     "being processed")
+    if ctx.decision.references_unknown and ctx.earlier_pending:
+        if ctx.earlier_pending():
+            # Another worker may be writing the very mail this one answers (a customer's "I
+            # forgot the attachment" queued right behind their request): open no ticket
+            # before it is done.
+            raise NotYet("it answers mail the store does not know, and earlier mail is still "
+                         "being processed")
+        # Nothing earlier is in flight now, but what was when the matchers looked may have
+        # been committed since (PostgreSQL reads each statement afresh): look once more.
+        ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
+                                     lifecycle.reopen_days, agents=agents)
 
 
 @step

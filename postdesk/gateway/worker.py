@@ -44,6 +44,9 @@ PREPARE_MAX_BYTES = 4 * 1024 * 1024
 CONFLICT_RETRIES = 2
 WAIT_FOR_EARLIER_SECONDS = 10.0
 WAIT_POLL_SECONDS = 0.05
+# How often a running worker gives back the claims of workers that stopped (``recover`` does
+# it at start).
+RELEASE_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +84,29 @@ class Worker:
         # Only SQLite has one write lock for the whole database to give way on.
         self.priority = priority if db.is_sqlite else None
         self.commit_interval = self.settings.commit_interval_seconds
+        self._released_at = time.monotonic()
+        self._claim_timeout = timedelta(seconds=self.settings.claim_timeout_seconds)
 
     def recover(self) -> int:
         """Give back claims left by crashed workers, and remove the blob files they never
         finished writing (at start); returns how many mails were given back."""
-        now = utcnow()
-        with self.db.session() as session:
-            dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
-            released = inbound.release_stale(
-                session, now, timedelta(seconds=self.settings.claim_timeout_seconds), dead)
-        if released:
-            log.warning("released %d mails claimed by stopped workers", released)
+        released = self.release_stale_claims()
         swept = self.desk.blobs.remove_stale_temporaries()
         if swept:
             log.warning("removed %d unfinished blob files left by stopped processes", swept)
+        return released
+
+    def release_stale_claims(self) -> int:
+        """Give back the claims of workers that stopped: at once those of a process of this
+        host that no longer exists, after ``claim_timeout_seconds`` those of other hosts (at
+        start, and every ``RELEASE_EVERY_SECONDS`` while running: another machine's worker may
+        die at any time)."""
+        with self.db.session() as session:
+            dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
+            released = inbound.release_stale(session, utcnow(), self._claim_timeout, dead)
+        if released:
+            log.warning("released %d mails claimed by stopped workers", released)
+        self._released_at = time.monotonic()
         return released
 
     def process_batch(self) -> int:
@@ -223,8 +235,8 @@ class Worker:
                 # before it, which a deadlock needs, and sees what the other worker committed.
                 batch.conflicts[row.id] += 1
                 savepoint.rollback()
-                log.info("inbound=%s met another worker's write at step %s; processing it "
-                         "again (%s)", row.id, step, _describe(exc).splitlines()[0])
+                log.info("inbound=%s met a concurrent write at step %s; processing it again "
+                         "(%s)", row.id, step, _describe(exc).splitlines()[0])
                 raise _Restart from exc
             if is_unavailable(exc):
                 raise
@@ -240,7 +252,7 @@ class Worker:
             # A mail of this batch already waits (it may be the one this mail answers), or
             # another worker holds earlier mail.
             earlier_pending = lambda: bool(batch.deferred) or inbound.earlier_elsewhere(  # noqa: E731
-                session, row.id, self.holder)
+                session, row.id, self.holder, utcnow() - self._claim_timeout)
         if prepared is not None:
             return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                            raw=prepared.raw, now=utcnow(), mail=prepared.mail,
@@ -256,7 +268,8 @@ class Worker:
         deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
         while True:
             with self.db.reader() as session:
-                if not inbound.earlier_elsewhere(session, inbound_id, self.holder):
+                if not inbound.earlier_elsewhere(session, inbound_id, self.holder,
+                                                 utcnow() - self._claim_timeout):
                     return
             if time.monotonic() >= deadline:
                 log.warning("earlier mail is still claimed by another worker after %.0f s; "
@@ -291,7 +304,7 @@ class Worker:
         log.warning("processing stopped (%s); the claimed mails will be retried", exc)
         try:
             with self.db.session() as session:
-                inbound.release_stale(session, utcnow(), timedelta(0), [self.holder])
+                inbound.give_back(session, self.holder)
         except Exception:  # noqa: BLE001 - the claim times out by itself
             pass
 
@@ -314,6 +327,8 @@ class Worker:
         while not stop.is_set():
             wake.clear()  # before looking: a mail stored from now on wakes the next wait
             try:
+                if time.monotonic() - self._released_at >= RELEASE_EVERY_SECONDS:
+                    self.release_stale_claims()
                 busy = self.process_batch()
             except Exception:  # noqa: BLE001 - survive outages; the mail stays queued
                 log.exception("worker cycle failed; retrying")

@@ -39,10 +39,12 @@ _RAW = select(Inbound.raw).where(Inbound.id == bindparam("inbound_id"))
 _PROCESSED_WITH_SHA = select(Inbound.id).where(
     Inbound.sha256 == bindparam("sha256"), Inbound.id != bindparam("other_than"),
     Inbound.status.in_((PROCESSED, DISCARDED))).limit(1)
-# Earlier mail another worker has claimed and not finished (the ``(status, id)`` index).
+# Earlier mail another worker has claimed and not finished (the ``(status, id)`` index); a
+# claim older than the claim timeout is a dead worker's, given back by the next release.
 _EARLIER_ELSEWHERE = select(Inbound.id).where(
     Inbound.status == PROCESSING, Inbound.id < bindparam("inbound_id"),
-    Inbound.claimed_by != bindparam("holder")).limit(1)
+    Inbound.claimed_by != bindparam("holder"),
+    Inbound.claimed_at >= bindparam("claimed_since")).limit(1)
 _RAWS = select(Inbound.id, Inbound.raw).where(Inbound.id.in_(bindparam("ids", expanding=True)))
 # Both places a Message-ID can already be known, in one round trip. Each branch has one
 # equality on an indexed column only: with ``status = 'processed'`` in the WHERE, SQLite chose
@@ -137,11 +139,22 @@ def release_stale(session: Session, now: datetime, timeout: timedelta,
     return result.rowcount or 0
 
 
-def earlier_elsewhere(session: Session, inbound_id: int, holder: str) -> bool:
-    """True while a mail stored before ``inbound_id`` is claimed by a worker other than
-    ``holder`` and not finished."""
+def earlier_elsewhere(session: Session, inbound_id: int, holder: str,
+                      claimed_since: datetime) -> bool:
+    """True while a mail stored before ``inbound_id`` is claimed (since ``claimed_since``) by
+    a worker other than ``holder`` and not finished."""
     return execute(session, _EARLIER_ELSEWHERE,
-                   {"inbound_id": inbound_id, "holder": holder}).first() is not None
+                   {"inbound_id": inbound_id, "holder": holder,
+                    "claimed_since": claimed_since}).first() is not None
+
+
+def give_back(session: Session, holder: str) -> int:
+    """Return the mails ``holder`` claimed and did not finish to the queue (other workers'
+    claims are theirs)."""
+    result = session.execute(update(Inbound).where(Inbound.status == PROCESSING,
+                                                   Inbound.claimed_by == holder)
+                             .values(status=RECEIVED, claimed_by=None, claimed_at=None))
+    return result.rowcount or 0
 
 
 def processing_holders(session: Session) -> list[str]:

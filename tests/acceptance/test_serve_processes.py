@@ -2,7 +2,8 @@
 
 Driven as ops see it: the real command, a real SMTP session, the process tree read from /proc.
 The child must be restarted when it dies, must not outlive a parent killed with SIGKILL, and
-with ``[worker] separate_process = false`` there is no child at all.
+with ``[worker] separate_process = false`` there is no child at all; ``[worker] processes``
+runs more of them on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import os
 import signal
 import sqlite3
 from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
 
 from tests.acceptance.test_serve import Desk, desk  # noqa: F401 - the fixture
 from tests.helpers import make_mail, outbound_mails
@@ -40,6 +44,11 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped
+
+
+def store_says(engine, sql: str) -> list[tuple]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.exec_driver_sql(sql)]
 
 
 def processing_child(desk: Desk) -> int:
@@ -122,5 +131,49 @@ def test_both_processes_freeze_their_start_up_heap_and_sqlite_checkpoints_off_th
                 or path.with_name(path.name + "-wal").stat().st_size == 0
             with sqlite3.connect(path) as connection:
                 assert connection.execute("SELECT count(*) FROM ticket").fetchone() == (1,)
+    finally:
+        desk.kill()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_more_worker_processes_share_the_queue_on_postgres(tmp_path, db_url):
+    """``[worker] processes = 3``: three processing children, each with its sender; the first
+    also runs the sweeps. Requests each followed at once by the customer's own follow-up all
+    thread."""
+    desk = Desk(tmp_path, db_url, extra="[worker]\nprocesses = 3\n")
+    desk.run("init")
+    try:
+        desk.start()
+        started = desk.wait_for(lambda: len(found := [c for c in children(desk.proc.pid)
+                                                      if alive(c)]) == 3 and found)
+        requests = 12
+        for i in range(requests):
+            sender = f"customer{i % 4}@firm.example"
+            desk.send(make_mail(sender=sender, subject=f"Request {i}",
+                                message_id=f"<request{i}@firm.example>"), sender=sender)
+            desk.send(make_mail(sender=sender, subject=f"Re: Request {i}", body="Also this.\n",
+                                message_id=f"<more{i}@firm.example>",
+                                in_reply_to=f"<request{i}@firm.example>"), sender=sender)
+        store = sa.create_engine(db_url)
+        try:
+            desk.wait_for(lambda: store_says(store, "SELECT count(*) FROM inbound WHERE status "
+                                                    "NOT IN ('received', 'processing')")
+                          == [(2 * requests,)], timeout=60)
+            found: dict[int, list[str]] = {}
+            for ticket, message_id in store_says(store, "SELECT ticket_id, message_id FROM "
+                                                        "message WHERE direction = 'in'"):
+                found.setdefault(ticket, []).append(message_id)
+        finally:
+            store.dispose()
+        assert sorted(sorted(ids) for ids in found.values()) == sorted(
+            sorted([f"<request{i}@firm.example>", f"<more{i}@firm.example>"])
+            for i in range(requests))
+        # Every request acknowledged at once: each process sends what its worker queued.
+        desk.wait_for(lambda: len(outbound_mails(desk.folder / "outbound")) == requests)
+        log = desk.log.read_text()
+        assert log.count("started (worker, sender, scheduler)") == 1
+        assert log.count("started (worker, sender)") == 2
+        assert desk.stop() == 0
+        assert not any(alive(child) for child in started)
     finally:
         desk.kill()

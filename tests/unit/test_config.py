@@ -53,6 +53,10 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("[database]\nurl = 'mysql://x'\n", {}, "database.url: 'mysql://x' is not supported"),
     ("[desk\n", {}, "is not valid TOML"),
     ("[worker]\nnice = 25\n", {}, "worker.nice: 25 is outside 0..19"),
+    ("[worker]\nprocesses = 0\n", {}, "worker.processes: 0 is below 1"),
+    ("[worker]\nprocesses = 2\n", {}, "worker.processes: 2 worker processes on SQLite"),
+    ("[database]\nurl = 'postgresql+psycopg://u@h/d'\n[worker]\nprocesses = 2\n"
+     "separate_process = false\n", {}, "worker.processes: 2 with separate_process = false"),
     ("[smtp]\nmax_connections = -1\n", {}, "smtp.max_connections: -1 is negative"),
 ])
 def test_errors_name_the_key_and_the_fix(tmp_path, text, env, message):
