@@ -24,6 +24,7 @@ from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
+from postdesk.store.db import lock_until_commit
 from postdesk.threading import decide
 from postdesk.threading.agents import check_agent
 
@@ -55,6 +56,9 @@ def step_dedupe(ctx: Context) -> None:
         if earlier.kind == "message":
             raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
         raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")
+    # Two copies without a Message-ID taken by two workers at once: the second waits for the
+    # first's commit here, then sees it (nothing unique would stop it later).
+    lock_until_commit(ctx.session, f"inbound_sha256:{ctx.inbound.sha256}")
     earlier = inbound.processed_with_sha(ctx.session, ctx.inbound.sha256, ctx.inbound.id)
     if earlier is not None:
         raise Discard(f"same bytes as inbound {earlier} (no Message-ID)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -211,6 +212,19 @@ def driver_errors(connection: Connection) -> Iterator[None]:
 # PostgreSQL's answers when a write met another transaction's: unique_violation (both wrote the
 # same key; the second waited for the first's commit), serialization_failure, deadlock_detected.
 _CONFLICTS = frozenset({"23505", "40001", "40P01"})
+
+
+def lock_until_commit(session: Session, name: str) -> None:
+    """Hold a lock named ``name`` until the transaction ends, so that another transaction
+    asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
+    needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(name.encode()).digest()
+    session.execute(_ADVISORY_LOCK, {"key": int.from_bytes(digest[:8], "big", signed=True)})
+
+
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -12,13 +12,13 @@ so concurrent saves never share a number. Nothing here knows Jinja or validates 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from postdesk.store.db import lock_until_commit
 from postdesk.store.models import TemplateVersion
 
 TV = TemplateVersion
@@ -83,9 +83,5 @@ def save_parts(session: Session, key: str, locale: str, sources: Mapping[str, st
 
 
 def _lock_template(session: Session, key: str, locale: str) -> None:
-    """Serialise the savers of one template until the transaction ends (PostgreSQL)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite: the write transaction began with BEGIN IMMEDIATE
-    digest = hashlib.sha256(f"template_version:{key}:{locale}".encode()).digest()
-    session.execute(text("SELECT pg_advisory_xact_lock(:id)"),
-                    {"id": int.from_bytes(digest[:8], "big", signed=True)})
+    """Serialise the savers of one template until the transaction ends."""
+    lock_until_commit(session, f"template_version:{key}:{locale}")
