@@ -127,20 +127,13 @@ class Worker:
         with self.db.session() as session:
             rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),
                                  postgres=not self.db.is_sqlite)
-        waiting = list(rows)
         try:
             batch = _Batch(self._prepare(rows))
-            while waiting:
-                done = self._process_group(waiting, batch)
-                del waiting[:done]
-                self.on_queued()
+            self._process_all(list(rows), batch)
             if batch.deferred:
                 self._wait_for_earlier(batch.deferred[-1].id)
                 waiting, batch.deferred, batch.may_wait = batch.deferred, [], False
-            while waiting:
-                done = self._process_group(waiting, batch)
-                del waiting[:done]
-                self.on_queued()
+                self._process_all(waiting, batch)
         except Exception as exc:
             self._give_back(exc)  # the rest is claimed again, each mail alone
             raise
@@ -182,6 +175,12 @@ class Worker:
                 readings = Readings()
             prepared[row_id] = Prepared(raw, mail, readings)
         return prepared
+
+    def _process_all(self, waiting: list[Inbound], batch: _Batch) -> None:
+        while waiting:
+            done = self._process_group(waiting, batch)
+            del waiting[:done]
+            self.on_queued()
 
     def _process_group(self, rows: list[Inbound], batch: _Batch) -> int:
         """Process mails from the head of ``rows`` in one transaction; returns how many. A mail
