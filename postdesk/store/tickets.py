@@ -94,9 +94,17 @@ def _tickets(session: Session) -> dict[int, Ticket]:
 
 @event.listens_for(OrmSession, "after_soft_rollback")
 def _forget_loaded(session: OrmSession, _previous) -> None:
-    """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
+    """A rolled-back savepoint may have created a contact or ticket that no longer exists, and
+    gave back the row locks taken inside it."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
+    session.info.pop("postdesk_locked", None)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _forget_locks(session: OrmSession) -> None:
+    """A commit ends the transaction's row locks."""
+    session.info.pop("postdesk_locked", None)
 
 
 def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
@@ -117,13 +125,16 @@ def get(session: Session, ticket_id: int) -> Ticket | None:
 
 def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
     """The ticket, locked until the transaction ends (PostgreSQL; SQLite's write transaction
-    already excludes every other writer, so the loaded ticket is reused)."""
-    if session.get_bind().dialect.name == "sqlite":
+    already excludes every other writer, so the loaded ticket is reused). Locked once: the
+    threading locks the ticket it decides on, and recording it then costs no query."""
+    locked = session.info.setdefault("postdesk_locked", set())
+    if session.get_bind().dialect.name == "sqlite" or ticket_id in locked:
         return get(session, ticket_id)
     ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
                              .execution_options(populate_existing=True)).first()
     if ticket is not None:
         _tickets(session)[ticket_id] = ticket
+        locked.add(ticket_id)
     return ticket
 
 

@@ -69,11 +69,13 @@ def _first_match(session: Session, mail: ParsedMail, matchers: tuple) -> Match |
 
 
 def _follow_merges(session: Session, ticket_id: int):
-    ticket = tickets.get(session, ticket_id)
+    """The ticket the mail goes to, locked from now on (PostgreSQL): a merge or any other
+    change by another worker either committed before this read, or waits for this mail."""
+    ticket = tickets.get_for_update(session, ticket_id)
     seen = {ticket_id}
     while ticket.merged_into and ticket.merged_into not in seen:
         seen.add(ticket.merged_into)
-        ticket = tickets.get(session, ticket.merged_into)
+        ticket = tickets.get_for_update(session, ticket.merged_into)
     return ticket
 
 

@@ -9,6 +9,7 @@ Each worker here is its own ``App``, so its own engine, connections and claim ho
   never quarantined;
 - a new customer's mails taken by two workers at once make one contact, with no mail lost;
 - two workers whose transactions lock the same tickets in opposite orders both finish;
+- a reply to a ticket that another worker is merging follows the merge;
 - a worker that stops on an error gives back its own claims, never another worker's.
 
 The first three tests hold workers at chosen points, so the race they show happens every time;
@@ -31,6 +32,7 @@ from postdesk.store import inbound, tickets
 from postdesk.store.db import utcnow
 from postdesk.store.models import Contact, Message
 from tests.helpers import make_mail
+from tests.integration import test_agents as agents_test
 
 SMTP = Envelope("customer@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
 HOLD = 0.6  # seconds a worker is held at its chosen point while the other one runs
@@ -180,6 +182,32 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
     assert failures_of(first_run, second_run) == []
     assert statuses(first) == {"processed": 6}
     assert {ticket: len(ids) for ticket, ids in customer_messages(first).items()} == {1: 3, 2: 3}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_reply_to_a_ticket_being_merged_follows_the_merge(make_app):
+    """An agent's ``#merge 2`` on #1 is being written by one worker while the customer's reply
+    to #1 reaches another: the threading waits on #1's lock, sees the merge, and adds the
+    reply to #2 (not to #1, whose messages all moved). (On SQLite the second worker cannot
+    read before the first commits.)"""
+    config = agents_test.DESK + "[worker]\nbatch_size = 1\n"
+    first, second = make_app(config), make_app(config)
+    for sender, subject in (("julie@client.test", "Facture en double"),
+                            ("paul@client.test", "Facture de mars")):
+        agents_test.deliver(first, make_mail(sender, subject, "Bonjour.\n"))
+    first.intake().store_many([
+        (agents_test.agent_mail("alice@desk-team.test", "#merge 2\n"), SMTP),
+        (make_mail("julie@client.test", "Re: [#1] Facture en double", "Toujours rien.\n",
+                   message_id="<still@client.test>"), SMTP)])
+    gate, first_run = start_held(first, "_finish")  # the merge, written, not committed
+    second_run = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    gate.set()
+    assert failures_of(first_run, second_run) == []
+    with first.db.reader() as session:
+        assert tickets.get(session, 1).merged_into == 2
+        assert tickets.messages(session, 1) == []
+        assert "<still@client.test>" in [m.message_id for m in tickets.messages(session, 2)]
 
 
 def test_a_worker_that_stops_gives_back_its_own_claims_only(make_app, monkeypatch):
