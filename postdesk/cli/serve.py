@@ -6,8 +6,9 @@ The asyncio loop owns the SMTP server; the intake's group-commit writer and one 
 run in a second process (``[worker] separate_process``, see :mod:`postdesk.cli.processing`) so
 that processing never holds the interpreter lock the SMTP edge needs; with the setting off they
 are threads of this process. On PostgreSQL, ``[worker] processes`` runs more worker processes
-beside it, for the cores a single interpreter cannot use. Parts wake each other through events (a stored mail wakes the
-worker, a queued notification wakes the sender), so nothing waits for a poll interval. On
+beside it, for the cores a single interpreter cannot use. Parts wake each other through events
+(a stored mail wakes the worker, a queued notification wakes the sender), so nothing waits for
+a poll interval. On
 SIGTERM the server stops accepting (new sessions are refused), in-flight mails finish their
 commit, the worker and sender finish their current mail, and the process exits 0.
 """

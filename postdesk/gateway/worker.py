@@ -250,8 +250,8 @@ class Worker:
         if batch.may_wait:
             # A mail of this batch already waits (it may be the one this mail answers), or
             # another worker holds earlier mail.
-            earlier_pending = lambda: bool(batch.deferred) or inbound.earlier_elsewhere(  # noqa: E731
-                session, row.id, self.holder, utcnow() - self._claim_timeout)
+            earlier_pending = lambda: bool(batch.deferred) or self._earlier_elsewhere(  # noqa: E731
+                session, row.id)
         if prepared is not None:
             return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                            raw=prepared.raw, now=utcnow(), mail=prepared.mail,
@@ -260,6 +260,11 @@ class Worker:
         return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
                        raw=raw, now=utcnow(), earlier_pending=earlier_pending)
 
+    def _earlier_elsewhere(self, session, inbound_id: int) -> bool:
+        """Another live worker (a claim younger than the claim timeout) holds earlier mail."""
+        return inbound.earlier_elsewhere(session, inbound_id, self.holder,
+                                         utcnow() - self._claim_timeout)
+
     def _wait_for_earlier(self, inbound_id: int) -> None:
         """Wait until no other worker holds mail stored before ``inbound_id``, at most
         ``WAIT_FOR_EARLIER_SECONDS`` (a worker that died keeps its claims until they time out:
@@ -267,8 +272,7 @@ class Worker:
         deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
         while True:
             with self.db.reader() as session:
-                if not inbound.earlier_elsewhere(session, inbound_id, self.holder,
-                                                 utcnow() - self._claim_timeout):
+                if not self._earlier_elsewhere(session, inbound_id):
                     return
             if time.monotonic() >= deadline:
                 log.warning("earlier mail is still claimed by another worker after %.0f s; "
