@@ -24,7 +24,7 @@ from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
-from postdesk.store.db import lock_until_commit
+from postdesk.store.db import lock_address, lock_until_commit
 from postdesk.threading import decide
 from postdesk.threading.agents import check_agent
 
@@ -95,6 +95,7 @@ def step_flood(ctx: Context) -> None:
     if ctx.agent or not sender:
         return
     since = ctx.now - timedelta(seconds=limits.inbound_window)
+    lock_address(ctx.session, sender)
     seen = tickets.messages_from_since(ctx.session, sender, since)
     if seen >= limits.inbound_per_sender:
         raise Quarantine(f"flood: {seen} mails from this sender in the last "

@@ -20,6 +20,7 @@ from postdesk.config import Settings
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
 from postdesk.store import outbox, tickets
+from postdesk.store.db import lock_address
 from postdesk.store.models import Ticket
 from postdesk.mail.tags import TagFormat
 
@@ -88,7 +89,7 @@ class Notifier:
         if rendered.fallback_error:
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
                         rendered.fallback_error)
-        if is_noreply(to) or outbox.automatic_sent_since(session, to, now - timedelta(hours=1)) \
+        if is_noreply(to) or self._sent_in_hour(session, now, to) \
                 >= self.settings.limits.auto_replies_per_address_per_hour:
             log.info("suppressed %s: no-reply address or hourly limit reached", key)
             return None
@@ -120,6 +121,11 @@ class Notifier:
             thread_started=ticket.created_at, attachments=attachments,
             language=rendered.locale, topic=ticket.subject)
 
+    @staticmethod
+    def _sent_in_hour(session: Session, now: datetime, to: str) -> int:
+        lock_address(session, to)
+        return outbox.automatic_sent_since(session, to, now - timedelta(hours=1))
+
     def _suppressed(self, session: Session, now: datetime, ticket: Ticket, key: str,
                     rcpt: str) -> bool:
         reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, now,
@@ -133,6 +139,7 @@ class Notifier:
     def _over_limit(self, session: Session, now: datetime, ticket: Ticket, rcpt: str) -> str | None:
         limits = self.settings.limits
         window = timedelta(seconds=limits.auto_replies_ticket_window)
+        lock_address(session, rcpt)
         on_ticket, in_hour, in_day = outbox.automatic_counts(
             session, rcpt, ticket.id, now - window, now - timedelta(hours=1),
             now - timedelta(hours=24))

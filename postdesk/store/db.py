@@ -21,6 +21,7 @@ from sqlalchemy import LargeBinary, bindparam, event, func, insert, select, upda
 from sqlalchemy.schema import Column
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
 
 from postdesk.errors import TempFail
@@ -217,14 +218,34 @@ _CONFLICTS = frozenset({"23505", "40001", "40P01"})
 def lock_until_commit(session: Session, name: str) -> None:
     """Hold a lock named ``name`` until the transaction ends, so that another transaction
     asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
-    needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time."""
+    needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
+    A name already locked in this transaction costs no query."""
     if session.get_bind().dialect.name != "postgresql":
+        return
+    held = session.info.setdefault(_NAMED_LOCKS, set())
+    if name in held:
         return
     digest = hashlib.sha256(name.encode()).digest()
     session.execute(_ADVISORY_LOCK, {"key": int.from_bytes(digest[:8], "big", signed=True)})
+    held.add(name)
+
+
+def lock_address(session: Session, address: str) -> None:
+    """Hold the lock of one mail address until the transaction ends: the limits that count
+    what was received from it (the inbound flood limit) or sent to it (automatic replies) take
+    it before they count, so that several workers never pass a limit together."""
+    lock_until_commit(session, f"address:{address.lower()}")
 
 
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
+_NAMED_LOCKS = "postdesk_named_locks"
+
+
+@event.listens_for(OrmSession, "after_commit")
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_named_locks(session: OrmSession, *_previous) -> None:
+    """A commit gives the locks back; so may a rolled-back savepoint that took them."""
+    session.info.pop(_NAMED_LOCKS, None)
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -210,6 +210,28 @@ def test_a_reply_to_a_ticket_being_merged_follows_the_merge(make_app):
         assert "<still@client.test>" in [m.message_id for m in tickets.messages(session, 2)]
 
 
+def test_two_workers_never_pass_the_flood_limit_together(make_app):
+    """The flood limit counts the sender's committed mails; a worker takes the sender's lock
+    before it counts, so the second worker counts only after the first one's commit."""
+    config = "[worker]\nbatch_size = 2\ncommit_interval_seconds = 60\n" \
+             "[limits]\ninbound_per_sender = 3\n"
+    first, second = make_app(config), make_app(config)
+    alerts = [(make_mail(sender="loop@robot.example", subject=f"Alert {i}"), SMTP)
+              for i in range(5)]
+    # A known sender: the workers do not meet on creating its contact.
+    first.intake().store_many(alerts[:1])
+    first.worker().process_until_idle()
+    first.intake().store_many(alerts[1:])
+    gate, first_run = start_held(first, "_finish")  # its first mail, written, not committed
+    second_run = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    gate.set()
+    assert failures_of(first_run, second_run) == []
+    assert statuses(first) == {"processed": 3, "quarantined": 2}
+    with first.db.reader() as session:
+        assert tickets.count(session) == 3
+
+
 def test_a_worker_that_stops_gives_back_its_own_claims_only(make_app, monkeypatch):
     app = make_app("[worker]\nbatch_size = 2\n")
     app.intake().store_many([(make_mail(sender=f"c{i}@firm.example", subject=f"Request {i}"),
@@ -254,3 +276,38 @@ def test_three_workers_on_a_queue_built_to_collide(make_app):
         [f"<request{i}@firm.example>", f"<more{i}@firm.example>"] for i in range(requests))
     with apps[0].db.reader() as session:
         assert session.scalar(select(func.count()).select_from(Contact)) == 10
+
+
+def test_two_answers_to_one_survey_taken_by_two_workers_both_count(make_app):
+    """The threading locks the resolved ticket a survey answer names, so the second worker
+    reads the survey only after the first one's answer is committed (PostgreSQL), or cannot
+    write before it (SQLite): ``answers`` counts both, the last answer is the one kept."""
+    from postdesk.actions import surveys, transitions
+    from postdesk.scheduler.sweeps import run_sweeps
+
+    config = "[worker]\nbatch_size = 1\n"
+    first, second = make_app(config), make_app(config)
+    first.intake().store_many([(make_mail(sender="dana@firm.example", subject="Login fails"),
+                                SMTP)])
+    first.worker().process_until_idle()
+    now = utcnow()
+    with first.db.session() as session:
+        transitions.resolve(session, first.desk, tickets.get(session, 1), now, "agent",
+                            "agent@desk-team.test")
+    run_sweeps(first.db, first.desk, now)
+    with first.db.reader() as session:
+        survey_mail = surveys.survey_for(session, 1).message_id
+    first.intake().store_many([
+        (make_mail(sender="dana@firm.example", subject="Re: [#1] Your opinion",
+                   body=f"{score}\n", in_reply_to=survey_mail), SMTP)
+        for score in (3, 6)])
+    gate, first_run = start_held(first, "_finish")  # the first answer, written, not committed
+    second_run = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    gate.set()
+    assert failures_of(first_run, second_run) == []
+    assert statuses(first) == {"processed": 3}
+    with first.db.reader() as session:
+        survey = surveys.survey_for(session, 1)
+    assert survey.answers == 2
+    assert survey.score == 6
