@@ -7,6 +7,7 @@ with one line on stderr that says what to fix and a documented exit code, never 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -50,8 +51,28 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 
+# The module that defines each command. A module is imported when its command runs (or for
+# ``--help``, which lists them all): ``postdesk ingest``, which an MTA runs once per mail, then
+# imports neither the template editor nor the report's charts.
+COMMANDS = {
+    "init": "commands", "serve": "commands", "ingest": "commands",
+    "agents": "agents_cmd", "queues": "agents_cmd", "imap": "imap_cmd", "orgs": "orgs_cmd",
+    "quarantine": "queues", "outbox": "queues", "report": "report_cmd",
+    "scheduler": "scheduler_cmd", "templates": "templates_cmd", "tickets": "tickets_cmd",
+}
+
+
 class Group(click.Group):
-    """The command group; a database that cannot be read ends in one line, not a traceback."""
+    """The command group, loading each command's module on first use (click's lazy
+    subcommands); a database that cannot be read ends in one line, not a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            importlib.import_module(f"postdesk.cli.{COMMANDS[name]}")
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -90,8 +111,4 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
 
 
 def main() -> None:
-    from postdesk.cli import (  # noqa: F401,PLC0415  (each module registers its commands)
-        agents_cmd, commands, imap_cmd, orgs_cmd, queues, report_cmd, scheduler_cmd,
-        templates_cmd, tickets_cmd)
-
     cli(prog_name="postdesk")

@@ -13,3 +13,52 @@ def test_import_layers_hold():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 1 kept, 0 broken" in result.stdout
+
+
+INGEST_IMPORTS = """
+import sys
+from postdesk.cli import cli
+try:
+    cli(["--config", sys.argv[1], "ingest", sys.argv[2]], prog_name="postdesk")
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_ingest_imports_only_what_it_needs(tmp_path):
+    """The MTA runs ``postdesk ingest`` once per mail, so its start-up is its cost: it loads
+    the store and the intake, not the other commands, the template engine, the mail parser,
+    the SMTP server or the migrations."""
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}")
+    subprocess.run([sys.executable, "-m", "postdesk", "--config", str(config), "init"],
+                   check=True, capture_output=True, timeout=120)
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(b"From: a@example.com\r\nTo: support@desk.test\r\nSubject: Hi\r\n\r\nHello\r\n")
+    result = subprocess.run([sys.executable, "-c", INGEST_IMPORTS, str(config), str(mail)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "stored inbound 1" in result.stderr
+    loaded = set(result.stdout.split())
+    commands = {name for name in loaded if name.startswith("postdesk.cli.")}
+    assert commands == {"postdesk.cli.app", "postdesk.cli.commands", "postdesk.cli.output"}
+    for heavy in ("jinja2", "mailparser", "aiosmtpd", "alembic", "apscheduler", "imapclient"):
+        assert heavy not in loaded
+
+
+def test_every_command_is_listed_where_the_cli_finds_it():
+    """``postdesk`` imports a command's module only when the command is asked for, by the
+    name in ``COMMANDS``: a command missing there would exist only once its module is loaded."""
+    import importlib
+    import pkgutil
+
+    import postdesk.cli
+    from postdesk.cli import COMMANDS, cli
+
+    for module in pkgutil.iter_modules(postdesk.cli.__path__):
+        importlib.import_module(f"postdesk.cli.{module.name}")
+    assert set(cli.commands) == set(COMMANDS)
+    for name, module in COMMANDS.items():
+        assert cli.commands[name].callback.__module__ == f"postdesk.cli.{module}"
