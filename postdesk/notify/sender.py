@@ -4,8 +4,11 @@ A row that fails temporarily waits ``retry_base_seconds * 2**(attempt-1)`` (capp
 ``retry_max_seconds``) and is marked ``failed`` after ``max_attempts``; a permanent failure is
 ``failed`` at once. Ops see failed rows in ``postdesk outbox list`` and re-queue them with
 ``postdesk outbox retry``. The rows of one batch share one relay connection, closed when the
-batch ends (see ``SmtpTransport``). A crash between delivery and the status update sends the same mail
-(same Message-ID) again: at-least-once, which receiving clients deduplicate.
+batch ends (see ``SmtpTransport``). Delivered rows are marked sent a few at a time, in one
+transaction (``MARK_SENT_EVERY``, ``MARK_SENT_WITHIN_SECONDS``): a commit per mail took most of
+the sender's time, and on SQLite each one took the write lock the SMTP edge waits for. A crash
+between delivery and that update sends those mails (same Message-IDs) again: at-least-once,
+which receiving clients deduplicate.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from postdesk.config import OutboundSettings
@@ -21,6 +25,11 @@ from postdesk.store import claims, outbox
 from postdesk.store.db import Database, utcnow
 
 log = logging.getLogger("postdesk.sender")
+
+# Delivered rows are marked sent together once this many wait, or once the first has waited
+# this long, and when the batch ends: at most this many are sent again after a crash.
+MARK_SENT_EVERY = 10
+MARK_SENT_WITHIN_SECONDS = 1.0
 
 
 class Sender:
@@ -39,18 +48,30 @@ class Sender:
             outbox.release_stale(session, now, timedelta(minutes=10), dead)
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
+        delivered: list[int] = []
+        first_at = 0.0
         try:
             for index, row in enumerate(rows):  # one relay connection for the batch
                 try:
-                    self._deliver(row)
+                    if not self._deliver(row):
+                        continue
                 except RelayUnavailable as exc:
                     # An MTA marks the host down: the rest of the batch waits its turn
                     # instead of each mail waiting for its own connect timeout.
                     for waiting in rows[index:]:
                         self._retry(waiting, str(exc))
                     break
+                if not delivered:
+                    first_at = time.monotonic()
+                delivered.append(row.id)
+                if len(delivered) >= MARK_SENT_EVERY or \
+                        time.monotonic() - first_at >= MARK_SENT_WITHIN_SECONDS:
+                    self._mark_sent(delivered)
         finally:
-            self.transport.close()
+            try:
+                self._mark_sent(delivered)
+            finally:
+                self.transport.close()
         return len(rows)
 
     def send_until_idle(self, now=None, limit: int = 10_000) -> int:
@@ -62,20 +83,28 @@ class Sender:
             total += n
         return total
 
-    def _deliver(self, row) -> None:
+    def _deliver(self, row) -> bool:
+        """Hand ``row`` to the relay; True once delivered (it is marked sent later)."""
         try:
             self.transport.deliver(row.raw, row.mail_from, json.loads(row.rcpts))
         except RelayUnavailable:
             raise
         except TransientError as exc:
             self._retry(row, str(exc))
+            return False
         except PermanentError as exc:
             self._fail(row, str(exc))
-        else:
+            return False
+        log.info("sent outbox=%s template=%s message_id=%s ticket=%s",
+                 row.id, row.template, row.message_id, row.ticket_id)
+        return True
+
+    def _mark_sent(self, delivered: list[int]) -> None:
+        """Mark the delivered rows sent in one transaction, and forget them."""
+        if delivered:
             with self.db.session() as session:
-                outbox.mark_sent(session, row.id, utcnow())
-            log.info("sent outbox=%s template=%s message_id=%s ticket=%s",
-                     row.id, row.template, row.message_id, row.ticket_id)
+                outbox.mark_sent(session, delivered, utcnow())
+            delivered.clear()
 
     def _retry(self, row, error: str) -> None:
         if row.attempts >= self.settings.max_attempts:

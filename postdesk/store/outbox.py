@@ -87,8 +87,10 @@ def sending_holders(session: Session) -> list[str]:
                                 .distinct()))
 
 
-def mark_sent(session: Session, outbox_id: int, now: datetime) -> None:
-    session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+def mark_sent(session: Session, outbox_ids: int | Sequence[int], now: datetime) -> None:
+    """Mark one row or several (one UPDATE) as sent at ``now``."""
+    ids = [outbox_ids] if isinstance(outbox_ids, int) else list(outbox_ids)
+    session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(
         status=SENT, sent_at=now, last_error=None, claimed_by=None))
 
 

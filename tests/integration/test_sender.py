@@ -262,3 +262,50 @@ def test_a_connection_idle_too_long_is_not_reused(relay):
     transport.deliver(raw, "support@desk.test", ["bob@example.com"])
     transport.close()
     assert (transport.connections, relay.connections(), len(relay.received)) == (2, 2, 3)
+
+
+def statuses(app) -> Counter:
+    with app.db.reader() as session:
+        return Counter(row.status for row in outbox.listing(session))
+
+
+def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkeypatch):
+    """One transaction marks ``MARK_SENT_EVERY`` delivered rows, so a sender killed at any
+    moment sends at most that many again (each with its Message-ID, which clients dedupe)."""
+    from postdesk.notify import sender as sender_module
+
+    monkeypatch.setattr(sender_module, "MARK_SENT_EVERY", 10)
+    monkeypatch.setattr(sender_module, "MARK_SENT_WITHIN_SECONDS", 3600)
+    app = relay_app(make_app, relay)
+    acknowledgements(app, 25)
+    sender = app.sender()
+    deliver, marked_before = sender.transport.deliver, []
+
+    def watched(*args):
+        marked_before.append(statuses(app)["sent"])  # what a kill right now would keep
+        return deliver(*args)
+
+    sender.transport.deliver = watched
+    assert sender.send_due() == 25
+    assert marked_before == [0] * 10 + [10] * 10 + [20] * 5
+    assert statuses(app) == {"sent": 25}
+    assert len(relay.received) == 25
+
+
+def test_a_sender_stopped_by_an_error_marks_what_it_delivered(make_app, relay):
+    app = relay_app(make_app, relay)
+    acknowledgements(app, 5)
+    sender = app.sender()
+    deliver, calls = sender.transport.deliver, []
+
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == 4:
+            raise RuntimeError("the sender's thread is stopped here")
+        return deliver(*args)
+
+    sender.transport.deliver = failing
+    with pytest.raises(RuntimeError):
+        sender.send_due()
+    # The three delivered are sent; the rest stay claimed until a sender releases them.
+    assert statuses(app) == {"sent": 3, "sending": 2}
