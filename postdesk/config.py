@@ -112,7 +112,7 @@ class StoreSettings:
 class WorkerSettings:
     batch_size: int = 50
     max_attempts: int = 5
-    claim_timeout_seconds: float = 300.0
+    claim_timeout_seconds: float = 60.0  # a claim not renewed this long: its worker stopped
     poll_seconds: float = 1.0
     separate_process: bool = True
     processes: int = 1  # worker processes ``serve`` runs (PostgreSQL; with separate_process)
@@ -289,6 +289,11 @@ def validate(settings: Settings) -> Settings:
 
 
 def _check_workers(settings: Settings) -> None:
+    timeout = settings.worker.claim_timeout_seconds
+    if timeout < 1:
+        raise ConfigError("worker.claim_timeout_seconds", f"{timeout:g} is below 1 second",
+                          "write how long a claim may go unrenewed before its worker is taken "
+                          "for dead (60 by default; a live worker renews it four times as often)")
     processes = settings.worker.processes
     if processes < 1:
         raise ConfigError("worker.processes", f"{processes} is below 1",

@@ -44,8 +44,10 @@ PREPARE_MAX_BYTES = 4 * 1024 * 1024
 CONFLICT_RETRIES = 2
 WAIT_FOR_EARLIER_SECONDS = 10.0
 WAIT_POLL_SECONDS = 0.05
-# How often a running worker gives back the claims of workers that stopped (``recover`` does
-# it at start).
+# A running worker renews its own claims this many times per ``claim_timeout_seconds``, and
+# gives back the claims of workers that stopped renewing theirs at least every
+# ``RELEASE_EVERY_SECONDS`` (``recover`` does it at start).
+RENEWALS_PER_TIMEOUT = 4
 RELEASE_EVERY_SECONDS = 60.0
 
 
@@ -86,6 +88,7 @@ class Worker:
         self.commit_interval = self.settings.commit_interval_seconds
         self._released_at = time.monotonic()
         self._claim_timeout = timedelta(seconds=self.settings.claim_timeout_seconds)
+        self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout_seconds / 2)
 
     def recover(self) -> int:
         """Give back claims left by crashed workers, and remove the blob files they never
@@ -98,9 +101,9 @@ class Worker:
 
     def release_stale_claims(self) -> int:
         """Give back the claims of workers that stopped: at once those of a process of this
-        host that no longer exists, after ``claim_timeout_seconds`` those of other hosts (at
-        start, and every ``RELEASE_EVERY_SECONDS`` while running: another machine's worker may
-        die at any time)."""
+        host that no longer exists, once not renewed for ``claim_timeout_seconds`` those of
+        other hosts (at start, and every half claim timeout, at most a minute, while running:
+        another machine's worker may die at any time)."""
         with self.db.session() as session:
             dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
             released = inbound.release_stale(session, utcnow(), self._claim_timeout, dead)
@@ -108,6 +111,21 @@ class Worker:
             log.warning("released %d mails claimed by stopped workers", released)
         self._released_at = time.monotonic()
         return released
+
+    def renew_claims(self) -> int:
+        """Date this worker's unfinished claims now (``run`` does it from a thread of its own,
+        ``RENEWALS_PER_TIMEOUT`` times per claim timeout, whatever the worker is doing)."""
+        with self.db.session() as session:
+            return inbound.renew_claims(session, self.holder, utcnow(),
+                                        postgres=not self.db.is_sqlite)
+
+    def _keep_claims(self, stop: threading.Event) -> None:
+        every = self.settings.claim_timeout_seconds / RENEWALS_PER_TIMEOUT
+        while not stop.wait(every):
+            try:
+                self.renew_claims()
+            except Exception:  # noqa: BLE001 - an outage; the next renewal tries again
+                log.exception("could not renew this worker's claims; retrying")
 
     def process_batch(self) -> int:
         """Claim one batch and process it; returns how many mails it took.
@@ -327,10 +345,12 @@ class Worker:
         except Exception:  # noqa: BLE001 - warming up is an optimisation only
             log.exception("worker warm-up failed")
         self.recover()
+        threading.Thread(target=self._keep_claims, args=(stop,), name="worker-claims",
+                         daemon=True).start()
         while not stop.is_set():
             wake.clear()  # before looking: a mail stored from now on wakes the next wait
             try:
-                if time.monotonic() - self._released_at >= RELEASE_EVERY_SECONDS:
+                if time.monotonic() - self._released_at >= self._release_every:
                     self.release_stale_claims()
                 busy = self.process_batch()
             except Exception:  # noqa: BLE001 - survive outages; the mail stays queued

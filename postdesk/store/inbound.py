@@ -128,9 +128,21 @@ def _take(session: Session, ids: list[int], holder: str, now: datetime) -> list[
                                 .execution_options(populate_existing=True)))
 
 
+def renew_claims(session: Session, holder: str, now: datetime, postgres: bool) -> int:
+    """Date ``holder``'s unfinished claims ``now``: a live worker renews them, so that only
+    the claims of a worker that stopped grow older than the claim timeout, however long a mail
+    takes. On PostgreSQL a row another transaction has locked (its worker is finishing it) is
+    skipped, never waited for."""
+    mine = select(Inbound.id).where(Inbound.status == PROCESSING, Inbound.claimed_by == holder)
+    if postgres:
+        mine = mine.with_for_update(skip_locked=True)
+    result = session.execute(update(Inbound).where(Inbound.id.in_(mine)).values(claimed_at=now))
+    return result.rowcount or 0
+
+
 def release_stale(session: Session, now: datetime, timeout: timedelta,
                   dead_holders: Sequence[str] = ()) -> int:
-    """Give back claims older than ``timeout`` or held by holders known to be dead."""
+    """Give back claims not renewed for ``timeout`` or held by holders known to be dead."""
     stale = Inbound.claimed_at < now - timeout
     if dead_holders:
         stale = or_(stale, Inbound.claimed_by.in_(dead_holders))

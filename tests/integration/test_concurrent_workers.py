@@ -250,6 +250,45 @@ def test_a_worker_that_stops_gives_back_its_own_claims_only(make_app, monkeypatc
     assert holders == ["elsewhere:1:1"]
 
 
+def test_a_live_worker_keeps_its_claims_however_long_it_holds_them(make_app):
+    """A running worker renews its claims four times per claim timeout, from a thread of its
+    own: another worker gives back only the claims nobody renews (a worker that died on
+    another machine), never those of a worker that is slow."""
+    from datetime import timedelta
+
+    config = "[worker]\nbatch_size = 1\nclaim_timeout_seconds = 1\n"
+    slow, other = make_app(config), make_app(config)
+    slow.intake().store_many([(make_mail(sender=f"c{i}@firm.example", subject=f"Request {i}"),
+                               SMTP) for i in range(2)])
+    worker, gate, reached = slow.worker(), threading.Event(), threading.Event()
+    prepare = worker._prepare
+
+    def held(rows):  # the slow worker has claimed the first mail, and takes its time
+        reached.set()
+        assert gate.wait(30)
+        return prepare(rows)
+
+    worker._prepare = held
+    stop, wake = threading.Event(), threading.Event()
+    run = in_thread(lambda: worker.run(stop, wake))
+    try:
+        assert reached.wait(30)
+        with slow.db.session() as session:  # a worker elsewhere took the second, then died
+            inbound.claim(session, "elsewhere:1:1", 1, utcnow() - timedelta(seconds=5),
+                          postgres=not slow.db.is_sqlite)
+        time.sleep(2.5)  # two and a half claim timeouts
+        assert other.worker().release_stale_claims() == 1  # the dead worker's claim only
+        with slow.db.reader() as session:
+            assert inbound.processing_holders(session) == [worker.holder]
+    finally:
+        gate.set()
+        stop.set()
+        wake.set()
+    assert failures_of(run) == []
+    other.worker().process_until_idle()
+    assert statuses(slow) == {"processed": 2}
+
+
 def test_three_workers_on_a_queue_built_to_collide(make_app):
     """Ten new customers, each writing several requests, each request followed at once by the
     customer's own follow-up, and every third request delivered twice."""

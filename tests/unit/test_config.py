@@ -54,6 +54,8 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("[desk\n", {}, "is not valid TOML"),
     ("[worker]\nnice = 25\n", {}, "worker.nice: 25 is outside 0..19"),
     ("[worker]\nprocesses = 0\n", {}, "worker.processes: 0 is below 1"),
+    ("[worker]\nclaim_timeout_seconds = 0.5\n", {},
+     "worker.claim_timeout_seconds: 0.5 is below 1 second"),
     ("[worker]\nprocesses = 2\n", {}, "worker.processes: 2 worker processes on SQLite"),
     ("[database]\nurl = 'postgresql+psycopg://u@h/d'\n[worker]\nprocesses = 2\n"
      "separate_process = false\n", {}, "worker.processes: 2 with separate_process = false"),
