@@ -192,4 +192,7 @@ def run(kinds: tuple[str, ...], size: str, count: int, runs: int, seeds: int, st
         profiles[kind] = profile(stores, kind, size, count, seeds, workdir, html)
         say(f"  process {kind} profile: " + ", ".join(
             f"{s['stage']} {s['share']:.0%}" for s in profiles[kind]["stages"][:6]))
-    return {"runs": found, "summary": summary, "profiles": profiles}
+    # Every single run, as rows (``--json`` writes them; a JSON object cannot have tuple keys).
+    runs = [{"kind": kind, "history": past, "workers": number, **result}
+            for (kind, past, number), items in found.items() for result in items]
+    return {"runs": runs, "summary": summary, "profiles": profiles}

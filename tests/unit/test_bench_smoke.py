@@ -58,3 +58,22 @@ def test_report_renders_an_empty_run():
                "postgres": "15", "load_at_start": 0.5, "started": "now", "mode": "quick"}
     text = report.render({"machine": machine, "benchmarks": {}})
     assert "2 cores" in text and "### targets" in text
+
+
+def test_a_tiny_process_run_can_be_saved_as_json(tmp_path):
+    """``--json FILE`` writes every benchmark's result: the process benchmark's must be plain
+    JSON (its runs were once keyed by tuples, and the file was never written)."""
+    import json
+
+    from bench import process
+    from bench.stores import Stores
+
+    stores = Stores(tmp_path)
+    try:
+        result = process.run(("sqlite",), "3k", 4, 1, 2, stores, tmp_path, say=lambda *_: None,
+                             history=3)
+    finally:
+        stores.close()
+    saved = json.loads(json.dumps(result))
+    assert [(r["history"], r["processed"]) for r in saved["runs"]] == [(0, 4), (3, 4)]
+    assert {r["history"] for r in saved["summary"]} == {0, 3}
