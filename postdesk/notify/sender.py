@@ -32,6 +32,27 @@ MARK_SENT_EVERY = 10
 MARK_SENT_WITHIN_SECONDS = 1.0
 
 
+class _Delivered:
+    """The rows of a batch delivered and not yet marked sent."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.since = 0.0
+
+    def add(self, outbox_id: int) -> None:
+        if not self.ids:
+            self.since = time.monotonic()
+        self.ids.append(outbox_id)
+
+    def due(self) -> bool:
+        return len(self.ids) >= MARK_SENT_EVERY or (
+            bool(self.ids) and time.monotonic() - self.since >= MARK_SENT_WITHIN_SECONDS)
+
+    def take(self) -> list[int]:
+        ids, self.ids = self.ids, []
+        return ids
+
+
 class Sender:
     def __init__(self, db: Database, transport, settings: OutboundSettings, batch: int = 50) -> None:
         self.db = db
@@ -48,30 +69,33 @@ class Sender:
             outbox.release_stale(session, now, timedelta(minutes=10), dead)
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
-        delivered: list[int] = []
-        first_at = 0.0
+        delivered = _Delivered()
         try:
             for index, row in enumerate(rows):  # one relay connection for the batch
+                if delivered.due():
+                    self._mark_sent(delivered.take())
                 try:
-                    if not self._deliver(row):
-                        continue
+                    if self._deliver(row):
+                        delivered.add(row.id)
                 except RelayUnavailable as exc:
                     # An MTA marks the host down: the rest of the batch waits its turn
                     # instead of each mail waiting for its own connect timeout.
                     for waiting in rows[index:]:
                         self._retry(waiting, str(exc))
                     break
-                if not delivered:
-                    first_at = time.monotonic()
-                delivered.append(row.id)
-                if len(delivered) >= MARK_SENT_EVERY or \
-                        time.monotonic() - first_at >= MARK_SENT_WITHIN_SECONDS:
-                    self._mark_sent(delivered)
-        finally:
+        except BaseException:
+            # Mark what was delivered, without hiding why the batch stopped.
+            ids = delivered.take()
             try:
-                self._mark_sent(delivered)
-            finally:
-                self.transport.close()
+                self._mark_sent(ids)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                log.exception("could not mark %d delivered mails sent; they will be sent "
+                              "again", len(ids))
+            raise
+        else:
+            self._mark_sent(delivered.take())
+        finally:
+            self.transport.close()
         return len(rows)
 
     def send_until_idle(self, now=None, limit: int = 10_000) -> int:
@@ -99,12 +123,11 @@ class Sender:
                  row.id, row.template, row.message_id, row.ticket_id)
         return True
 
-    def _mark_sent(self, delivered: list[int]) -> None:
-        """Mark the delivered rows sent in one transaction, and forget them."""
-        if delivered:
+    def _mark_sent(self, ids: list[int]) -> None:
+        """Mark the delivered rows sent, in one transaction."""
+        if ids:
             with self.db.session() as session:
-                outbox.mark_sent(session, delivered, utcnow())
-            delivered.clear()
+                outbox.mark_sent(session, ids, utcnow())
 
     def _retry(self, row, error: str) -> None:
         if row.attempts >= self.settings.max_attempts:

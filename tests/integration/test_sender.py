@@ -269,13 +269,19 @@ def statuses(app) -> Counter:
         return Counter(row.status for row in outbox.listing(session))
 
 
-def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkeypatch):
-    """One transaction marks ``MARK_SENT_EVERY`` delivered rows, so a sender killed at any
-    moment sends at most that many again (each with its Message-ID, which clients dedupe)."""
+@pytest.mark.parametrize("every, within, expected", [
+    (10, 3600, [0] * 10 + [10] * 10 + [20] * 5),  # ten at a time
+    (1000, 0, list(range(25))),  # or once the first waiting row has waited long enough
+], ids=["count", "time"])
+def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkeypatch, every,
+                                                         within, expected):
+    """One transaction marks ``MARK_SENT_EVERY`` delivered rows, or those delivered within
+    ``MARK_SENT_WITHIN_SECONDS``, so a sender killed at any moment sends at most that many
+    again (each with its Message-ID, which clients dedupe)."""
     from postdesk.notify import sender as sender_module
 
-    monkeypatch.setattr(sender_module, "MARK_SENT_EVERY", 10)
-    monkeypatch.setattr(sender_module, "MARK_SENT_WITHIN_SECONDS", 3600)
+    monkeypatch.setattr(sender_module, "MARK_SENT_EVERY", every)
+    monkeypatch.setattr(sender_module, "MARK_SENT_WITHIN_SECONDS", within)
     app = relay_app(make_app, relay)
     acknowledgements(app, 25)
     sender = app.sender()
@@ -287,7 +293,7 @@ def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkey
 
     sender.transport.deliver = watched
     assert sender.send_due() == 25
-    assert marked_before == [0] * 10 + [10] * 10 + [20] * 5
+    assert marked_before == expected
     assert statuses(app) == {"sent": 25}
     assert len(relay.received) == 25
 
