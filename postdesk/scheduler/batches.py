@@ -6,6 +6,12 @@ handled in a savepoint: one that fails is logged, reported as a ``failed`` actio
 for the next run, while the rest of the batch goes on. A store outage ends the sweep (the
 daemon retries at the next interval). Batches follow the ticket id, so a run ends even when
 tickets stay due. A dry run does all of it in one transaction that is rolled back.
+
+On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
+address's lock without waiting (``db.nowait_locks``). A worker holds its mail's addresses
+before the ticket; a sweep that waited for an address while holding tickets could deadlock
+with it. A ticket whose customer a worker is writing to at that moment is left due for the
+next run.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from sqlmodel import Session
 
 from postdesk.store import sweeps as store
-from postdesk.store.db import is_unavailable
+from postdesk.store.db import LockBusy, is_unavailable, nowait_locks
 from postdesk.store.models import Ticket
 
 log = logging.getLogger("postdesk.scheduler")
@@ -55,6 +61,7 @@ def _work_through(db, name: str, claim: Claim, handle: Handle, limit: int) -> li
     after = 0
     while True:
         with db.session() as session:
+            nowait_locks(session)
             batch = claim(session, after, limit, not db.is_sqlite)
             after = batch[-1].id if batch else after
             for ticket in batch:
@@ -70,6 +77,9 @@ def _handle_one(session: Session, name: str, ticket: Ticket, handle: Handle) -> 
     try:
         with store.savepoint(session):
             return handle(session, ticket)
+    except LockBusy as busy:
+        log.info("%s sweep left ticket #%s for the next run: %s", name, ticket_id, busy)
+        return None
     except Exception as exc:  # noqa: BLE001 - one ticket must not stop the sweep
         if is_unavailable(exc):
             raise

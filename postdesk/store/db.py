@@ -215,6 +215,25 @@ def driver_errors(connection: Connection) -> Iterator[None]:
 _CONFLICTS = frozenset({"23505", "40001", "40P01"})
 
 
+def held_locks(session: Session) -> set[str]:
+    """The names of the locks this session's transaction holds: the row locks of
+    ``tickets.get_for_update`` (``ticket:<id>``) and the advisory locks below. A commit gives
+    them all back; a rolled-back savepoint gives back those taken inside it, and since the set
+    does not say which, it is emptied then (taking a lock held already costs a query, no harm)."""
+    return session.info.setdefault(_HELD_LOCKS, set())
+
+
+class LockBusy(Exception):
+    """A lock asked for without waiting (``nowait_locks``) is held by another transaction."""
+
+
+def nowait_locks(session: Session) -> None:
+    """From now on, ``session`` never waits for an advisory lock: ``LockBusy`` instead. The
+    scheduler's sweeps lock tickets before addresses while workers lock addresses before
+    tickets; a sweep that waited could deadlock with a worker, one that skips cannot."""
+    session.info[_NOWAIT] = True
+
+
 def lock_until_commit(session: Session, name: str) -> None:
     """Hold a lock named ``name`` until the transaction ends, so that another transaction
     asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
@@ -222,11 +241,16 @@ def lock_until_commit(session: Session, name: str) -> None:
     A name already locked in this transaction costs no query."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    held = session.info.setdefault(_NAMED_LOCKS, set())
+    held = held_locks(session)
     if name in held:
         return
     digest = hashlib.sha256(name.encode()).digest()
-    session.execute(_ADVISORY_LOCK, {"key": int.from_bytes(digest[:8], "big", signed=True)})
+    key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
+    if session.info.get(_NOWAIT):
+        if not session.execute(_TRY_ADVISORY_LOCK, key).scalar():
+            raise LockBusy(f"{name} is held by another transaction")
+    else:
+        session.execute(_ADVISORY_LOCK, key)
     held.add(name)
 
 
@@ -238,14 +262,20 @@ def lock_address(session: Session, address: str) -> None:
 
 
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
-_NAMED_LOCKS = "postdesk_named_locks"
+_TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
+_HELD_LOCKS = "postdesk_held_locks"
+_NOWAIT = "postdesk_nowait_locks"
 
 
 @event.listens_for(OrmSession, "after_commit")
+def _forget_locks_at_commit(session: OrmSession) -> None:
+    if not session.in_nested_transaction():  # releasing a savepoint keeps the locks
+        session.info.pop(_HELD_LOCKS, None)
+
+
 @event.listens_for(OrmSession, "after_soft_rollback")
-def _forget_named_locks(session: OrmSession, *_previous) -> None:
-    """A commit gives the locks back; so may a rolled-back savepoint that took them."""
-    session.info.pop(_NAMED_LOCKS, None)
+def _forget_locks_at_rollback(session: OrmSession, _previous) -> None:
+    session.info.pop(_HELD_LOCKS, None)
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from postdesk.store.db import (LARGE_VALUE, execute, insert_row, write_in_place,
+from postdesk.store.db import (LARGE_VALUE, execute, held_locks, insert_row, write_in_place,
                                writes_in_place)
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
@@ -94,17 +94,9 @@ def _tickets(session: Session) -> dict[int, Ticket]:
 
 @event.listens_for(OrmSession, "after_soft_rollback")
 def _forget_loaded(session: OrmSession, _previous) -> None:
-    """A rolled-back savepoint may have created a contact or ticket that no longer exists, and
-    gave back the row locks taken inside it."""
+    """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
-    session.info.pop("postdesk_locked", None)
-
-
-@event.listens_for(OrmSession, "after_commit")
-def _forget_locks(session: OrmSession) -> None:
-    """A commit ends the transaction's row locks."""
-    session.info.pop("postdesk_locked", None)
 
 
 def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
@@ -127,14 +119,14 @@ def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
     """The ticket, locked until the transaction ends (PostgreSQL; SQLite's write transaction
     already excludes every other writer, so the loaded ticket is reused). Locked once: the
     threading locks the ticket it decides on, and recording it then costs no query."""
-    locked = session.info.setdefault("postdesk_locked", set())
-    if session.get_bind().dialect.name == "sqlite" or ticket_id in locked:
+    held, name = held_locks(session), f"ticket:{ticket_id}"
+    if session.get_bind().dialect.name == "sqlite" or name in held:
         return get(session, ticket_id)
     ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
                              .execution_options(populate_existing=True)).first()
     if ticket is not None:
         _tickets(session)[ticket_id] = ticket
-        locked.add(ticket_id)
+        held.add(name)
     return ticket
 
 

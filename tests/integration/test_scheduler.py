@@ -13,8 +13,10 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import logging
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -365,3 +367,28 @@ def test_a_killed_scheduler_loses_and_repeats_nothing(pg_url, tmp_path):
     print(f"\nkilled after {before} reminders; the next run sent {len(again)}")
     assert 0 < before < 150 and before % 50 == 0  # only whole batches were committed
     assert len(sent) == len(set(sent)) == 150
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_sweep_never_waits_for_a_customer_a_worker_is_writing_to(make_app, caplog):
+    """A worker holds the customer's address lock (it is counting their mails) and will want
+    the ticket next; a sweep holding the ticket must not wait for the address, or the two
+    would deadlock. It leaves the ticket due for its next run instead."""
+    from postdesk.store.db import lock_address
+
+    caplog.set_level(logging.INFO, logger="postdesk.scheduler")
+    app = make_app()
+    t0 = pending_ticket(app)
+    requester = ticket(app).requester
+    done: list = []
+    with app.db.session() as worker_session:  # a worker's transaction, not yet committed
+        lock_address(worker_session, requester)
+        sweep = threading.Thread(target=lambda: done.append(run_sweeps(app.db, app.desk,
+                                                                       t0 + 2 * DAY)))
+        sweep.start()
+        sweep.join(10)
+        assert not sweep.is_alive(), "the sweep waits for the worker's lock"
+    assert done == [[]]  # nothing done this run
+    assert "left ticket #1 for the next run" in caplog.text
+    assert ticket(app).reminders_sent == 0
+    assert kinds(run_sweeps(app.db, app.desk, t0 + 2 * DAY)) == [(1, "reminder 1")]
