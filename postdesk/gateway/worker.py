@@ -89,6 +89,7 @@ class Worker:
         self._released_at = time.monotonic()
         self._claim_timeout = timedelta(seconds=self.settings.claim_timeout_seconds)
         self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout_seconds / 2)
+        self._alive_at = time.monotonic()  # the last sign of progress (a mail begun, a poll)
 
     def recover(self) -> int:
         """Give back claims left by crashed workers, and remove the blob files they never
@@ -106,7 +107,8 @@ class Worker:
         another machine's worker may die at any time)."""
         with self.db.session() as session:
             dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
-            released = inbound.release_stale(session, utcnow(), self._claim_timeout, dead)
+            released = inbound.release_stale(session, utcnow(), self._claim_timeout, dead,
+                                             keep=self.holder)
         if released:
             log.warning("released %d mails claimed by stopped workers", released)
         self._released_at = time.monotonic()
@@ -114,14 +116,25 @@ class Worker:
 
     def renew_claims(self) -> int:
         """Date this worker's unfinished claims now (``run`` does it from a thread of its own,
-        ``RENEWALS_PER_TIMEOUT`` times per claim timeout, whatever the worker is doing)."""
+        ``RENEWALS_PER_TIMEOUT`` times per claim timeout, while the worker makes progress)."""
         with self.db.session() as session:
             return inbound.renew_claims(session, self.holder, utcnow(),
                                         postgres=not self.db.is_sqlite)
 
-    def _keep_claims(self, stop: threading.Event) -> None:
-        every = self.settings.claim_timeout_seconds / RENEWALS_PER_TIMEOUT
-        while not stop.wait(every):
+    def _keep_claims(self, halt: threading.Event) -> None:
+        """Renew the claims until ``halt``, unless no mail has begun for a whole claim
+        timeout: a worker stuck on one mail then lets its claims go to the other workers (and
+        finds, if it ever goes on, that it can no longer finish them)."""
+        timeout = self.settings.claim_timeout_seconds
+        stuck = False
+        while not halt.wait(timeout / RENEWALS_PER_TIMEOUT):
+            if time.monotonic() - self._alive_at > timeout:
+                if not stuck:
+                    log.warning("no progress for %.0f s; this worker's claims are no longer "
+                                "renewed, so other workers can take its mails", timeout)
+                stuck = True
+                continue
+            stuck = False
             try:
                 self.renew_claims()
             except Exception:  # noqa: BLE001 - an outage; the next renewal tries again
@@ -228,6 +241,7 @@ class Worker:
             self._finish_failed(session, row, "worker", f"processing did not finish after "
                                 f"{row.attempts - 1} attempts (the worker stopped each time)")
             return
+        self._alive_at = time.monotonic()
         step = "load"
         savepoint = session.begin_nested()
         try:
@@ -236,8 +250,10 @@ class Worker:
                 pipeline.run(ctx)
             finally:
                 step = ctx.step
-            self._finish(session, ctx)
-            savepoint.commit()
+            if self._finish(session, ctx):
+                savepoint.commit()
+            else:
+                savepoint.rollback()
         except NotYet as wait:
             savepoint.rollback()
             batch.deferred.append(row)
@@ -289,6 +305,7 @@ class Worker:
         the waiting mails are then processed as they are)."""
         deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
         while True:
+            self._alive_at = time.monotonic()
             with self.db.reader() as session:
                 if not self._earlier_elsewhere(session, inbound_id):
                     return
@@ -298,28 +315,40 @@ class Worker:
                 return
             time.sleep(WAIT_POLL_SECONDS)
 
-    def _finish(self, session, ctx: Context) -> None:
+    def _finish(self, session, ctx: Context) -> bool:
         ticket_id = ctx.ticket.id if ctx.ticket else None
         outcome = "; ".join(ctx.outcome)
-        inbound.finish(session, ctx.inbound.id, inbound.PROCESSED, ctx.now, outcome=outcome,
-                       ticket_id=ticket_id, message_id=ctx.mail.message_id)
+        if not self._end(session, ctx.inbound.id, inbound.PROCESSED, ctx.now, outcome=outcome,
+                         ticket_id=ticket_id, message_id=ctx.mail.message_id):
+            return False
         log.info("processed inbound=%s message_id=%s ticket=%s: %s", ctx.inbound.id,
                  ctx.mail.message_id, ticket_id, outcome)
+        return True
 
     def _finish_disposition(self, session, row: Inbound, disposition: Disposition,
                             step: str) -> None:
         status = inbound.DISCARDED if isinstance(disposition, Discard) else inbound.QUARANTINED
-        inbound.finish(session, row.id, status, utcnow(), outcome=disposition.reason,
-                       step=step if isinstance(disposition, Quarantine) else None,
-                       error=disposition.reason if status == inbound.QUARANTINED else None)
-        log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason)
+        if self._end(session, row.id, status, utcnow(), outcome=disposition.reason,
+                     step=step if isinstance(disposition, Quarantine) else None,
+                     error=disposition.reason if status == inbound.QUARANTINED else None):
+            log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason)
 
     def _finish_failed(self, session, row: Inbound, step: str, error: str) -> None:
-        inbound.finish(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
-                       error=f"{error} (attempt {row.attempts})",
-                       outcome=f"quarantined at step {step}")
-        log.error("quarantined inbound=%s at step %s (attempt %s): %s",
-                  row.id, step, row.attempts, error)
+        if self._end(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
+                     error=f"{error} (attempt {row.attempts})",
+                     outcome=f"quarantined at step {step}"):
+            log.error("quarantined inbound=%s at step %s (attempt %s): %s",
+                      row.id, step, row.attempts, error)
+
+    def _end(self, session, inbound_id: int, status: str, now, **fields) -> bool:
+        """Record how the mail ended; False (and a warning) when this worker no longer holds
+        its claim: the caller then rolls back what it wrote for the mail."""
+        if inbound.finish(session, inbound_id, self.holder, status, now, **fields):
+            return True
+        log.warning("inbound=%s is no longer this worker's (its claim went unrenewed for the "
+                    "claim timeout and another worker took it); what this worker wrote for it "
+                    "is rolled back", inbound_id)
+        return False
 
     def _give_back(self, exc: Exception) -> None:
         log.warning("processing stopped (%s); the claimed mails will be retried", exc)
@@ -345,20 +374,25 @@ class Worker:
         except Exception:  # noqa: BLE001 - warming up is an optimisation only
             log.exception("worker warm-up failed")
         self.recover()
-        threading.Thread(target=self._keep_claims, args=(stop,), name="worker-claims",
+        halt = threading.Event()  # the renewals end with this loop, not before
+        threading.Thread(target=self._keep_claims, args=(halt,), name="worker-claims",
                          daemon=True).start()
-        while not stop.is_set():
-            wake.clear()  # before looking: a mail stored from now on wakes the next wait
-            try:
-                if time.monotonic() - self._released_at >= self._release_every:
-                    self.release_stale_claims()
-                busy = self.process_batch()
-            except Exception:  # noqa: BLE001 - survive outages; the mail stays queued
-                log.exception("worker cycle failed; retrying")
-                stop.wait(2.0)
-                busy = 0
-            if not busy:
-                wake.wait(self.settings.poll_seconds)
+        try:
+            while not stop.is_set():
+                wake.clear()  # before looking: a mail stored from now on wakes the next wait
+                self._alive_at = time.monotonic()
+                try:
+                    if time.monotonic() - self._released_at >= self._release_every:
+                        self.release_stale_claims()
+                    busy = self.process_batch()
+                except Exception:  # noqa: BLE001 - survive outages; the mail stays queued
+                    log.exception("worker cycle failed; retrying")
+                    stop.wait(2.0)
+                    busy = 0
+                if not busy:
+                    wake.wait(self.settings.poll_seconds)
+        finally:
+            halt.set()
 
 
 def _describe(exc: Exception) -> str:

@@ -31,7 +31,11 @@ DISCARDED, QUARANTINED = "discarded", "quarantined"
 _ADD_RAW = insert(Inbound.__table__).returning(Inbound.__table__.c.id,
                                                sort_by_parameter_order=True)
 # The statements the worker runs for every mail, built once (``db.execute``).
-_FINISH = update(Inbound).where(Inbound.id == bindparam("inbound_id")).values(
+# Only the worker still holding the claim may finish a mail: one paused past the claim timeout
+# finds its mail finished, or claimed again, by another worker.
+_FINISH = update(Inbound).where(
+    Inbound.id == bindparam("inbound_id"), Inbound.status == PROCESSING,
+    Inbound.claimed_by == bindparam("holder")).values(
     status=bindparam("status"), processed_at=bindparam("now"), outcome=bindparam("outcome"),
     ticket_id=bindparam("ticket_id"), message_id=bindparam("message_id"),
     error_step=bindparam("step"), error=bindparam("error"), claimed_by=None, claimed_at=None)
@@ -141,12 +145,16 @@ def renew_claims(session: Session, holder: str, now: datetime, postgres: bool) -
 
 
 def release_stale(session: Session, now: datetime, timeout: timedelta,
-                  dead_holders: Sequence[str] = ()) -> int:
-    """Give back claims not renewed for ``timeout`` or held by holders known to be dead."""
+                  dead_holders: Sequence[str] = (), keep: str | None = None) -> int:
+    """Give back claims not renewed for ``timeout`` or held by holders known to be dead, never
+    those of ``keep`` (the worker asking: its own claims are alive)."""
     stale = Inbound.claimed_at < now - timeout
     if dead_holders:
         stale = or_(stale, Inbound.claimed_by.in_(dead_holders))
-    result = session.execute(update(Inbound).where(Inbound.status == PROCESSING, stale)
+    conditions = [Inbound.status == PROCESSING, stale]
+    if keep:
+        conditions.append(or_(Inbound.claimed_by.is_(None), Inbound.claimed_by != keep))
+    result = session.execute(update(Inbound).where(*conditions)
                              .values(status=RECEIVED, claimed_by=None, claimed_at=None))
     return result.rowcount or 0
 
@@ -174,12 +182,16 @@ def processing_holders(session: Session) -> list[str]:
                                 .distinct()))
 
 
-def finish(session: Session, inbound_id: int, status: str, now: datetime, *, outcome: str = "",
-           ticket_id: int | None = None, message_id: str | None = None,
-           step: str | None = None, error: str | None = None) -> None:
-    execute(session, _FINISH, {"inbound_id": inbound_id, "status": status, "now": now,
-                               "outcome": outcome[:2000], "ticket_id": ticket_id,
-                               "message_id": message_id, "step": step, "error": error})
+def finish(session: Session, inbound_id: int, holder: str, status: str, now: datetime, *,
+           outcome: str = "", ticket_id: int | None = None, message_id: str | None = None,
+           step: str | None = None, error: str | None = None) -> bool:
+    """Record how ``holder``'s claimed mail ended; False when ``holder`` no longer holds it
+    (its claim went unrenewed and another worker took the mail)."""
+    result = execute(session, _FINISH, {
+        "inbound_id": inbound_id, "holder": holder, "status": status, "now": now,
+        "outcome": outcome[:2000], "ticket_id": ticket_id, "message_id": message_id,
+        "step": step, "error": error})
+    return result.rowcount == 1
 
 
 def processed_with_sha(session: Session, sha256: str, other_than: int) -> int | None:

@@ -10,10 +10,13 @@ Each worker here is its own ``App``, so its own engine, connections and claim ho
 - a new customer's mails taken by two workers at once make one contact, with no mail lost;
 - two workers whose transactions lock the same tickets in opposite orders both finish;
 - a reply to a ticket that another worker is merging follows the merge;
-- a worker that stops on an error gives back its own claims, never another worker's.
+- two answers to one survey both count; two workers never pass the flood limit together;
+- a worker that stops on an error gives back its own claims, never another worker's;
+- a running worker keeps its claims past the claim timeout, a stuck or dead one loses them,
+  and a worker that lost a claim leaves the mail to the one that took it.
 
-The first three tests hold workers at chosen points, so the race they show happens every time;
-the last lets three workers run free on a queue built to collide.
+Most tests hold a worker at a chosen point, so the race they show happens every time; the
+last lets three workers run free on a queue built to collide.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -250,43 +254,115 @@ def test_a_worker_that_stops_gives_back_its_own_claims_only(make_app, monkeypatc
     assert holders == ["elsewhere:1:1"]
 
 
-def test_a_live_worker_keeps_its_claims_however_long_it_holds_them(make_app):
-    """A running worker renews its claims four times per claim timeout, from a thread of its
-    own: another worker gives back only the claims nobody renews (a worker that died on
-    another machine), never those of a worker that is slow."""
-    from datetime import timedelta
+def run_in_thread(worker) -> tuple[threading.Event, tuple[threading.Thread, list]]:
+    """``worker.run`` in a thread, as ``serve`` runs it; set the event returned to stop it."""
+    stop, wake = threading.Event(), threading.Event()
+    run = in_thread(lambda: worker.run(stop, wake))
+    return stop, run
 
-    config = "[worker]\nbatch_size = 1\nclaim_timeout_seconds = 1\n"
+
+def claimed_by(app, holder: str) -> int:
+    with app.db.reader() as session:
+        return session.scalar(select(func.count()).select_from(inbound.Inbound)
+                              .where(inbound.Inbound.claimed_by == holder))
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_live_worker_keeps_its_claims_past_the_claim_timeout(make_app, monkeypatch):
+    """A running worker renews its claims four times per claim timeout, from a thread of its
+    own, while it makes progress: its batch outlasts the timeout, yet only the claim nobody
+    renews (a worker that died on another machine) is given back. (On SQLite one worker
+    writes at a time: nobody else could take its mails anyway.)"""
+    config = "[worker]\nbatch_size = 3\nclaim_timeout_seconds = 1\n"
     slow, other = make_app(config), make_app(config)
     slow.intake().store_many([(make_mail(sender=f"c{i}@firm.example", subject=f"Request {i}"),
-                               SMTP) for i in range(2)])
-    worker, gate, reached = slow.worker(), threading.Event(), threading.Event()
+                               SMTP) for i in range(4)])
+    with slow.db.session() as session:  # a worker on another machine takes the last, and dies
+        inbound.claim(session, "elsewhere:1:1", 1, utcnow(), postgres=True)
+    record = steps.REGISTRY["record"]
+
+    def slow_record(ctx):  # each mail takes 0.6 s: the batch of three, 1.8 s
+        time.sleep(0.6)
+        record(ctx)
+
+    monkeypatch.setitem(steps.REGISTRY, "record", slow_record)
+    worker = slow.worker()
+    stop, run = run_in_thread(worker)
+    try:
+        wait_until(lambda: claimed_by(slow, worker.holder) == 3)
+        time.sleep(1.3)  # the batch was claimed 1.3 claim timeouts ago, and still runs
+        other.worker().release_stale_claims()  # if the slow worker's own look has not yet
+        assert claimed_by(slow, "elsewhere:1:1") == 0
+        assert claimed_by(slow, worker.holder) >= 1
+        wait_until(lambda: statuses(slow) == {"processed": 4})
+    finally:
+        stop.set()
+    assert failures_of(run) == []
+
+
+def test_a_worker_stuck_on_a_mail_lets_its_claims_go(make_app, caplog):
+    """No mail begun for a whole claim timeout: the worker stops renewing, and another worker
+    takes its mails (the stuck one can no longer finish them, see the next test)."""
+    caplog.set_level(logging.WARNING, logger="postdesk.worker")
+    config = "[worker]\nbatch_size = 1\nclaim_timeout_seconds = 1\n"
+    stuck, other = make_app(config), make_app(config)
+    stuck.intake().store_many([(make_mail(sender="dana@firm.example", subject="Printer"),
+                                SMTP)])
+    worker, gate, reached = stuck.worker(), threading.Event(), threading.Event()
     prepare = worker._prepare
 
-    def held(rows):  # the slow worker has claimed the first mail, and takes its time
+    def held(rows):  # claimed, then stuck before its first mail
         reached.set()
         assert gate.wait(30)
         return prepare(rows)
 
     worker._prepare = held
-    stop, wake = threading.Event(), threading.Event()
-    run = in_thread(lambda: worker.run(stop, wake))
+    stop, run = run_in_thread(worker)
     try:
         assert reached.wait(30)
-        with slow.db.session() as session:  # a worker elsewhere took the second, then died
-            inbound.claim(session, "elsewhere:1:1", 1, utcnow() - timedelta(seconds=5),
-                          postgres=not slow.db.is_sqlite)
-        time.sleep(2.5)  # two and a half claim timeouts
-        assert other.worker().release_stale_claims() == 1  # the dead worker's claim only
-        with slow.db.reader() as session:
-            assert inbound.processing_holders(session) == [worker.holder]
+        time.sleep(2.5)
+        assert other.worker().release_stale_claims() == 1
+        assert other.worker().process_until_idle() == 1
     finally:
         gate.set()
         stop.set()
-        wake.set()
     assert failures_of(run) == []
-    other.worker().process_until_idle()
-    assert statuses(slow) == {"processed": 2}
+    assert statuses(stuck) == {"processed": 1}
+    assert "this worker's claims are no longer renewed" in caplog.text
+
+
+def test_a_worker_that_lost_its_claim_leaves_the_mail_to_the_one_that_took_it(make_app,
+                                                                              caplog):
+    """A worker paused past the claim timeout (a frozen virtual machine) finds, when it goes
+    on, that another worker took its mail and processed it: finishing the mail updates nothing,
+    so what it wrote for the mail is rolled back, and the other worker's outcome stands. The
+    mail has no Message-ID: nothing else would have stopped a second ticket."""
+    caplog.set_level(logging.INFO, logger="postdesk.worker")
+    config = "[worker]\nbatch_size = 1\n"
+    paused, other = make_app(config), make_app(config)
+    paused.intake().store_many([(make_mail(sender="dana@firm.example", subject="Printer",
+                                           message_id=None), SMTP)])
+    gate, paused_run = start_held(paused, "_prepare")  # claimed, then frozen
+    with other.db.session() as session:  # its claim went unrenewed: given back
+        assert inbound.release_stale(session, utcnow(), timedelta(0)) == 1
+    assert other.worker().process_until_idle() == 1
+    ended = select(inbound.Inbound.status, inbound.Inbound.outcome, inbound.Inbound.processed_at)
+    with other.db.reader() as session:
+        by_other = session.execute(ended).one()
+    gate.set()
+    assert failures_of(paused_run) == []
+    with paused.db.reader() as session:
+        assert session.execute(ended).one() == by_other
+        assert tickets.count(session) == 1
+    assert by_other.status == "processed"
+    assert "is no longer this worker's" in caplog.text
 
 
 def test_three_workers_on_a_queue_built_to_collide(make_app):
