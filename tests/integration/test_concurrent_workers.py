@@ -98,6 +98,16 @@ def failures_of(*runs: tuple[threading.Thread, list]) -> list:
     return [failure for _, failures in runs for failure in failures]
 
 
+def second_while_first_holds(first, second) -> None:
+    """``first``'s worker writes its first mail and is held before its commit while
+    ``second``'s worker takes the next batch; then both finish, without an error."""
+    gate, first_run = start_held(first, "_finish")
+    second_run = in_thread(second.worker().process_batch)
+    time.sleep(HOLD)
+    gate.set()
+    assert failures_of(first_run, second_run) == []
+
+
 def test_a_follow_up_waits_for_the_mail_it_answers_when_another_worker_has_it(make_app, caplog):
     caplog.set_level(logging.INFO, logger="postdesk.worker")
     config = "[worker]\nbatch_size = 1\n"
@@ -141,13 +151,9 @@ def test_two_copies_taken_by_two_workers_make_one_ticket(make_app, caplog, messa
     first.intake().store_many([
         (copy, SMTP),
         (copy, Envelope("eve@firm.example", ("help@desk.test",), "smtp", "127.0.0.1"))])
-    # One worker writes the first copy's ticket and is held before its commit...
-    gate, first_run = start_held(first, "_finish")
-    # ... while another worker takes the second copy.
-    second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
-    gate.set()
-    assert failures_of(first_run, second_run) == []
+    # One worker writes the first copy's ticket and is held before its commit, while another
+    # worker takes the second copy.
+    second_while_first_holds(first, second)
     assert statuses(first) == {"processed": 2, "discarded": 1}
     with first.db.reader() as session:
         assert tickets.count(session) == 2
@@ -203,11 +209,7 @@ def test_a_reply_to_a_ticket_being_merged_follows_the_merge(make_app):
         (agents_test.agent_mail("alice@desk-team.test", "#merge 2\n"), SMTP),
         (make_mail("julie@client.test", "Re: [#1] Facture en double", "Toujours rien.\n",
                    message_id="<still@client.test>"), SMTP)])
-    gate, first_run = start_held(first, "_finish")  # the merge, written, not committed
-    second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
-    gate.set()
-    assert failures_of(first_run, second_run) == []
+    second_while_first_holds(first, second)  # the merge, held
     with first.db.reader() as session:
         assert tickets.get(session, 1).merged_into == 2
         assert tickets.messages(session, 1) == []
@@ -226,11 +228,7 @@ def test_two_workers_never_pass_the_flood_limit_together(make_app):
     first.intake().store_many(alerts[:1])
     first.worker().process_until_idle()
     first.intake().store_many(alerts[1:])
-    gate, first_run = start_held(first, "_finish")  # its first mail, written, not committed
-    second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
-    gate.set()
-    assert failures_of(first_run, second_run) == []
+    second_while_first_holds(first, second)  # its first mail, held
     assert statuses(first) == {"processed": 3, "quarantined": 2}
     with first.db.reader() as session:
         assert tickets.count(session) == 3
@@ -416,11 +414,7 @@ def test_two_answers_to_one_survey_taken_by_two_workers_both_count(make_app):
         (make_mail(sender="dana@firm.example", subject="Re: [#1] Your opinion",
                    body=f"{score}\n", in_reply_to=survey_mail), SMTP)
         for score in (3, 6)])
-    gate, first_run = start_held(first, "_finish")  # the first answer, written, not committed
-    second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
-    gate.set()
-    assert failures_of(first_run, second_run) == []
+    second_while_first_holds(first, second)  # the first answer, held
     assert statuses(first) == {"processed": 3}
     with first.db.reader() as session:
         survey = surveys.survey_for(session, 1)
