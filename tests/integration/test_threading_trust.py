@@ -208,3 +208,15 @@ def test_tag_and_references_naming_tickets_not_mine_open_a_related_ticket(app):
     [message] = incoming(app, 3)
     assert "#2" in message.evidence and "#1" in message.evidence
     assert [m.from_addr for m in incoming(app, 1)] == ["julie@client.test"]
+
+
+def test_neither_a_copy_nor_a_bounce_answers_a_ticket_awaiting_the_customer(app):
+    agent_says(app, "Bonjour Julie, pouvez-vous envoyer la facture ?\n")
+    assert ticket(app, 1).status == "pending"
+    [relayed] = [r for r in rows(app) if r.template == "agent_reply"]
+    deliver(app, bounce(relayed.message_id), "")
+    deliver(app, with_copy("mallory@evil.test", relayed.message_id), "mallory@evil.test")
+    assert ticket(app, 1).status == "pending"
+    assert [r for r in rows(app) if r.template == "customer_replied"] == []
+    kinds = [e.kind for e in events(app, 1)]
+    assert "automatic_mail" in kinds and "customer_replied" not in kinds
