@@ -43,12 +43,15 @@ class Decision:
 
 def decide(session: Session, mail: ParsedMail, matchers: tuple, now: datetime,
            reopen_days: float, agents: Collection[str] = ()) -> Decision:
-    found = [m for m in (matcher.match(session, mail) for matcher in matchers) if m is not None]
     sender = mail.from_addr or ""
+    found: list[Match] = []
     passed: list[tuple[Match, int]] = []  # named a ticket where the sender takes no part
-    for match in (m for m in found if m.rule not in (RETURNED, ATTACHED_COPY)):
+    for match in filter(None, (matcher.match(session, mail) for matcher in matchers)):
+        found.append(match)
+        if match.rule in (RETURNED, ATTACHED_COPY):
+            continue
         ticket, role = _taking_part(session, match.ticket_id, sender, agents)
-        if role is not None:
+        if role is not None:  # the later matchers are not asked: nothing outweighs this
             return _reply(ticket, role, match, passed, now, reopen_days)
         passed.append((match, ticket.id))
     return _untied(session, mail, found, passed)
