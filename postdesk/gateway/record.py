@@ -75,9 +75,13 @@ def new_ticket(ctx: Context) -> None:
 
 
 def customer_reply(ctx: Context) -> None:
+    if ctx.decision.sender_role == "returned":  # a delivery report is kept, never an answer
+        automatic_reply(ctx)
+        return
     ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
     ctx.ticket = ticket
-    _add_copied(ctx, ticket)
+    if ctx.mail.from_addr == ticket.requester:
+        _add_copied(ctx, ticket)
     text = ctx.text_without_quotes()
     closes, rest = customer_closes(text)
     sender = ctx.mail.from_addr or ""
@@ -142,7 +146,11 @@ def automatic_reply(ctx: Context) -> None:
 
 
 def _add_copied(ctx: Context, ticket: Ticket, new_ticket: bool = False) -> None:
-    """Record To/Cc addresses other than ours as participants (they may write in later)."""
+    """Record To/Cc addresses other than ours as participants (they may write in later).
+
+    Called for the requester's mail only: the requester copying a colleague makes them a
+    participant; a copied contact's Cc (or a stranger's, or a bounce's) never does, so it
+    cannot undo an agent's ``#cc remove`` either."""
     for address in dict.fromkeys((*ctx.mail.to, *ctx.mail.cc)):
         if address and not ctx.desk.is_own(address) and address != ticket.requester:
             tickets.add_participant(ctx.session, ticket.id, address, "cc", ctx.now,

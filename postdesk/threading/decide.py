@@ -1,9 +1,13 @@
 """Which ticket a mail belongs to and what it does there; a decision that says why.
 
-The matchers name a ticket; a merged ticket is followed to the one it was merged into; the
-sender must be a participant of the named ticket (a guessed or copied tag must not put a
-stranger's text into someone else's ticket); the ticket's state decides between adding the
-message, reopening, or opening a follow-up (``lifecycle.on_customer_reply``).
+Every matcher is asked; a merged ticket is followed to the one it was merged into. The
+evidence is weighed in order: a subject tag of a ticket where the sender takes part (its
+requester, a copied contact, or an agent); else References to a ticket where the sender takes
+part; else a delivery report's returned message, kept on its ticket without changing it; else
+a new ticket, linked (``related_to``) to the first ticket named. So a guessed or copied tag, or
+a copy of a ticket's mail, never puts a stranger's text into someone else's ticket, and a
+mistyped tag does not pull a participant's reply out of its thread. The ticket's state decides
+between adding the message, reopening, or opening a follow-up (``lifecycle.on_customer_reply``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlmodel import Session
 from postdesk import lifecycle
 from postdesk.mail.parse import ParsedMail
 from postdesk.store import tickets
-from postdesk.threading.matchers import Match
+from postdesk.threading.matchers import ATTACHED_COPY, RETURNED, Match
 from postdesk.mail.tags import mentioned_ticket
 
 NEW, APPEND, REOPEN, FOLLOW_UP = "new", "append", "reopen", "follow-up"
@@ -27,7 +31,7 @@ NEW, APPEND, REOPEN, FOLLOW_UP = "new", "append", "reopen", "follow-up"
 class Decision:
     action: str  # new | append | reopen | follow-up
     ticket_id: int | None  # the ticket the mail is added to (None: a new ticket is opened)
-    threaded_by: str  # subject-tag | references | new
+    threaded_by: str  # subject-tag | references | returned-message | new
     evidence: str
     named: int | None = None  # the ticket the mail named, if any
     link: str | None = None  # follow_up_of | related_to, for a new ticket
@@ -39,33 +43,72 @@ class Decision:
 
 def decide(session: Session, mail: ParsedMail, matchers: tuple, now: datetime,
            reopen_days: float, agents: Collection[str] = ()) -> Decision:
-    match = _first_match(session, mail, matchers)
-    if match is None:
-        return _new_ticket(session, mail)
-    ticket = _follow_merges(session, match.ticket_id)
     sender = mail.from_addr or ""
-    role = tickets.participant_role(session, ticket.id, sender) or (
+    found: list[Match] = []
+    passed: list[tuple[Match, int]] = []  # named a ticket where the sender takes no part
+    for match in filter(None, (matcher.match(session, mail) for matcher in matchers)):
+        found.append(match)
+        if match.rule in (RETURNED, ATTACHED_COPY):
+            continue
+        ticket, role = _taking_part(session, match.ticket_id, sender, agents)
+        if role is not None:  # the later matchers are not asked: nothing outweighs this
+            return _reply(ticket, role, match, passed, now, reopen_days)
+        passed.append((match, ticket.id))
+    return _untied(session, mail, found, passed)
+
+
+def _untied(session: Session, mail: ParsedMail, found: list[Match], passed: list) -> Decision:
+    """Neither a tag nor References tie the mail: a delivery report's returned message is kept
+    on its ticket (the report quotes one of our random Message-IDs: that is the proof);
+    anything else opens a new ticket, linked to the first one named."""
+    returned = next((m for m in found if m.rule == RETURNED), None)
+    if returned is not None:
+        ticket = _follow_merges(session, returned.ticket_id)
+        return Decision(APPEND, ticket.id, RETURNED, returned.evidence, ticket.id, None,
+                        "returned")
+    copies = [(m, _follow_merges(session, m.ticket_id).id) for m in found
+              if m.rule == ATTACHED_COPY]
+    if passed or copies:
+        return _stranger(mail, passed, copies, found)
+    return _new_ticket(session, mail)
+
+
+def _taking_part(session: Session, ticket_id: int, sender: str, agents: Collection[str]):
+    """The ticket ``ticket_id`` leads to (locked) and the sender's role there (None: no part)."""
+    ticket = _follow_merges(session, ticket_id)
+    return ticket, _role(session, ticket.id, sender, agents)
+
+
+def _role(session: Session, ticket_id: int, sender: str, agents: Collection[str]) -> str | None:
+    return tickets.participant_role(session, ticket_id, sender) or (
         "agent" if sender in agents else None)
-    if role is None and match.rule == "returned-message":
-        # A bounce quotes one of our random Message-IDs: knowing it is the proof.
-        return Decision(APPEND, ticket.id, match.rule, match.evidence, ticket.id, None, "returned")
-    if role is None:
-        return Decision(NEW, None, NEW, f"sender is not a participant of #{ticket.id} "
-                        f"(named by {match.evidence})", ticket.id, "related_to")
+
+
+def _reply(ticket, role: str, match: Match, passed: list, now: datetime,
+           reopen_days: float) -> Decision:
+    evidence = match.evidence + "".join(f"; {m.evidence} names #{t}, where the sender takes no "
+                                        "part" for m, t in passed)
     effect = lifecycle.on_customer_reply(ticket.status, ticket.resolved_at, now, reopen_days)
     if effect is lifecycle.CustomerReply.FOLLOW_UP and role != "agent":
-        return Decision(FOLLOW_UP, None, match.rule, f"{match.evidence}; #{ticket.id} is "
+        return Decision(FOLLOW_UP, None, match.rule, f"{evidence}; #{ticket.id} is "
                         f"{ticket.status}", ticket.id, "follow_up_of", role)
     action = REOPEN if effect is lifecycle.CustomerReply.REOPEN and role != "agent" else APPEND
-    return Decision(action, ticket.id, match.rule, match.evidence, ticket.id, None, role)
+    return Decision(action, ticket.id, match.rule, evidence, ticket.id, None, role)
 
 
-def _first_match(session: Session, mail: ParsedMail, matchers: tuple) -> Match | None:
-    for matcher in matchers:
-        found = matcher.match(session, mail)
-        if found is not None:
-            return found
-    return None
+def _stranger(mail: ParsedMail, passed: list, copies: list, found: list[Match]) -> Decision:
+    """A new ticket for a mail that named tickets without being tied to any, linked to the
+    first one named. References the store does not know may still be written by another
+    worker (they could tie the mail), unless References already matched."""
+    named = (passed or copies)[0][1]
+    reasons = [f"{'nor' if i else 'sender is not a participant'} of #{t} (named by "
+               f"{m.evidence})" for i, (m, t) in enumerate(passed)]
+    reasons += [f"#{t} is named only by an {m.evidence}, which ties nothing but a delivery "
+                "report" for m, t in copies]
+    unknown = bool(mail.in_reply_to or mail.references) and not any(
+        m.rule == "references" for m in found)
+    return Decision(NEW, None, NEW, "; ".join(reasons), named, "related_to",
+                    references_unknown=unknown)
 
 
 def _follow_merges(session: Session, ticket_id: int):

@@ -2,8 +2,10 @@
 the Message-ID of a returned message (a bounce carries the mail that could not be delivered).
 
 Each matcher is a small object with a ``name`` and ``match(session, mail)`` returning a
-:class:`Match` (ticket id and the evidence) or None. Adding a rule is adding one object to
-:data:`MATCHERS`. They only look things up.
+:class:`Match` (ticket id, rule and evidence) or None. Adding a rule is adding one object to
+:func:`default_matchers`. They only look things up; ``decide`` weighs what they found. A copy
+of a ticket's mail attached to anything but a delivery report is found too, under the rule
+``attached-copy``: anyone can attach a copy, so it names a ticket but ties nothing to it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from postdesk.mail.automatic import delivery_report, system_sender
 from postdesk.mail.parse import ParsedMail
 from postdesk.store import tickets
 from postdesk.mail.tags import TagFormat
+
+RETURNED, ATTACHED_COPY = "returned-message", "attached-copy"
 
 
 @dataclass(frozen=True)
@@ -51,14 +56,26 @@ class References:
 
 
 class ReturnedMessage:
-    """A bounce (DSN) or a forward carries the mail it is about: its Message-ID names the ticket."""
+    """A bounce (DSN) carries the mail it is about: its Message-ID names the ticket. The same
+    copy in any other mail (a forward, a stranger's "returned" part) is an ``attached-copy``."""
 
-    name = "returned-message"
+    name = RETURNED
     _HEADER_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers",
                      "message/global", "message/global-headers")
     _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]{1,900}>)", re.I | re.M)
 
     def match(self, session: Session, mail: ParsedMail) -> Match | None:
+        message = self._copied(session, mail)
+        if message is None:
+            return None
+        report = delivery_report_reason(mail)
+        if report is None:
+            return Match(message.ticket_id, ATTACHED_COPY,
+                         f"attached copy of message {message.message_id}")
+        return Match(message.ticket_id, self.name,
+                     f"returned message {message.message_id} ({report})")
+
+    def _copied(self, session: Session, mail: ParsedMail):
         for attachment in mail.attachments:
             if attachment.content_type not in self._HEADER_TYPES:
                 continue
@@ -68,9 +85,15 @@ class ReturnedMessage:
                 continue
             message = tickets.message_by_id(session, found.group(1).decode("ascii", "replace"))
             if message is not None:
-                return Match(message.ticket_id, self.name,
-                             f"returned message {message.message_id}")
+                return message
         return None
+
+
+def delivery_report_reason(mail: ParsedMail) -> str | None:
+    """Why ``mail`` is a delivery report (a ``multipart/report`` or a delivery-status part, or
+    a MAILER-DAEMON/postmaster sender), or None. Both are also automatic mail
+    (``mail.automatic``), which changes no ticket and is never answered."""
+    return delivery_report(mail, None, "") or system_sender(mail, None, "")
 
 
 def default_matchers(tags: TagFormat) -> tuple:
