@@ -140,8 +140,10 @@ def automatic_reply(ctx: Context) -> None:
     ticket = tickets.get(ctx.session, ctx.decision.named)
     ctx.ticket = ticket
     _add_message(ctx, ticket)
+    bounce = {"failed": list(ctx.bounce.permanent), "delayed": list(ctx.bounce.temporary)} \
+        if ctx.bounce else {}
     tickets.add_event(ctx.session, ticket.id, "automatic_mail", ctx.now,
-                      reason=ctx.automatic, evidence=ctx.decision.evidence)
+                      reason=ctx.automatic, evidence=ctx.decision.evidence, **bounce)
     ctx.outcome.append(f"automatic mail kept on #{ticket.id} ({ctx.automatic})")
 
 
