@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, Callable, Mapping, Protocol
 
 from postdesk.errors import TemplateError
+from postdesk.templates.budget import Budget, spending
 from postdesk.templates.environment import compile_template, explain
 from postdesk.templates.keys import LOCALES, PARTS, example_values, template_key
 from postdesk.templates.validate import InvalidTemplate, Problem, static_problems, validate
@@ -118,7 +119,10 @@ def _render_part(key: str, locale: str, part: str, source: str | None,
         raise InvalidTemplate(problems)
     try:
         template = compile_template(source or packaged_source(key, locale, part), locale, part)
-        return template.render(variables)
+        if source is None:
+            return template.render(variables)  # ours: known to be linear in its values
+        with spending(Budget.for_values(variables)):
+            return template.render(variables)
     except Exception as exc:  # whatever a template does wrong becomes one sentence
         line, reason = explain(exc)
         if source is None:
