@@ -85,7 +85,7 @@ class Budget:
     def check(self, chars: int) -> None:
         """Refuse, before it is built, a result of ``chars`` that would not fit."""
         if self.spent_chars + chars > self.chars:
-            self.spend(chars)
+            self._fail(f"more than {self.chars:,} characters built", TEXT)
 
     def spend(self, chars: int) -> None:
         self.spent_chars += max(chars, 0)
