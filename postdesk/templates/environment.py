@@ -3,9 +3,11 @@
 On top of ``ImmutableSandboxedEnvironment`` (no private attributes, no mutation) we remove every
 global (``range``, ``cycler``, ``lipsum``…), keep only the Jinja filters that can neither blow up
 memory nor undo escaping, cap ``*`` and ``**``, refuse ``%`` on text and block the padding
-methods of ``str``. Undefined values fail loudly with messages an admin can act on; ``None``
-prints as nothing. HTML parts autoescape, subjects and text parts do not. Compiled templates are
-cached by source text: rendering sits on the hot path of every inbound mail.
+methods of ``str``. Calls, filters, loops, ``+``, ``*``, ``~`` and the output are counted
+against the render's budget (``budget.py``). Undefined values fail loudly with messages an
+admin can act on; ``None`` prints as nothing. HTML parts autoescape, subjects and text parts do
+not. Compiled templates are cached by source text: rendering sits on the hot path of every
+inbound mail.
 """
 
 from __future__ import annotations
