@@ -34,6 +34,9 @@ CHARS_PER_VALUE_CHAR = 8  # a template may show its values several times, escape
 MAX_SECONDS = 1.0
 LOOPS = "loops inside loops multiply: keep them simple"
 TEXT = "show less text, or build it without repeating it"
+TEXT_CHARS_PER_STEP = 100
+ITEM_FILTERS = frozenset({"dictsort", "groupby", "list", "map", "max", "min", "reject",
+                          "rejectattr", "select", "selectattr", "sort", "sum", "unique"})
 TURNS = "budget turns"  # a space: no template can name these filters
 CONCAT = "budget concat"
 
@@ -73,8 +76,8 @@ class Budget:
         chars = limits.pop("chars", MAX_CHARS)
         return cls(chars=chars + CHARS_PER_VALUE_CHAR * text_size(values), **limits)
 
-    def step(self) -> None:
-        self.spent_steps += 1
+    def step(self, steps: int = 1) -> None:
+        self.spent_steps += steps
         if self.spent_steps > self.steps:
             self._fail(f"more than {self.steps:,} loop turns and calls", LOOPS)
         if self.clock() > self.deadline:
@@ -109,9 +112,9 @@ def spending(budget: Budget) -> Iterator[Budget]:
         _current.reset(token)
 
 
-def step() -> None:
+def step(steps: int = 1) -> None:
     if (budget := _current.get()) is not None:
-        budget.step()
+        budget.step(steps)
 
 
 def spend(chars: int) -> None:
@@ -219,15 +222,27 @@ def counted_filters(filters: dict[str, Callable]) -> dict[str, Callable]:
     """``filters`` with each one counted, ``replace``/``join``/``sum`` predicted, and the two
     internal filters ``budgeted`` trees use."""
     special = {"replace": _replace, "join": _join, "sum": _sum}
-    wrapped = {name: _counted_filter(special.get(name, lambda f: f)(func))
+    wrapped = {name: _counted_filter(name, special.get(name, lambda f: f)(func))
                for name, func in filters.items()}
     return {**wrapped, TURNS: _turns_filter, CONCAT: _concat_filter}
 
 
-def _counted_filter(func: Callable) -> Callable:
+def filter_steps(name: str, value: Any) -> int:
+    """What a filter costs before it runs: one step, plus one per item for those that go through
+    their items (``sort`` of a long text is slow), or one per ``TEXT_CHARS_PER_STEP`` characters
+    of a text (``urlize``, ``wordwrap``… on a long mail)."""
+    if name in ITEM_FILTERS and isinstance(value, str | list | tuple | dict):
+        return 1 + len(value)
+    return 1 + (len(value) // TEXT_CHARS_PER_STEP if isinstance(value, str) else 0)
+
+
+def _counted_filter(name: str, func: Callable) -> Callable:
+    value_at = 1 if hasattr(func, "jinja_pass_arg") else 0  # after the context, if passed
+
     @wraps(func)  # keeps Jinja's pass_context / pass_eval_context mark
     def counted(*args: Any, **kwargs: Any) -> Any:
-        step()
+        if _current.get() is not None:
+            step(filter_steps(name, args[value_at] if len(args) > value_at else None))
         return built(func(*args, **kwargs))
     return counted
 

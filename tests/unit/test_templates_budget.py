@@ -134,3 +134,35 @@ def test_packaged_defaults_are_not_counted() -> None:
     values = example_values("ticket_created")
     values = {**values, "ticket": {**values["ticket"], "subject": "z" * 3_000_000}}
     assert "z" * 3_000_000 in Renderer().render("ticket_created", "fr", values).text
+
+
+SUBJECT = len(example_values("ticket_created")["ticket"]["subject"])
+
+
+@pytest.mark.parametrize(("source", "steps"), [
+    ("{{ ticket.subject|sort|join }}", 1 + SUBJECT + 1 + SUBJECT),  # one step per item
+    ("{{ ticket.subject|upper }}", 1),  # a short text: one step
+])
+def test_a_filter_costs_one_step_plus_its_input(source: str, steps: int) -> None:
+    budget = Budget()
+    run(source, budget)
+    assert budget.spent_steps == steps
+
+
+def test_a_slow_filter_on_a_long_text_is_refused_before_it_runs() -> None:
+    budget = Budget(chars=10**9)
+    values = {**example_values("ticket_created"),
+              "ticket": {**example_values("ticket_created")["ticket"], "subject": "a b" * 10**6}}
+    with pytest.raises(BudgetExceeded):
+        run("{{ ticket.subject|sort|length }}", budget, values)
+    assert budget.spent_steps > 25_000  # counted before, so ``sort`` never ran
+
+
+def test_the_three_parts_of_a_mail_share_one_deadline() -> None:
+    ticks = itertools.count(step=0.1)  # each look at the clock takes 0.1 s
+    loop = "{% for c in 'abcd' %}{{ c }}{% endfor %}{{ ticket.tag }}"
+    renderer = Renderer(FakeOverrides({("ticket_created", "fr", part): loop
+                                       for part in ("subject", "text", "html")}),
+                        clock=lambda: next(ticks))
+    mail = renderer.render("ticket_created", "fr", example_values("ticket_created"))
+    assert "more than 1 s of work" in mail.fallback_error  # 3 parts x 4 looks > 1 s
