@@ -35,6 +35,9 @@ MAX_SECONDS = 1.0
 LOOPS = "loops inside loops multiply: keep them simple"
 TEXT = "show less text, or build it without repeating it"
 TEXT_CHARS_PER_STEP = 100
+SLOW_CHARS_PER_STEP = 10  # about 2 µs a character: a step's worth every 10
+SLOW_FILTERS = frozenset({"urlize", "wordwrap"})
+CONSTANT_FILTERS = frozenset({"count", "d", "default", "first", "last", "length"})
 ITEM_FILTERS = frozenset({"dictsort", "groupby", "list", "map", "max", "min", "reject",
                           "rejectattr", "select", "selectattr", "sort", "sum", "unique"})
 TURNS = "budget turns"  # a space: no template can name these filters
@@ -230,10 +233,12 @@ def counted_filters(filters: dict[str, Callable]) -> dict[str, Callable]:
 def filter_steps(name: str, value: Any) -> int:
     """What a filter costs before it runs: one step, plus one per item for those that go through
     their items (``sort`` of a long text is slow), or one per ``TEXT_CHARS_PER_STEP`` characters
-    of a text (``urlize``, ``wordwrap``… on a long mail)."""
+    of a text (one per ``SLOW_CHARS_PER_STEP`` for ``urlize`` and ``wordwrap``)."""
     if name in ITEM_FILTERS and isinstance(value, str | list | tuple | dict):
         return 1 + len(value)
-    return 1 + (len(value) // TEXT_CHARS_PER_STEP if isinstance(value, str) else 0)
+    if not isinstance(value, str) or name in CONSTANT_FILTERS:
+        return 1
+    return 1 + len(value) // (SLOW_CHARS_PER_STEP if name in SLOW_FILTERS else TEXT_CHARS_PER_STEP)
 
 
 def _counted_filter(name: str, func: Callable) -> Callable:
