@@ -6,9 +6,10 @@ a function, method, macro or ``loop()``, each filter), the **characters built** 
 list a filter, a call, ``+``, ``*`` or ``~`` makes, and the output, nested blocks included) and
 keeps a **deadline** on the wall clock, looked at on every step, for the few operations that are
 slow without building anything. What would build a large result (``replace``, ``join``, ``+``,
-``~``, ``sum``) is predicted and refused before it runs. The environment calls the hooks here
-(``step``, ``spend``, ``built``, ``turns``); the compiled templates reach the loops and ``~``
-through two filters whose names no template can write (``budgeted`` rewrites the tree).
+``~``, ``sum``) is predicted and refused before it runs, and a filter is charged before it runs
+for the items or text it is given. The environment calls the hooks here (``step``, ``check``,
+``built``, ``turns``, ``concat``); the compiled templates reach the loops and ``~`` through two
+filters whose names no template can write (``budgeted`` rewrites the tree).
 Outside ``spending`` (the packaged defaults) nothing is counted.
 """
 
