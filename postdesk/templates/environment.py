@@ -3,9 +3,11 @@
 On top of ``ImmutableSandboxedEnvironment`` (no private attributes, no mutation) we remove every
 global (``range``, ``cycler``, ``lipsum``…), keep only the Jinja filters that can neither blow up
 memory nor undo escaping, cap ``*`` and ``**``, refuse ``%`` on text and block the padding
-methods of ``str``. Undefined values fail loudly with messages an admin can act on; ``None``
-prints as nothing. HTML parts autoescape, subjects and text parts do not. Compiled templates are
-cached by source text: rendering sits on the hot path of every inbound mail.
+methods of ``str``. Calls, filters, loops, ``+``, ``*``, ``~`` and the output are counted
+against the render's budget (``budget.py``). Undefined values fail loudly with messages an
+admin can act on; ``None`` prints as nothing. HTML parts autoescape, subjects and text parts do
+not. Compiled templates are cached by source text: rendering sits on the hot path of every
+inbound mail.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 from markupsafe import Markup, escape
 
+from postdesk.templates import budget
 from postdesk.templates.filters import filters_for
 
 JINJA_FILTERS = frozenset({
@@ -30,7 +34,7 @@ JINJA_FILTERS = frozenset({
     "urlize", "wordcount", "wordwrap",
 })
 BLOCKED_ATTRIBUTES = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill",
-                                "expandtabs"})
+                                "expandtabs", "translate", "maketrans", "to_bytes"})
 MAX_ITEMS = 10_000
 MAX_POWER_BITS = 4096
 _DICT_ATTRIBUTES = frozenset(dir(dict))  # what x.name finds on a dict before its items
@@ -55,9 +59,11 @@ class FieldUndefined(StrictUndefined):
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with the operators that can exhaust memory or time kept in bounds."""
+    """The sandbox, with the operators that can exhaust memory or time kept in bounds, and the
+    calls and operators counted against the render's budget (``budget.py``)."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    concat = staticmethod(budget.concat)  # the output and every buffered block, counted
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in BLOCKED_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
@@ -81,13 +87,32 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"'*' would build more than {MAX_ITEMS} characters or items")
         if operator == "**" and _power_bits(left, right) > MAX_POWER_BITS:
             raise SecurityError("'**' would build a number too large to show")
-        return super().call_binop(context, operator, left, right)
+        if operator == "*" and _product_bits(left, right) > MAX_POWER_BITS:
+            raise SecurityError("'*' would build a number too large to show")
+        budget.check(budget.binop_size(operator, left, right))
+        return budget.built(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A call from a template (function, method, macro, ``loop()``): one step; the size of
+        ``replace`` and ``join`` predicted; a recursive loop's turns counted; the result's
+        length counted."""
+        budget.step()
+        if isinstance(__obj, LoopContext) and args:
+            args = (budget.turns(args[0]), *args[1:])
+        args, kwargs = budget.call_method(__obj, args, kwargs)
+        return budget.built(super().call(__context, __obj, *args, **kwargs))
 
 
 def _repeat_length(left: Any, right: Any) -> int:
     for seq, times in ((left, right), (right, left)):
         if isinstance(seq, str | list | tuple) and isinstance(times, int):
             return len(seq) * times
+    return 0
+
+
+def _product_bits(left: Any, right: Any) -> int:
+    if isinstance(left, int) and isinstance(right, int):
+        return abs(left).bit_length() + abs(right).bit_length()
     return 0
 
 
@@ -117,16 +142,21 @@ def _environment(locale: str, html: bool) -> TemplateSandbox:
     env = TemplateSandbox(undefined=FieldUndefined, autoescape=html, trim_blocks=True,
                           lstrip_blocks=True, finalize=_finalize, cache_size=0)
     env.globals.clear()
-    env.filters = {name: env.filters[name] for name in JINJA_FILTERS} | filters_for(locale)
+    chosen = {name: env.filters[name] for name in JINJA_FILTERS} | filters_for(locale)
     if html:
-        env.filters["nl2br"] = nl2br
+        chosen["nl2br"] = nl2br
+    env.filters = budget.counted_filters(chosen)
     return env
 
 
 @lru_cache(maxsize=512)
 def compile_template(source: str, locale: str, part: str) -> Template:
-    """Compile once per source text; raises ``TemplateSyntaxError`` as Jinja does."""
-    return environment(locale, part).from_string(source)
+    """Compile once per source text, its loops and ``~`` counted against the budget of the
+    render; raises ``TemplateSyntaxError`` as Jinja does."""
+    env = environment(locale, part)
+    tree = budget.budgeted(env.parse(source))
+    tree.set_environment(env)
+    return env.from_string(tree)
 
 
 def explain(exc: BaseException) -> tuple[int | None, str]:
@@ -136,6 +166,8 @@ def explain(exc: BaseException) -> tuple[int | None, str]:
         return line, f"syntax error: {exc.message}"
     if isinstance(exc, SecurityError):
         return line, f"is refused by the sandbox: {exc}"
+    if isinstance(exc, budget.BudgetExceeded):
+        return line, f"{exc}; {exc.advice}"
     if isinstance(exc, UndefinedError):
         return line, str(exc)
     return line, f"fails when rendered: {type(exc).__name__}: {exc}"

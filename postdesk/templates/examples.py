@@ -125,3 +125,21 @@ DETAIL = {
 def ticket(**changes: Any) -> dict[str, Any]:
     """The example ticket at another point of its story (``status="pending"``…)."""
     return {**TICKET, **changes}
+
+
+def twisted(value: Any, small: bool) -> Any:
+    """The example values told another way, for the branches the story never takes: every
+    number, text and list changed (``small``: 0, empty, empty; else another large number, a
+    text of 2,000 characters or more, each list four times longer) and every true/false
+    flipped. Validation renders with these to find templates that only loop for real tickets."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return 0 if small else value * 7919 + 104_729
+    if isinstance(value, str):
+        return "" if small else value * (2000 // max(len(value), 1) + 1)
+    if isinstance(value, dict):
+        return {name: twisted(item, small) for name, item in value.items()}
+    if isinstance(value, list):
+        return [] if small else [twisted(item, small) for item in value] * 4
+    return value

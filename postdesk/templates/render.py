@@ -10,12 +10,14 @@ and cached by their text, since this runs for every notification.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Mapping, Protocol
 
 from postdesk.errors import TemplateError
+from postdesk.templates.budget import Budget, spending
 from postdesk.templates.environment import compile_template, explain
 from postdesk.templates.keys import LOCALES, PARTS, example_values, template_key
 from postdesk.templates.validate import InvalidTemplate, Problem, static_problems, validate
@@ -56,12 +58,14 @@ class Renderer:
     """Renders notifications; ``default_locale`` is used for readers whose language we lack."""
 
     def __init__(self, overrides: OverrideSource | None = None,
-                 default_locale: str = LOCALES[0]) -> None:
+                 default_locale: str = LOCALES[0],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if default_locale not in LOCALES:
             raise TemplateError(f"default locale {default_locale!r} is not shipped "
                                 f"(locales: {', '.join(LOCALES)})")
         self._overrides = overrides
         self.default_locale = default_locale
+        self.clock = clock  # the deadline of the rendering budget runs on it
 
     def resolve_locale(self, locale: str | None) -> str:
         """``fr-CA`` → ``fr``; a language we do not ship → the desk's default."""
@@ -95,30 +99,36 @@ class Renderer:
                 pick: Callable[[str], str | None]) -> Rendered:
         admin = {part: source for part in PARTS if (source := pick(part))}
         try:
-            return _render_parts(key, locale, admin, variables)
+            return _render_parts(key, locale, admin, variables, self.clock)
         except InvalidTemplate as exc:
             error = f"admin version of {key} ({locale}) not used: {exc}"
             log.warning("template fallback: %s", error)
             return replace(_render_parts(key, locale, {}, variables), fallback_error=error)
 
 
-def _render_parts(key: str, locale: str, admin: dict[str, str],
-                  variables: Mapping[str, Any]) -> Rendered:
+def _render_parts(key: str, locale: str, admin: dict[str, str], variables: Mapping[str, Any],
+                  clock: Callable[[], float] = time.monotonic) -> Rendered:
     """Admin sources where given, packaged defaults elsewhere; a failing admin part raises
     ``InvalidTemplate``, a failing default raises ``TemplateError`` (our bug, or missing values)."""
-    subject, text, html = (_render_part(key, locale, part, admin.get(part), variables)
+    # One budget's limits for the three parts: they share the deadline.
+    limits = Budget.for_values(variables, clock=clock) if admin else None
+    subject, text, html = (_render_part(key, locale, part, admin.get(part), variables, limits)
                            for part in PARTS)
     return Rendered(" ".join(subject.split()), text, html, locale)
 
 
 def _render_part(key: str, locale: str, part: str, source: str | None,
-                 variables: Mapping[str, Any]) -> str:
+                 variables: Mapping[str, Any], limits: Budget | None = None) -> str:
     problems = static_problems(key, part, source) if source is not None else ()
     if problems:
         raise InvalidTemplate(problems)
     try:
         template = compile_template(source or packaged_source(key, locale, part), locale, part)
-        return template.render(variables)
+        if source is None:
+            return template.render(variables)  # ours: known to be linear in its values
+        limits = limits or Budget.for_values(variables)
+        with spending(Budget(chars=limits.chars, clock=limits.clock, deadline=limits.deadline)):
+            return template.render(variables)
     except Exception as exc:  # whatever a template does wrong becomes one sentence
         line, reason = explain(exc)
         if source is None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
 
 from postdesk.errors import TemplateError
+from postdesk.templates.budget import Budget, BudgetExceeded, spending
 from postdesk.templates.environment import (BLOCKED_ATTRIBUTES, compile_template, environment,
                                             explain)
+from postdesk.templates.examples import twisted
 from postdesk.templates.keys import LOCALES, PARTS, TemplateKey, example_values, template_key
 
 _ELSEWHERE = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
@@ -52,12 +54,38 @@ def validate(key: str, part: str, source: str) -> list[Problem]:
     problems = list(static_problems(key, part, source))
     if problems:
         return problems
+    template = compile_template(source, LOCALES[0], part)
+    values = example_values(key)
+    first = Budget.for_values(values)
     try:
-        rendered = compile_template(source, LOCALES[0], part).render(example_values(key))
+        with spending(first):
+            rendered = template.render(values)
     except Exception as exc:  # anything a template does wrong is reported, not raised
         line, reason = explain(exc)
         return [Problem(part, line, reason)]
+    if problem := _over_budget_elsewhere(template, key, part, first.deadline):
+        return [problem]
     return _subject_problems(spec, source, rendered) if part == "subject" else []
+
+
+def _over_budget_elsewhere(template: Template, key: str, part: str,
+                           deadline: float | None) -> Problem | None:
+    """Render with the example values told another way (``examples.twisted``): a template
+    whose loops only run for other tickets, longer texts or lists is refused now, not when a
+    real mail comes. Only the budget is judged here; other failures with such values fall back
+    to the default at send time, as documented."""
+    for small in (False, True):
+        values = twisted(example_values(key), small)
+        try:
+            with spending(Budget.for_values(values, deadline=deadline)):
+                template.render(values)
+        except BudgetExceeded as exc:
+            line, _ = explain(exc)
+            return Problem(part, line, f"{exc} with values other than the example's (another "
+                                       f"ticket, longer texts or lists); {exc.advice}")
+        except Exception:  # noqa: BLE001,S112 - not this check's business (see above)
+            continue
+    return None
 
 
 @lru_cache(maxsize=512)
