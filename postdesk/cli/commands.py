@@ -11,6 +11,7 @@ from postdesk.cli import EX_DATAERR, EX_TEMPFAIL, cli
 from postdesk.cli.output import fail
 from postdesk.errors import TempFail
 from postdesk.mail.envelope import Envelope
+from postdesk.mail.envelope_lines import header_start
 
 
 @cli.command()
@@ -83,11 +84,8 @@ def unusable(raw: bytes) -> str | None:
     """Why ``raw`` can never be a mail, or None: empty, or no header line before the body."""
     if not raw.strip():
         return "empty message"
-    first = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
-    name, colon, _ = first.partition(b":")
-    if not colon or not name or b" " in name.strip(b" \t") or name.startswith((b" ", b"\t")):
-        if not first.startswith(b"From "):  # mbox "From " line from some pipes
-            return "it does not start with a mail header line (Name: value)"
+    if header_start(raw[:2048]) is None:
+        return "no mail header line (Name: value) on its first lines"
     return None
 
 

@@ -8,13 +8,14 @@ The acknowledgements they cause are queued by the ``notify`` step through the no
 from __future__ import annotations
 
 import hashlib
+from email.utils import parseaddr
 
 from sqlalchemy.engine import Row
 
 from postdesk.actions import agent_notices, bounces, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
-from postdesk.mail.addresses import is_noreply
+from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
 from postdesk.store import tickets
 from postdesk.threading import routing
@@ -29,16 +30,28 @@ def from_sent_folder(ctx: Context) -> bool:
 
 
 def requester_of(ctx: Context) -> str | None:
-    """Who the ticket is for: From, or Reply-To when From is a no-reply robot of a web form."""
+    """Who the ticket is for: From, or Reply-To when From is a no-reply robot of a web form;
+    when From holds no usable address (``MAILER-DAEMON``, a display name only, spaces inside
+    the address), Sender, then Reply-To, then Return-Path, then the envelope sender."""
     mail = ctx.mail
     if from_sent_folder(ctx):  # a conversation an agent started: it is with the recipient
         return next((a for a in (*mail.to, *mail.cc) if not ctx.desk.is_own(a)), None)
     if mail.from_addr and not (is_noreply(mail.from_addr) and mail.reply_to):
         return mail.from_addr
-    if mail.reply_to:
-        return mail.reply_to[0]
-    envelope_from = ctx.envelope.mail_from.strip("<>").lower()
-    return envelope_from or None
+    candidates = (_mailbox(mail.header("sender")), *mail.reply_to,
+                  _mailbox(mail.header("return-path")), ctx.envelope.mail_from)
+    return next(filter(None, map(normalise_address, candidates)), None)
+
+
+def unreachable_sender(ctx: Context) -> str | None:
+    """The raw From of a mail with no usable address anywhere (the ticket shows it, nothing is
+    sent back), or None when the mail names no sender at all."""
+    raw = " ".join((ctx.mail.header("from") or "").split())[:200]
+    return raw or None
+
+
+def _mailbox(value: str | None) -> str | None:
+    return parseaddr(value[:998])[1] if value else None
 
 
 def locale_of(ctx: Context, known: str | None) -> str:
@@ -53,7 +66,7 @@ def locale_of(ctx: Context, known: str | None) -> str:
 
 def new_ticket(ctx: Context) -> None:
     mail, decision, now = ctx.mail, ctx.decision, ctx.now
-    requester = requester_of(ctx)
+    requester = requester_of(ctx) or ctx.unreachable
     sent = from_sent_folder(ctx)
     name = "" if sent else mail.from_name
     known = tickets.contact(ctx.session, requester)

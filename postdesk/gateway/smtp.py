@@ -51,6 +51,7 @@ from postdesk.gateway.replies import (
 )
 from postdesk.gateway.smtp_data import LINE_TOO_LONG, TOO_BIG, read_data
 from postdesk.mail.envelope import Envelope
+from postdesk.mail.envelope_lines import header_start
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ MAX_CONNECTIONS = 100  # [smtp] max_connections
 BUDGET_WAIT_SECONDS = 10.0  # how long MAIL (with SIZE=) and DATA wait for room before 452
 SHUTDOWN_GRACE_SECONDS = 10.0
 _AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at INFO
-_HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 field name (obsolete WSP allowed)
 # "database or disk is full" is SQLite's SQLITE_FULL (its file or a size limit).
 _NO_SPACE_TEXT = re.compile(r"space|insufficient storage|disk (?:is )?full|quota", re.IGNORECASE)
 _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -403,8 +403,9 @@ def _quiet_aiosmtpd_log() -> None:
 
 
 def _looks_like_mail(raw: bytes) -> bool:
-    """A mail starts with a header field; empty input or a bare body is not a mail."""
-    return _HEADER_FIELD.match(raw) is not None
+    """A mail has a header field on its first lines (after an mbox ``From`` line or a
+    forwarding client's stray line); empty input or a bare body is not a mail."""
+    return header_start(bytes(raw[:2048])) is not None
 
 
 def _out_of_space(exc: TempFail) -> bool:

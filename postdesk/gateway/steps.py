@@ -131,7 +131,10 @@ def step_history(ctx: Context) -> None:
 @step
 def step_thread(ctx: Context) -> None:
     if record.requester_of(ctx) is None:
-        raise Quarantine("no usable sender address (From, Reply-To and envelope are empty)")
+        ctx.unreachable = record.unreachable_sender(ctx)
+        if ctx.unreachable is None:
+            raise Quarantine("no sender at all (From, Sender, Reply-To, Return-Path and the "
+                             "envelope sender are empty)")
     lifecycle = ctx.desk.settings.lifecycle
     agents = (ctx.agent.address,) if ctx.agent else ()
     ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
@@ -194,6 +197,10 @@ def step_record(ctx: Context) -> None:
 def step_notify(ctx: Context) -> None:
     if ctx.automatic:
         ctx.outcome.append(f"no acknowledgement: automatic mail ({ctx.automatic})")
+        return
+    if ctx.unreachable:
+        ctx.outcome.append(f"no acknowledgement: no usable address in From {ctx.unreachable!r}, "
+                           "Sender, Reply-To, Return-Path or the envelope")
         return
     if sent_mail.is_sent(ctx) or (ctx.agent and ctx.decision.action != decide.NEW):
         return  # already sent by the agent, or relayed/answered in the record step

@@ -84,8 +84,9 @@ def empty_envelope_sender(mail: ParsedMail, envelope_from: str | None, marker: s
 
 def system_sender(mail: ParsedMail, envelope_from: str | None, marker: str) -> str | None:
     """Sent by MAILER-DAEMON or postmaster (From or envelope)."""
-    for address in (mail.from_addr, normalise_address(envelope_from)):
-        local = (address or "").split("@")[0]
+    raw_from = (mail.header("from") or "")[:200].strip(' <>"').lower()
+    for address in (mail.from_addr or raw_from, normalise_address(envelope_from)):
+        local = (address or "").split("@")[0].strip()
         if local.replace("_", "-") in ("mailer-daemon", "mailerdaemon"):
             return "sender MAILER-DAEMON"
         if local == "postmaster":

@@ -37,6 +37,7 @@ import mailparser
 from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
 from postdesk.mail.findings import findings
+from postdesk.mail.envelope_lines import header_start
 from postdesk.mail.fields import Readings, decoded_headers, mail_date, mailboxes, primary_language, raw_headers
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, sanitise_html
@@ -56,7 +57,10 @@ def parse(raw: bytes) -> ParsedMail:
     """The parsed form of ``raw``; never raises, whatever the bytes (see ``defects``)."""
     defects: list[str] = []
     try:
-        return _parse(bytes(raw), defects)
+        start = header_start(raw) or 0
+        if start:
+            defects.append(f"{start} byte(s) before the first header line were skipped")
+        return _parse(bytes(raw[start:]), defects)
     except Exception as error:  # noqa: BLE001 - last resort: an empty mail that says why
         defects.append(f"parse failed: {type(error).__name__}: {error}")
         return _empty(defects)

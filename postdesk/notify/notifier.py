@@ -57,7 +57,7 @@ class Notifier:
                record_as: Mapping | None = None, limit: bool = True) -> Row | None:
         """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it, or
         when every ``to`` address is undeliverable (bounced past ``[bounces] threshold``)."""
-        to = [a for a in to if a]
+        to = [a for a in to if a and "@" in a]  # a requester known only by a raw From: none
         blocked = contacts.undeliverable(session, [*to, *cc]) if to else set()
         if blocked:
             to, cc = [a for a in to if a not in blocked], [a for a in cc if a not in blocked]

@@ -515,3 +515,17 @@ def test_a_connection_lost_during_data_gives_its_bytes_back(serve):
         assert client.mail(SENDER, [f"SIZE={budget}"])[0] == 250
         other.close()
     assert store.mails == []
+
+
+@pytest.mark.parametrize("first_line", [
+    b"From jean@client.test Mon Mar  3 10:00:00 2025\r\n",  # an mbox line from a pipe
+    b"---- Original email message ----\r\n",  # a forwarding client's stray line
+    b"\r\n",
+])
+def test_a_mail_whose_header_follows_a_stray_first_line_is_accepted(serve, first_line):
+    gateway, store = serve()
+    with smtp_client(gateway) as client:
+        client.mail(SENDER)
+        client.rcpt(HELPDESK)
+        assert client.data(first_line + MAIL)[0] == 250
+    assert len(store.mails) == 1

@@ -1,0 +1,36 @@
+"""Lines some programs put before a mail's header: read past them, keep the bytes as received.
+
+An mbox ``From sender date`` line from a pipe, a forwarding client's ``---- Original email
+message ----``, a blank line: a mail whose header begins on one of the first few lines after
+such a line is still a mail. ``header_start`` says where its header begins (0 for a mail that
+starts with a header field), or None when no header field comes soon enough: only that may be
+refused as not a mail. Bounded: at most ``MAX_STRAY_LINES`` lines of ``MAX_STRAY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_STRAY_LINES = 3
+MAX_STRAY_BYTES = 300
+# An RFC 5322 field name and its colon (obsolete whitespace before the colon allowed).
+_HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
+
+
+def header_start(raw: bytes) -> int | None:
+    """Offset of the first header field of ``raw``, or None when it has none near the start."""
+    at = 0
+    for _ in range(MAX_STRAY_LINES + 1):
+        if _HEADER_FIELD.match(raw, at) and not raw.startswith(b"From ", at):
+            return at
+        end = raw.find(b"\n", at, at + MAX_STRAY_BYTES)
+        if end < 0:
+            return None
+        at = end + 1
+    return None
+
+
+def without_stray_lines(raw: bytes) -> bytes:
+    """``raw`` from its first header field on (itself when it starts with one, or has none)."""
+    start = header_start(raw)
+    return raw[start:] if start else raw

@@ -1,0 +1,86 @@
+"""Mail from odd senders through the real pipeline and store (SQLite and PostgreSQL): a real
+mail is never quarantined because its From is odd. The requester comes from Sender, Reply-To,
+Return-Path or the envelope, in that order; with none usable, the ticket shows the raw From and
+nothing is sent back; only a mail naming no sender at all is quarantined."""
+
+from __future__ import annotations
+
+import pytest
+
+from postdesk.mail.envelope import Envelope
+from postdesk.store import inbound, outbox, tickets
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+def mail(from_line: str, extra: str = "", first_line: str = "") -> bytes:
+    head = f"From: {from_line}\r\n" if from_line is not None else ""
+    return (f"{first_line}{head}To: support@desk.test\r\nSubject: Imprimante en panne\r\n{extra}"
+            f"Message-ID: <odd-{abs(hash((from_line, extra, first_line)))}@client.test>\r\n\r\n"
+            "Elle ne s'allume plus.\r\n").encode()
+
+
+def deliver(app, raw: bytes, mail_from: str = "") -> None:
+    """Through SMTP when an envelope sender is given, else as a pipe (``postdesk ingest``
+    without ``--sender``), which gives no envelope sender."""
+    source = "smtp" if mail_from else "pipe"
+    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), source))
+    app.worker().process_until_idle()
+
+
+def only_ticket(app):
+    with app.db.reader() as session:
+        ticket = tickets.get(session, 1)
+        assert ticket is not None and tickets.get(session, 2) is None
+        return ticket, outbox.listing(session, limit=10)
+
+
+@pytest.mark.parametrize(("from_line", "extra", "envelope", "requester"), [
+    ("John Smith", "Sender: John Smith <john@client.test>\r\n", "", "john@client.test"),
+    ("john smith@client.test", "Reply-To: <john.smith@client.test>\r\n", "", "john.smith@client.test"),
+    ('"Jean" <jean@intranet>', "Return-Path: <jean@client.test>\r\n", "", "jean@client.test"),
+    ("Jean Dupont", "", "jean@client.test", "jean@client.test"),
+    ("", "Sender: jean@client.test\r\n", "", "jean@client.test"),
+])
+def test_an_odd_from_takes_the_next_usable_address(app, from_line, extra, envelope, requester):
+    deliver(app, mail(from_line, extra), envelope)
+    ticket, sent = only_ticket(app)
+    assert ticket.requester == requester
+    assert [row.primary_rcpt for row in sent] == [requester]  # acknowledged at that address
+
+
+def test_no_usable_address_anywhere_makes_a_ticket_showing_the_raw_from_and_sends_nothing(app):
+    deliver(app, mail("Jean Dupont (poste 42)"), "")
+    ticket, sent = only_ticket(app)
+    assert ticket.requester == "Jean Dupont (poste 42)"
+    assert sent == []
+    with app.db.reader() as session:
+        [row] = inbound.by_status(session, "processed")
+    assert "no acknowledgement: no usable address" in row.outcome
+
+
+def test_mailer_daemon_without_a_domain_is_automatic_and_kept(app):
+    deliver(app, mail("MAILER-DAEMON", "Subject: failure notice\r\n"), "")
+    ticket, sent = only_ticket(app)
+    assert ticket.requester == "MAILER-DAEMON" and sent == []
+    with app.db.reader() as session:
+        [message] = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
+    assert message.automatic == "sender MAILER-DAEMON"
+
+
+def test_a_mail_naming_no_sender_at_all_is_quarantined_with_its_reason(app):
+    deliver(app, mail(None), "")
+    with app.db.reader() as session:
+        assert tickets.get(session, 1) is None
+        [row] = inbound.by_status(session, "quarantined")
+    assert "no sender at all" in row.outcome
+
+
+def test_a_stray_first_line_before_the_header_is_read_past(app):
+    deliver(app, mail("Jean <jean@client.test>", first_line="---- Original email message ----\r\n"),
+            "jean@client.test")
+    ticket, _ = only_ticket(app)
+    assert (ticket.requester, ticket.subject) == ("jean@client.test", "Imprimante en panne")
