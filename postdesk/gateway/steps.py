@@ -20,7 +20,7 @@ from postdesk.actions import history, surveys
 from postdesk.gateway import record, sent_mail
 from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
-from postdesk.mail.automatic import automatic_reason
+from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
@@ -70,7 +70,8 @@ def step_classify(ctx: Context) -> None:
     envelope_from = _envelope_from(ctx)
     ctx.bounce = read_bounce(ctx.raw, ctx.mail, envelope_from)
     ctx.automatic = ctx.bounce.reason if ctx.bounce else automatic_reason(
-        ctx.mail, envelope_from=envelope_from, own_marker=MARKER.lower())
+        ctx.mail, envelope_from=envelope_from, own_marker=MARKER.lower()) or desk_message_id(
+        ctx.mail.message_id, ctx.desk.settings.desk.domains)
 
 
 def _envelope_from(ctx: Context) -> str | None:

@@ -143,6 +143,19 @@ def out_of_office_subject(mail: ParsedMail, envelope_from: str | None, marker: s
     return f"out-of-office subject: {found.group(1) or found.group(2)}" if found else None
 
 
+_DESK_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}@([^<>@\s]{1,255})>")
+
+
+def desk_message_id(message_id: str | None, domains: tuple[str, ...]) -> str | None:
+    """A Message-ID in the form the desk gives its own mail (``<32 hex digits@desk domain>``):
+    the desk did not send this one (its own copies are found as duplicates first), so another
+    desk on the same domain, or a loop through one, wrote it. Answering would ping-pong."""
+    found = _DESK_MESSAGE_ID.fullmatch(message_id or "")
+    if found and found.group(1).lower() in domains:
+        return "Message-ID in the desk's own form that it did not send (a loop)"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     own_notification,
     auto_submitted,

@@ -84,3 +84,15 @@ def test_a_stray_first_line_before_the_header_is_read_past(app):
             "jean@client.test")
     ticket, _ = only_ticket(app)
     assert (ticket.requester, ticket.subject) == ("jean@client.test", "Imprimante en panne")
+
+
+def test_a_mail_with_a_message_id_in_the_desks_own_form_it_did_not_send_is_a_loop(app):
+    """Another desk on the same domain (or a loop through one) wrote it: kept, never answered."""
+    raw = mail("Jean <jean@client.test>").replace(
+        b"Message-ID: <odd-", b"Message-ID: <0123456789abcdef0123456789abcdef@desk.test>\r\nX-Old-Id: <odd-")
+    deliver(app, raw, "jean@client.test")
+    ticket, sent = only_ticket(app)
+    assert sent == []
+    with app.db.reader() as session:
+        [message] = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
+    assert "a loop" in message.automatic
