@@ -8,6 +8,7 @@ tables so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use another ser
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -52,27 +53,36 @@ def _truncate(url: str) -> None:
     database.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """An empty SQLite store migrated once per run; tests get copies (Alembic costs ~0.3 s)."""
+    path = tmp_path_factory.mktemp("migrated") / "postdesk.db"
+    database = Database(f"sqlite:///{path}")
+    migrate.upgrade(database)
+    database.dispose()  # checkpoints the WAL: the one file is the whole store
+    return path
+
+
+def fresh_sqlite(template: Path, folder: Path) -> str:
+    """A copy of the migrated store in ``folder``, as its URL."""
+    path = folder / "postdesk.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path):
     """A migrated, empty database: each test runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-        database = Database(url)
-        migrate.upgrade(database)
-        database.dispose()
-        return url
+        return fresh_sqlite(request.getfixturevalue("migrated_sqlite"), tmp_path)
     url = request.getfixturevalue("pg_url")
     _truncate(url)
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-    database = Database(url)
-    migrate.upgrade(database)
-    database.dispose()
-    return url
+def sqlite_url(tmp_path, migrated_sqlite):
+    return fresh_sqlite(migrated_sqlite, tmp_path)
 
 
 def write_config(folder: Path, db_url: str, extra: str = "") -> Path:

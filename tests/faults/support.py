@@ -9,12 +9,16 @@ minutes; ``peak_rss_growth`` measures the memory one call needed (Linux ``clear_
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -29,6 +33,7 @@ from aiosmtpd.smtp import AuthResult
 from postdesk import config
 from postdesk.cli.app import App
 from postdesk.store import migrate
+from postdesk.store.db import Database
 from tests.conftest import write_config
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
@@ -213,10 +218,20 @@ def figures(title: str, values: dict) -> str:
 def sqlite_app(folder: Path, extra: str = "", environ: dict[str, str] | None = None):
     """An App on a fresh, migrated SQLite database in ``folder`` (in-process pipeline tests);
     ``environ`` holds ``POSTDESK_<SECTION>__<KEY>`` overrides (e.g. of the ``[desk]`` keys)."""
-    app = App(config.load(desk_config(folder, f"sqlite:///{folder / 'postdesk.db'}", extra),
-                          environ=environ or {}))
-    migrate.upgrade(app.db)
-    return app
+    shutil.copyfile(_migrated_sqlite(), folder / "postdesk.db")
+    return App(config.load(desk_config(folder, f"sqlite:///{folder / 'postdesk.db'}", extra),
+                           environ=environ or {}))
+
+
+@functools.cache
+def _migrated_sqlite() -> Path:
+    """An empty SQLite store migrated once per process, which ``sqlite_app`` copies."""
+    folder = Path(tempfile.mkdtemp(prefix="postdesk-migrated-"))
+    atexit.register(shutil.rmtree, folder, True)
+    database = Database(f"sqlite:///{folder / 'postdesk.db'}")
+    migrate.upgrade(database)
+    database.dispose()
+    return folder / "postdesk.db"
 
 
 def dead_pid() -> int:
