@@ -155,6 +155,12 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True)
+class BounceSettings:
+    threshold: float = 3.0  # permanent failures (at most one a day) before an address is undeliverable
+    stale_after_days: float = 7.0  # a score with no failure for this long starts again from 0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
     redact_addresses: bool = True
@@ -218,6 +224,7 @@ class Settings:
     survey: SurveySettings = field(default_factory=SurveySettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     agent_auth: AgentAuthSettings = field(default_factory=AgentAuthSettings)
     agents: tuple[AgentSettings, ...] = ()
@@ -283,6 +290,10 @@ def validate(settings: Settings) -> Settings:
                           "write 0 (same priority as the SMTP edge) up to 19 (lowest)")
     _check_workers(settings)
     _check_agents(settings)
+    for key in ("threshold", "stale_after_days"):
+        if not getattr(settings.bounces, key) > 0:
+            raise ConfigError(f"bounces.{key}", f"{getattr(settings.bounces, key):g} is not above 0",
+                              "write a positive number (defaults: threshold 3, stale_after_days 7)")
     for i, box in enumerate(settings.imap):
         _check_choice(f"imap[{i}].security", box.security, ("tls", "starttls", "none"))
     return settings

@@ -59,6 +59,7 @@ COMMANDS = {
     "agents": "agents_cmd", "queues": "agents_cmd", "imap": "imap_cmd", "orgs": "orgs_cmd",
     "quarantine": "queues", "outbox": "queues", "report": "report_cmd",
     "scheduler": "scheduler_cmd", "templates": "templates_cmd", "tickets": "tickets_cmd",
+    "contacts": "contacts_cmd",
 }
 
 

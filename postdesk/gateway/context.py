@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from postdesk.actions.services import Desk
 from postdesk.config import AgentSettings
+from postdesk.mail.bounces import Bounce
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
@@ -61,6 +62,7 @@ class Context:
     now: datetime
     mail: ParsedMail | None = None
     automatic: str | None = None
+    bounce: Bounce | None = None  # a delivery report, and the recipients it says failed
     decision: Decision | None = None
     ticket: Ticket | None = None
     message: Row | None = None  # the mail as stored on its ticket (``tickets.add_message``)

@@ -11,7 +11,7 @@ import hashlib
 
 from sqlalchemy.engine import Row
 
-from postdesk.actions import agent_notices, escalations, transitions
+from postdesk.actions import agent_notices, bounces, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply
@@ -19,6 +19,7 @@ from postdesk.mail.attachment_policy import judge
 from postdesk.mail.authresults import dmarc_failure
 from postdesk.store import tickets
 from postdesk.threading import routing
+from postdesk.threading.matchers import RETURNED
 from postdesk.threading.commands import customer_closes
 from postdesk.store.models import Ticket
 
@@ -153,9 +154,14 @@ def automatic_reply(ctx: Context) -> None:
     ticket = tickets.get(ctx.session, ctx.decision.named)
     ctx.ticket = ticket
     _add_message(ctx, ticket)
+    bounce = {"failed": list(ctx.bounce.permanent), "delayed": list(ctx.bounce.temporary)} \
+        if ctx.bounce else {}
     tickets.add_event(ctx.session, ticket.id, "automatic_mail", ctx.now,
-                      reason=ctx.automatic, evidence=ctx.decision.evidence)
+                      reason=ctx.automatic, evidence=ctx.decision.evidence, **bounce)
     ctx.outcome.append(f"automatic mail kept on #{ticket.id} ({ctx.automatic})")
+    if ctx.bounce is not None and ctx.decision.threaded_by == RETURNED:
+        ctx.outcome.extend(bounces.record(ctx.session, ctx.desk.settings.bounces, ticket,
+                                          ctx.bounce, ctx.now))
 
 
 def _add_copied(ctx: Context, ticket: Ticket, new_ticket: bool = False) -> None:

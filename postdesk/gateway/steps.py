@@ -23,6 +23,7 @@ from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
 from postdesk.mail.automatic import automatic_reason
+from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
@@ -71,8 +72,10 @@ def step_dedupe(ctx: Context) -> None:
 
 @step
 def step_classify(ctx: Context) -> None:
-    ctx.automatic = automatic_reason(ctx.mail, envelope_from=_envelope_from(ctx),
-                                     own_marker=MARKER.lower())
+    envelope_from = _envelope_from(ctx)
+    ctx.bounce = read_bounce(ctx.raw, ctx.mail, envelope_from)
+    ctx.automatic = ctx.bounce.reason if ctx.bounce else automatic_reason(
+        ctx.mail, envelope_from=envelope_from, own_marker=MARKER.lower())
 
 
 def _envelope_from(ctx: Context) -> str | None:

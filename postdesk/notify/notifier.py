@@ -19,7 +19,7 @@ from sqlmodel import Session
 from postdesk.config import Settings
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
-from postdesk.store import outbox, tickets
+from postdesk.store import contacts, outbox, tickets
 from postdesk.store.db import lock_address
 from postdesk.store.models import Ticket
 from postdesk.mail.tags import TagFormat
@@ -55,8 +55,16 @@ class Notifier:
                in_reply_to: str | None = None, from_name: str | None = None,
                locale: str | None = None, attachments: tuple = (),
                record_as: Mapping | None = None, limit: bool = True) -> Row | None:
-        """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it."""
+        """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it, or
+        when every ``to`` address is undeliverable (bounced past ``[bounces] threshold``)."""
         to = [a for a in to if a]
+        blocked = contacts.undeliverable(session, [*to, *cc]) if to else set()
+        if blocked:
+            to, cc = [a for a in to if a not in blocked], [a for a in cc if a not in blocked]
+            tickets.add_event(session, ticket.id, "undeliverable_skipped", now, template=key,
+                              addresses=sorted(blocked), sent=bool(to))
+            log.info("%s: %d undeliverable address(es) left out%s", key, len(blocked),
+                     "" if to else ", nothing sent")
         if not to or (automatic and limit and self._suppressed(session, now, ticket, key, to[0])):
             return None
         values = {**self.ticket_variables(session, ticket), **(variables or {})}
@@ -89,6 +97,9 @@ class Notifier:
         if rendered.fallback_error:
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
                         rendered.fallback_error)
+        if contacts.undeliverable(session, [to]):
+            log.info("suppressed %s: the address is undeliverable", key)
+            return None
         if is_noreply(to) or self._sent_in_hour(session, now, to) \
                 >= self.settings.limits.auto_replies_per_address_per_hour:
             log.info("suppressed %s: no-reply address or hourly limit reached", key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -55,6 +55,12 @@ class Contact(SQLModel, table=True):
     name: str = Field(default="", max_length=300)
     locale: str | None = Field(default=None, max_length=10)
     created_at: datetime
+    # Permanent delivery failures reported by bounces (``actions.bounces``): the score, when the
+    # last one counted, and since when the desk stops mailing the address (None: it mails it).
+    bounce_score: float = Field(default=0.0, sa_column=Column(Float, nullable=False,
+                                                              server_default="0"))
+    last_bounce_at: datetime | None = Field(default=None)
+    undeliverable_since: datetime | None = Field(default=None)
 
 
 class Ticket(SQLModel, table=True):

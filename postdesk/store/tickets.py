@@ -21,7 +21,12 @@ from postdesk.store.models import Attachment, Contact, Event, Message, Participa
 
 # The statements the worker runs for every mail, built once (``db.execute``).
 _CONTACTS = Contact.__table__
-_CONTACT = select(_CONTACTS).where(_CONTACTS.c.address == bindparam("address"))
+# What the pipeline reads of a contact; the bounce columns are read only where mail is sent
+# (``store.contacts``).
+_CONTACT_COLUMNS = (_CONTACTS.c.id, _CONTACTS.c.address, _CONTACTS.c.name, _CONTACTS.c.locale,
+                    _CONTACTS.c.created_at)
+_CONTACT = select(*_CONTACT_COLUMNS).where(_CONTACTS.c.address == bindparam("address"))
+_ADD_CONTACT = insert(_CONTACTS).returning(*_CONTACT_COLUMNS)
 _COMPLETE_CONTACT = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id")).values(
     name=bindparam("name"), locale=bindparam("locale"))
 _PARTICIPANT_ROLE = select(Participant.role).where(
@@ -67,8 +72,8 @@ def ensure_contact(session: Session, address: str, name: str, now: datetime,
 def add_contact(session: Session, address: str, name: str, now: datetime,
                 locale: str | None = None) -> Row:
     """A new contact (the caller has just looked ``address`` up and found none)."""
-    found = insert_row(session, Contact, {"address": address, "name": name[:300],
-                                          "locale": locale, "created_at": now})
+    found = execute(session, _ADD_CONTACT, {"address": address, "name": name[:300],
+                                            "locale": locale, "created_at": now}).one()
     _contacts(session)[address] = found
     return found
 

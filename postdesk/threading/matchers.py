@@ -10,6 +10,7 @@ of a ticket's mail attached to anything but a delivery report is found too, unde
 
 from __future__ import annotations
 
+from itertools import islice
 import re
 from dataclasses import dataclass
 
@@ -63,12 +64,15 @@ class ReturnedMessage:
     _HEADER_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers",
                      "message/global", "message/global-headers")
     _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]{1,900}>)", re.I | re.M)
+    _QUOTED_ID = re.compile(rb"^[ \t>]{0,8}message-id:[ \t]*(<[^>\r\n]{1,900}>)", re.I | re.M)
 
     def match(self, session: Session, mail: ParsedMail) -> Match | None:
+        report = delivery_report_reason(mail)
         message = self._copied(session, mail)
+        if message is None and report is not None:
+            message = self._quoted(session, mail)
         if message is None:
             return None
-        report = delivery_report_reason(mail)
         if report is None:
             return Match(message.ticket_id, ATTACHED_COPY,
                          f"attached copy of message {message.message_id}")
@@ -83,6 +87,17 @@ class ReturnedMessage:
             found = self._MESSAGE_ID.search(head)
             if found is None:
                 continue
+            message = tickets.message_by_id(session, found.group(1).decode("ascii", "replace"))
+            if message is not None:
+                return message
+        return None
+
+
+    def _quoted(self, session: Session, mail: ParsedMail):
+        """A report that pastes the returned mail into its text (Exim, qmail, Yahoo: "This is
+        a copy of the message") names it by the Message-ID line of that copy."""
+        head = mail.text[:65536].encode("utf-8", "replace")
+        for found in islice(self._QUOTED_ID.finditer(head), 20):
             message = tickets.message_by_id(session, found.group(1).decode("ascii", "replace"))
             if message is not None:
                 return message

@@ -212,7 +212,7 @@ def policy_outcome(app) -> dict:
             "notices": [json.loads(r.rcpts) for r in notices], "notice text": texts}
 
 
-def test_attachment_policy_of_seed_004_with_the_defaults(tmp_path):
+def test_attachment_policy_with_the_defaults(tmp_path):
     """[attachments] max_files = 5, max_bytes = "500KB", types = CSV TSV XLSX DOC DOCX PDF TXT
     JPG PNG GIF MP4 MOV HAR, checked from the content: in MIME order, a file breaking the type or
     size rule is refused with that rule; the first five good files are kept, later good ones

@@ -28,7 +28,17 @@ def mail(headers: str = "", subject: str = "Question sur ma commande", sender: s
         ("X-Autoreply: yes\r\n", "X-Autoreply"),
         ("X-Autorespond: on\r\n", "X-Autorespond"),
         ("X-Auto-Reply: yes\r\n", "X-Auto-Reply"),
-        ("X-Auto-Response-Suppress: All\r\n", "X-Auto-Response-Suppress"),
+        ("X-Auto-Response-Suppress: All\r\n", "X-Auto-Response-Suppress: All"),
+        ("X-Auto-Response-Suppress: DR, OOF, AutoReply, All\r\n", "X-Auto-Response-Suppress: All"),
+        ("X-Loop: support@shop.example\r\n", "X-Loop"),
+        ("X-Precedence: bulk\r\n", "X-Precedence: bulk"),
+        ("List-Unsubscribe: <mailto:unsub@news.example>\r\n", "List-Unsubscribe"),
+        ("List-Post: <mailto:team@lists.example>\r\n", "List-Post"),
+        ("X-Autoresponder: yes\r\n", "X-Autoresponder"),
+        ("X-AutoReply-From: jean@client.example\r\n", "X-AutoReply-From"),
+        ("X-Mail-Autoreply: yes\r\n", "X-Mail-Autoreply"),
+        ("X-FC-MachineGenerated: true\r\n", "X-FC-MachineGenerated"),
+        ("X-MS-Exchange-Inbox-Rules-Loop: jean@client.example\r\n", "X-MS-Exchange-Inbox-Rules-Loop"),
         ("Return-Path: <>\r\n", "empty envelope sender"),
         ("Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n", "delivery-status report"),
         ("Content-Type: multipart/report; report-type=disposition-notification; boundary=x\r\n", "disposition-notification report"),
@@ -55,6 +65,15 @@ def test_headers_name_their_evidence(headers: str, expected: str) -> None:
         "Message d'absence",
         "RE: Réponse automatique",
         "Absence: retour lundi",
+        "Automatische Antwort: Ihre Anfrage",
+        "Abwesenheitsnotiz: [#1042] Ihre Anfrage",
+        "Respuesta automática: Su solicitud",
+        "Fuera de la oficina: Su solicitud",
+        "Risposta automatica: La sua richiesta",
+        "Fuori sede fino al 10",
+        "Automatisch antwoord: Uw vraag",
+        "Resposta automática: pedido",
+        "Autosvar: Din förfrågan",
     ],
 )
 def test_out_of_office_subjects(subject: str) -> None:
@@ -71,6 +90,8 @@ def test_out_of_office_subjects(subject: str) -> None:
         "Absence of invoice in my account",
         "Re: [#1042] Votre demande",
         "My out of office reply is broken, can you help?",
+        "Vacation rental: booking 5531",
+        "Abwesenheit im Kalender falsch",
         "",
     ],
 )
@@ -95,6 +116,12 @@ def test_senders(sender: str, expected: str | None) -> None:
 
 def test_person_mail_gives_none() -> None:
     assert automatic_reason(mail("Auto-Submitted: no\r\nPrecedence: normal\r\n")) is None
+
+
+def test_outlook_suppression_without_all_is_a_persons_mail() -> None:
+    """Outlook puts ``X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply`` on mail people
+    write: answering them is right; only ``All`` (set by Exchange's robots) is evidence."""
+    assert automatic_reason(mail("X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply\r\n")) is None
 
 
 @pytest.mark.parametrize(
