@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import smtplib
 
-
 from tests.faults.support import Store, figures, serving, wait_until
 from tests.helpers import make_mail
 
