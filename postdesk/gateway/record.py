@@ -17,6 +17,7 @@ from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
+from postdesk.mail.authresults import dmarc_failure
 from postdesk.store import tickets
 from postdesk.threading import routing
 from postdesk.threading.matchers import RETURNED
@@ -99,7 +100,7 @@ def customer_reply(ctx: Context) -> None:
     text = ctx.text_without_quotes()
     closes, rest = customer_closes(text)
     sender = ctx.mail.from_addr or ""
-    closing = closes and sender == ticket.requester
+    closing = closes and sender == ticket.requester and not _close_refused(ctx, ticket)
     message = _add_message(ctx, ticket, text=rest if closing else text)
     if closing:
         transitions.resolve(ctx.session, ctx.desk, ticket, ctx.now, Resolution.CUSTOMER, sender)
@@ -113,6 +114,18 @@ def customer_reply(ctx: Context) -> None:
                       actor=ctx.mail.from_addr or "", threaded_by=ctx.decision.threaded_by,
                       evidence=ctx.decision.evidence, message=ctx.message.id)
     ctx.outcome.append(f"{kind} on #{ticket.id} by {ctx.decision.threaded_by}")
+
+
+def _close_refused(ctx: Context, ticket: Ticket) -> bool:
+    """A ``#close`` whose From the trusted server does not vouch for (DMARC failed) is refused:
+    the mail is kept as a plain reply and an event says why."""
+    reason = dmarc_failure(ctx.mail, ctx.desk.settings.agent_auth.trusted_authserv_id)
+    if reason is None:
+        return False
+    tickets.add_event(ctx.session, ticket.id, "close_refused", ctx.now,
+                      actor=ctx.mail.from_addr or "", reason=reason, inbound=ctx.inbound.id)
+    ctx.outcome.append(f"#close refused on #{ticket.id}: {reason}")
+    return True
 
 
 def _escalation_answer(ctx: Context, ticket: Ticket, text: str) -> bool:

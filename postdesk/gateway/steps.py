@@ -1,7 +1,8 @@
 """The pipeline's steps, each a small function of the context, registered by name.
 
 ``parse`` reads the raw bytes (never raises); ``dedupe`` ends the run for a mail already
-recorded (same Message-ID, or same bytes when it has none); ``classify`` notes whether the
+recorded (same Message-ID, or same bytes when it has none), and quarantines a mail whose
+Message-ID is already recorded from another sender (``shadowing``); ``classify`` notes whether the
 mail is automatic (RFC 3834 and friends) and why; ``authenticate`` tells a proven agent from a
 mail that only claims an agent's address; ``flood`` quarantines a sender over the inbound
 limit; ``history`` answers a request for the sender's ticket history; ``thread`` asks the matchers which ticket it belongs
@@ -20,6 +21,7 @@ from postdesk.actions import history, surveys
 from postdesk.gateway import record, sent_mail
 from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
+from postdesk.gateway.shadowing import other_sender
 from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
@@ -54,6 +56,9 @@ def step_dedupe(ctx: Context) -> None:
         earlier = inbound.earlier_copy(ctx.session, mail.message_id, ctx.inbound.id)
         if earlier is None:
             return
+        forged = other_sender(ctx, earlier)
+        if forged:
+            raise Quarantine(forged)
         if earlier.kind == "message":
             raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
         raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")

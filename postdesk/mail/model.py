@@ -39,6 +39,10 @@ class ParsedMail:
     attachments: tuple[Attachment, ...]
     defects: tuple[str, ...]
     content_language: str | None
+    # The header fields as written, in order: (lower-case name, value not RFC 2047 decoded nor
+    # unfolded, cut past ``fields.MAX_HEADER_VALUE``). For readers that need the order of
+    # fields or their exact text, such as the trusted server's Authentication-Results.
+    raw_fields: tuple[tuple[str, str], ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first decoded value of header ``name`` (any case), or None when absent."""

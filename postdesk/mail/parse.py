@@ -38,7 +38,8 @@ from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
 from postdesk.mail.findings import findings
 from postdesk.mail.envelope_lines import header_start
-from postdesk.mail.fields import Readings, decoded_headers, mail_date, mailboxes, primary_language, raw_headers
+from postdesk.mail.fields import (Readings, decoded_headers, mail_date, mailboxes, primary_language,
+                                  raw_fields, raw_headers)
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
@@ -93,6 +94,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
         attachments=tuple(extracted.attachments),
         defects=_bounded(defects),
         content_language=primary_language(first.get("content-language")),
+        raw_fields=raw_fields(message),
     )
 
 

@@ -56,9 +56,10 @@ _RAWS = select(Inbound.id, Inbound.raw).where(Inbound.id.in_(bindparam("ids", ex
 # few rows found instead).
 _EARLIER_COPIES = union_all(
     select(literal("message"), Message.id, Message.ticket_id, cast(null(), Text),
-           cast(null(), Text))
+           cast(null(), Text), Message.from_addr, Message.direction)
     .where(Message.message_id == bindparam("message_id")),
-    select(literal("inbound"), Inbound.id, Inbound.ticket_id, Inbound.outcome, Inbound.status)
+    select(literal("inbound"), Inbound.id, Inbound.ticket_id, Inbound.outcome, Inbound.status,
+           cast(null(), Text), cast(null(), Text))
     .where(Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than")))
 
 
@@ -210,16 +211,18 @@ class EarlierCopy:
     id: int
     ticket_id: int | None
     outcome: str = ""
+    from_addr: str | None = None  # a message's sender (None for an inbound mail: read its bytes)
+    direction: str | None = None  # a message's: "in", or "out" for mail the desk sent
 
 
 def earlier_copy(session: Session, message_id: str, other_than: int) -> EarlierCopy | None:
     """What already holds ``message_id`` (dedupe): a stored message first, else a processed mail
     other than ``other_than`` (an inbound row gets its Message-ID only once processed)."""
     found = None
-    for kind, row_id, ticket_id, outcome, status in execute(
+    for kind, row_id, ticket_id, outcome, status, from_addr, direction in execute(
             session, _EARLIER_COPIES, {"message_id": message_id, "other_than": other_than}):
         if kind == "message":
-            return EarlierCopy(kind, row_id, ticket_id)
+            return EarlierCopy(kind, row_id, ticket_id, from_addr=from_addr, direction=direction)
         if found is None and status == PROCESSED:
             found = EarlierCopy(kind, row_id, ticket_id, outcome or "")
     return found

@@ -3,18 +3,19 @@
 The proof is an ``Authentication-Results`` header (RFC 8601) added by the trusted receiving
 server (``[agent_auth] trusted_authserv_id``) with ``dkim=pass`` for the agent's domain or
 ``spf=pass`` for the agent's address, or the mail came from the shared mailbox's Sent folder
-(only mailbox users can put it there). Only the topmost header of the trusted server counts:
-headers further down were written before our server saw the mail and may be forged. A mail
-that claims an agent's address without proof is a customer's mail, and is reported as such.
+(only mailbox users can put it there). Only the topmost block of the trusted server's headers
+counts (``postdesk.mail.authresults``): headers further down were written before our server
+saw the mail and may be forged, and a block that cannot be read proves nothing, even if a
+readable one follows. A mail that claims an agent's address without proof is a customer's
+mail, and is reported as such, with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import authres
-
 from postdesk.config import AgentSettings, Settings
+from postdesk.mail.authresults import result_properties, trusted_results
 from postdesk.mail.parse import ParsedMail
 
 
@@ -37,31 +38,29 @@ def check_agent(mail: ParsedMail, settings: Settings, source: str) -> AgentCheck
         return AgentCheck(claimed, claimed, f"sent from the shared mailbox ({source})")
     if not settings.agent_auth.required:
         return AgentCheck(claimed, claimed, "agent_auth.required is false (development)")
-    proof = _authenticated(mail, settings.agent_auth.trusted_authserv_id, claimed.address)
-    if proof:
-        return AgentCheck(claimed, claimed, proof)
-    return AgentCheck(None, claimed, "no passing Authentication-Results from "
-                      f"{settings.agent_auth.trusted_authserv_id or '(no trusted server set)'}")
-
-
-def _authenticated(mail: ParsedMail, authserv_id: str, address: str) -> str | None:
+    authserv_id = settings.agent_auth.trusted_authserv_id
     if not authserv_id:
-        return None
-    for value in mail.headers.get("authentication-results", ()):
-        try:
-            header = authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
-        except Exception:  # noqa: BLE001 - a malformed header proves nothing
-            continue
-        if (header.authserv_id or "").lower() != authserv_id.lower():
-            continue
-        return _passes(header.results, address)  # the topmost trusted header only
-    return None
+        return AgentCheck(None, claimed, "no trusted server set ([agent_auth] trusted_authserv_id)")
+    proof, why_not = _authenticated(mail, authserv_id, claimed.address)
+    return AgentCheck(claimed if proof else None, claimed, proof or why_not)
+
+
+def _authenticated(mail: ParsedMail, authserv_id: str, address: str) -> tuple[str | None, str]:
+    """The passing result that proves ``address``, or None and why not."""
+    block = trusted_results(mail, authserv_id)
+    if not block.found:
+        return None, f"no Authentication-Results from {authserv_id}"
+    if block.unreadable:
+        return None, (f"the topmost Authentication-Results from {authserv_id} cannot be read "
+                      f"({block.unreadable})")
+    proof = _passes(block.results, address)
+    return proof, "" if proof else f"no passing Authentication-Results from {authserv_id}"
 
 
 def _passes(results, address: str) -> str | None:
     domain = address.rpartition("@")[2]
     for result in results:
-        props = {f"{p.type}.{p.name}".lower(): (p.value or "").lower() for p in result.properties}
+        props = result_properties(result)
         if result.method == "dkim" and result.result == "pass" and props.get("header.d") == domain:
             return f"dkim=pass header.d={domain}"
         if result.method == "spf" and result.result == "pass" and props.get("smtp.mailfrom") == address:
