@@ -1,96 +1,84 @@
-"""Cut a reply down to what its author wrote: no quoted mail below it, no signature.
+"""Cut a reply down to what its author wrote: no quoted mail, no attribution, no signature.
 
-Used for the ticket view only; the full body is always kept. Our own line-based markers run
-first (French attributions with or without accents, wrapped on two lines; Outlook
-"Original Message" separators and From/Sent or De/Envoyé blocks; the "-- " signature
-delimiter; "Sent from my iPhone" lines), then mail-parser-reply for what it knows, then a
-trailing ``>`` block is dropped. Bounded: markers only look at lines up to ``MAX_LINE``
-characters, and mail-parser-reply (whose patterns are super-linear on long lines) sees
-long lines as placeholders and nothing beyond ``MAX_LIBRARY_CHARS``; it only chooses where
-to cut, so the reply keeps its own line layout. When cutting would
-leave nothing, the full text is returned.
+Used for the ticket view only; the full body is always kept. The lines are read top down
+(``quote_markers`` says what each is) until the shape of the reply is known: text above the
+first marker is the reply (top posting); a ``>`` block under an attribution is the quote, and
+text written under it is kept too (bottom posting, or a reply around the quote); text written
+between quoted lines is an inline answer, and the whole body is kept but its trailing quote.
+A copied mail (Outlook header block, "Original Message", forward), the ``-- `` signature and
+mobile footers end the reply. mail-parser-reply then reads the top part for what our markers
+do not know. Bounded: markers only look at lines up to ``MAX_LINE`` characters, and
+mail-parser-reply (whose patterns are super-linear on long lines) sees long lines as
+placeholders and nothing beyond ``MAX_LIBRARY_CHARS``; it only chooses where to cut, so the
+reply keeps its own line layout. When cutting would leave nothing, the full text is returned.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.parser import EmailMessage
 
-MAX_LINE = 400
+from postdesk.mail.quote_markers import (
+    ATTRIBUTION,
+    BLANK,
+    MAX_LINE,
+    QUOTE,
+    TEXT,
+    attribution_length,
+    kind,
+)
+
 MAX_LIBRARY_CHARS = 200_000
-_QUOTE_PREFIX = r"(?:>[ \t]?)*"
-_ATTRIBUTION = re.compile(
-    rf"^{_QUOTE_PREFIX}(?:le|on|am|el|il)\s.{{0,{MAX_LINE}}}?"
-    r"(?:a\s+[ée]crit|wrote|schrieb|escribi[óo]|ha\s+scritto)\s*:\s*$",
-    re.IGNORECASE,
-)
-_ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}(?:le|on)\s", re.IGNORECASE)
-_SEPARATOR = re.compile(
-    r"^[ \t]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
-    r"forwarded message|message transf[ée]r[ée])[ \t]*-{2,}[ \t]*$",
-    re.IGNORECASE,
-)
-_HEADER_FROM = re.compile(r"^[ \t>*]*(?:from|de)[ \t]*:[ \t*]*\S", re.IGNORECASE)
-_HEADER_NEXT = re.compile(
-    r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée]|[àa]|objet|date d['’]envoi)[ \t]*:", re.IGNORECASE
-)
-_UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")
-_SIGNATURE = re.compile(r"^--[ \t]?$")
-_MOBILE = re.compile(
-    r"^[ \t]*(?:sent from my\s.{1,40}|sent from (?:outlook|mail|yahoo mail|gmail)\b.{0,40}|"
-    r"get outlook for\s.{1,40}|envoy[ée] (?:de|depuis) mon\s.{1,40}|"
-    r"envoy[ée] depuis (?:outlook|yahoo mail|mail|l['’]app)\b.{0,40}|"
-    r"t[ée]l[ée]chargez outlook pour\s.{1,40})$",
-    re.IGNORECASE,
-)
 
 
 def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
     """The part of ``text`` its author wrote; the whole ``text`` (stripped) if nothing is left."""
-    full = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
-    if not full or _starts_quote(full.split("\n", 7), 0):
-        return full  # a bare forward or quote: the author wrote nothing of their own above it
-    reply = _cut_at_markers(full)
-    reply = _cut_with_library(reply, languages)
-    reply = _drop_trailing_quote(reply).strip()
+    full = str(text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    if not full:
+        return ""
+    lines = full.split("\n")
+    top, below = _own_parts(lines)
+    if top is None:  # inline answers: the whole mail is the reply
+        return _drop_trailing_quote(full).strip() or full
+    top = _cut_with_library(top, languages) if top.strip() else ""
+    reply = "\n\n".join(part for part in (_drop_trailing_quote(top).strip(), below.strip()) if part)
     return reply or full
 
 
-def _cut_at_markers(text: str) -> str:
-    """``text`` up to the first line where a quote, a forward header or a signature starts."""
-    lines = text.split("\n")
-    for index in range(len(lines)):
-        if _starts_quote(lines, index):
-            kept = "\n".join(lines[:index]).strip()
-            if kept:
-                return kept
-    return text
+def _own_parts(lines: list[str]) -> tuple[str | None, str]:
+    """The reply above the first marker and the reply written under a ``>`` quote;
+    ``(None, "")`` when the author answered between quoted lines."""
+    first = _next_marker(lines, 0)
+    top = "\n".join(lines[:first])
+    if first == len(lines):
+        return top, ""
+    marker = kind(lines, first)
+    start = first + (attribution_length(lines, first) if marker == ATTRIBUTION else 0)
+    start = _skip(lines, start, (BLANK,))
+    if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
+        return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
+    after = _skip(lines, start, (QUOTE, BLANK))
+    end = _next_marker(lines, after)
+    if end < len(lines) and kind(lines, end) == QUOTE and end > after:
+        return None, ""  # text between two quotes: inline answers
+    return top, "\n".join(lines[after:end])
 
 
-def _starts_quote(lines: list[str], index: int) -> bool:
-    """True when line ``index`` opens the quoted part or the signature."""
-    line = lines[index]
-    following = lines[index + 1 : index + 7]
-    if len(line) > MAX_LINE:
-        return False
-    return bool(
-        _ATTRIBUTION.match(line)
-        or (_ATTRIBUTION_START.match(line) and following and _ATTRIBUTION.match(f"{line} {following[0][:MAX_LINE]}"))
-        or _SEPARATOR.match(line)
-        or _SIGNATURE.match(line)
-        or _MOBILE.match(line)
-        or (_HEADER_FROM.match(line) and _header_block_follows(following))
-        or (_UNDERSCORES.match(line) and following and _HEADER_FROM.match(following[0]))
-    )
+def _next_marker(lines: list[str], index: int) -> int:
+    """The index of the first line from ``index`` that is neither text nor blank."""
+    while index < len(lines) and kind(lines, index) in (TEXT, BLANK):
+        index += 1
+    return index
 
 
-def _header_block_follows(lines: list[str]) -> bool:
-    """True when at least two of the next lines look like Sent:/To:/Subject: header lines."""
-    return sum(1 for line in lines if _HEADER_NEXT.match(line[:MAX_LINE])) >= 2
+def _skip(lines: list[str], index: int, kinds: tuple[str, ...]) -> int:
+    """The index of the first line from ``index`` whose kind is not in ``kinds``."""
+    while index < len(lines) and kind(lines, index) in kinds:
+        index += 1
+    return index
 
 
 def _cut_with_library(text: str, languages: Sequence[str]) -> str:

@@ -1,0 +1,112 @@
+"""Recognise the lines where a reply's own text ends, in the languages customers write in.
+
+Each line of a reply is one of: ``quote`` (a ``>`` line), ``attribution`` (the "Le … a écrit :"
+line that opens a quote, maybe wrapped over two lines), ``header`` (where a copied mail starts:
+an "Original Message" separator, an Outlook From/Sent/To block, a forward header), ``end``
+(the ``-- `` signature delimiter, a "Sent from my iPhone" footer), ``blank`` or ``text``.
+Patterns cover French, English, German, Spanish, Italian, Dutch, Polish, Portuguese, Swedish,
+Danish and Norwegian. Every pattern reads at most ``MAX_LINE`` characters of a line and has
+no nested repetition, so classifying a body is linear in its length.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LINE = 400
+QUOTE, ATTRIBUTION, HEADER, END, BLANK, TEXT = "quote", "attribution", "header", "end", "blank", "text"
+
+_QUOTE_PREFIX = r"(?:>[ \t]?)*"
+# The words that open an attribution ("Le", "On", "Am", "El", "Il", "Op", "W dniu", "Den",
+# "Em", "På", "Dne") and the verbs that close it, before its colon.
+_LEAD = r"(?:le|on|am|el|il|op|w\s+dniu|den|em|p[åa]|dne|the)"
+_VERB = (
+    r"(?:a\s+[ée]crit|wrote|writes|schrieb|escribi[óo]|ha\s+scritto|schreef|"
+    r"het\s+volgende\s+geschreven|napisa[łl](?:\(a\)|a)?|pisze|skrev|escreveu|napsal\(a\)|napsal)"
+)
+# German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
+_ENDS_WITH_VERB = re.compile(
+    rf"(?:{_VERB}|(?:schrieb|schreef|skrev)\s[^:\n]{{1,200}})\s*:\s*$", re.IGNORECASE
+)
+# Without a lead word, a line ending in the verb is an attribution only if it names a mail
+# address or a date: "Bob <bob@x.example> wrote:", "2025-03-03 10:02 GMT Bob a écrit :".
+_NAMES_A_MAIL = re.compile(r"@|\d")
+_ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}[ \t]*{_LEAD}\s", re.IGNORECASE)
+_SEPARATOR = re.compile(
+    r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
+    r"forwarded message|message transf[ée]r[ée]|urspr[üu]ngliche nachricht|originalnachricht|"
+    r"weitergeleitete nachricht|mensaje original|mensaje reenviado|messaggio originale|"
+    r"messaggio inoltrato|oorspronkelijk bericht|origineel bericht|doorgestuurd bericht|"
+    r"wiadomo[śs][ćc] oryginalna|oryginalna wiadomo[śs][ćc]|wiadomo[śs][ćc] przekazana|"
+    r"mensagem original|mensagem encaminhada|ursprungligt meddelande|vidarebefordrat meddelande|"
+    r"oprindelig meddelelse|videresendt meddelelse|opprinnelig melding|videresendt melding)"
+    r"[ \t]*-{2,}[ \t]*$",
+    re.IGNORECASE,
+)
+_HEADER_FROM = re.compile(
+    r"^[ \t>*]*(?:from|de|von|da|van|od|fr[åa]n|fra)[ \t]*:[ \t*]*\S", re.IGNORECASE
+)
+_HEADER_NEXT = re.compile(
+    r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée]|[àa]|objet|date d['’]envoi|gesendet|"
+    r"datum|an|betreff|enviado|enviada(?: em)?|para|asunto|assunto|fecha|data|inviato|"
+    r"oggetto|verzonden|aan|onderwerp|wys[łl]ano|wys[łl]ane|do|temat|skickat|till|[äa]mne|"
+    r"sendt|til|emne|kopie|kopia)[ \t*]*:",
+    re.IGNORECASE,
+)
+_UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")
+_SIGNATURE = re.compile(r"^--[ \t]?$")
+_MOBILE = re.compile(
+    r"^[ \t]*(?:sent from my\s.{1,40}|sent from (?:outlook|mail|yahoo mail|gmail)\b.{0,40}|"
+    r"get outlook for\s.{1,40}|envoy[ée] (?:de|depuis) mon\s.{1,40}|"
+    r"envoy[ée] depuis (?:outlook|yahoo mail|mail|l['’]app)\b.{0,40}|"
+    r"(?:t[ée]l[ée]charge[rz]|obtenir) outlook pour\s.{1,40}|"
+    r"von meinem\s.{1,40}\sgesendet|gesendet von meinem\s.{1,40}|holen sie sich outlook f[üu]r\s.{1,40}|"
+    r"enviado desde mi\s.{1,40}|obtener outlook para\s.{1,40}|enviad[oa] d[oe] meu\s.{1,40}|"
+    r"inviato da(?:l mio)?\s(?:iphone|ipad|android|samsung|galaxy|huawei|xiaomi|outlook|"
+    r"smartphone|dispositivo|cellulare).{0,40}|scarica outlook per\s.{1,40}|"
+    r"(?:verstuurd|verzonden) (?:vanaf|met|van) mijn\s.{1,40}|wys[łl]ane z\s.{1,40}|"
+    r"skickat fr[åa]n min\s.{1,40}|sendt fra min\s.{1,40})$",
+    re.IGNORECASE,
+)
+
+
+def kind(lines: list[str], index: int) -> str:
+    """What line ``index`` of ``lines`` is (one of the kinds above)."""
+    line = lines[index]
+    if not line.strip():
+        return BLANK
+    if line.lstrip().startswith(">"):
+        return QUOTE  # attributions and headers inside a quote belong to the quote
+    if len(line) > MAX_LINE:
+        return TEXT
+    if is_attribution(line, lines[index + 1] if index + 1 < len(lines) else ""):
+        return ATTRIBUTION
+    if _SIGNATURE.match(line) or _MOBILE.match(line):
+        return END
+    if _opens_copied_mail(line, lines[index + 1 : index + 7]):
+        return HEADER
+    return TEXT
+
+
+def is_attribution(line: str, following: str) -> bool:
+    """True when ``line`` (or ``line`` continued on ``following``) says who wrote a quote."""
+    line, following = line[:MAX_LINE], following[:MAX_LINE]
+    if _ENDS_WITH_VERB.search(line):
+        return bool(_ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line))
+    if not following or not _ATTRIBUTION_START.match(line) or line.rstrip()[-1:] in (":", ".", "!", "?"):
+        return False
+    return bool(_ENDS_WITH_VERB.search(f"{line} {following.lstrip('> ')}"))
+
+
+def attribution_length(lines: list[str], index: int) -> int:
+    """How many lines the attribution at ``index`` takes: 2 when it is wrapped, else 1."""
+    return 1 if _ENDS_WITH_VERB.search(lines[index][:MAX_LINE]) else 2
+
+
+def _opens_copied_mail(line: str, following: list[str]) -> bool:
+    """True when ``line`` starts a copied mail: a separator or a From/Sent/To block."""
+    if _SEPARATOR.match(line):
+        return True
+    if _HEADER_FROM.match(line):
+        return sum(1 for next_line in following if _HEADER_NEXT.match(next_line[:MAX_LINE])) >= 2
+    return bool(_UNDERSCORES.match(line) and following and _HEADER_FROM.match(following[0][:MAX_LINE]))
