@@ -42,7 +42,8 @@ class Readings:
 
     def text_without_quotes(self, mail: ParsedMail) -> str:
         if self._without_quotes is None:
-            self._without_quotes = strip_quotes(mail.text, LOCALES)
+            reply = strip_quotes(mail.html_reply, LOCALES) if mail.html_reply else ""
+            self._without_quotes = reply or strip_quotes(mail.text, LOCALES)
         return self._without_quotes
 
     def language(self, mail: ParsedMail) -> str | None:

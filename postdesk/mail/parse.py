@@ -39,7 +39,7 @@ from postdesk.mail.charsets import decode_bytes
 from postdesk.mail.findings import findings
 from postdesk.mail.fields import Readings, decoded_headers, mail_date, mailboxes, primary_language, raw_headers
 from postdesk.mail.headers import clean_header_value
-from postdesk.mail.htmlbody import html_to_text, sanitise_html
+from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
 from postdesk.mail.parts import Extracted, extract_parts
 
@@ -89,6 +89,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
         attachments=tuple(extracted.attachments),
         defects=_bounded(defects),
         content_language=primary_language(first.get("content-language")),
+        html_reply=_html_reply(extracted),
     )
 
 
@@ -197,6 +198,17 @@ def _text(extracted: Extracted) -> str:
     """The plain text body: the text/plain parts, else the text of the HTML parts."""
     text = "\n\n".join(extracted.plain) if extracted.plain else html_to_text("\n".join(extracted.html))
     return _one_newline_style(text)
+
+
+def _html_reply(extracted: Extracted) -> str | None:
+    """The text of an HTML-only body without the quote its mail client marked, if it marks one."""
+    if extracted.plain or not extracted.html:
+        return None
+    try:
+        html = html_without_quote("\n".join(extracted.html))
+        return None if html is None else _one_newline_style(html_to_text(html))
+    except Exception:  # noqa: BLE001 - a refinement only: the reply is then read from the full text
+        return None
 
 
 def _html(extracted: Extracted) -> str | None:
