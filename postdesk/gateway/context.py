@@ -18,7 +18,7 @@ from postdesk.config import AgentSettings
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
-from postdesk.mail.quotes import strip_quotes
+from postdesk.mail.quotes import reply_text
 from postdesk.store.models import Inbound, Ticket
 from postdesk.templates.keys import LOCALES  # the desk's languages: quote headers, tickets
 from postdesk.threading.decide import Decision
@@ -42,8 +42,7 @@ class Readings:
 
     def text_without_quotes(self, mail: ParsedMail) -> str:
         if self._without_quotes is None:
-            reply = strip_quotes(mail.html_reply, LOCALES) if mail.html_reply else ""
-            self._without_quotes = reply or strip_quotes(mail.text, LOCALES)
+            self._without_quotes = reply_text(mail, LOCALES)
         return self._without_quotes
 
     def language(self, mail: ParsedMail) -> str | None:

@@ -21,6 +21,7 @@ from functools import lru_cache
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.parser import EmailMessage
 
+from postdesk.mail.model import ParsedMail
 from postdesk.mail.quote_markers import (
     ATTRIBUTION,
     BLANK,
@@ -32,6 +33,13 @@ from postdesk.mail.quote_markers import (
 )
 
 MAX_LIBRARY_CHARS = 200_000
+
+
+def reply_text(mail: ParsedMail, languages: Sequence[str] = ("fr", "en")) -> str:
+    """What the author of ``mail`` wrote: read from its HTML without the quote its client
+    marked, when the mail is HTML-only and marks one, else from its text."""
+    reply = strip_quotes(mail.html_reply, languages) if mail.html_reply else ""
+    return reply or strip_quotes(mail.text, languages)
 
 
 def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
