@@ -22,7 +22,8 @@ _QUOTE_PREFIX = r"(?:>[ \t]?)*"
 _LEAD = r"(?:le|on|am|el|il|op|w\s+dniu|den|em|p[åa]|dne|the)"
 _VERB = (
     r"(?:a\s+[ée]crit|wrote|writes|schrieb|escribi[óo]|ha\s+scritto|schreef|"
-    r"het\s+volgende\s+geschreven|napisa[łl](?:\(a\)|a)?|pisze|skrev|escreveu|napsal\(a\)|napsal)"
+    r"het\s+volgende\s+geschreven|napisa[łl](?:\(a\)|a)?|pisze|skrev|escreveu|napsal\(a\)|napsal|"
+    r"kirjoitti|написал(?:\(а\)|а)?)"
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
 _ENDS_WITH_VERB = re.compile(
@@ -31,6 +32,9 @@ _ENDS_WITH_VERB = re.compile(
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
 # address or a date: "Bob <bob@x.example> wrote:", "2025-03-03 10:02 GMT Bob a écrit :".
 _NAMES_A_MAIL = re.compile(r"@|\d")
+# Some clients write no verb at all ("пн, 3 мар. 2025 г. в 10:02, Bob <b@x.example>:"):
+# a line ending in an address and a colon, right above a quote, says who wrote it.
+_ENDS_WITH_ADDRESS = re.compile(r"@[^\s@]{1,200}\s*:\s*$")
 _ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}[ \t]*{_LEAD}\s", re.IGNORECASE)
 _SEPARATOR = re.compile(
     r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
@@ -98,9 +102,15 @@ def is_attribution(line: str, following: str) -> bool:
     return bool(_ENDS_WITH_VERB.search(f"{line} {following.lstrip('> ')}"))
 
 
+def names_the_quoted(line: str) -> bool:
+    """True when ``line``, just above a ``>`` quote, is its attribution (verb or address)."""
+    line = line[:MAX_LINE].lstrip("> \t")
+    return is_attribution(line, "") or bool(_ENDS_WITH_ADDRESS.search(line))
+
+
 def attribution_length(lines: list[str], index: int) -> int:
     """How many lines the attribution at ``index`` takes: 2 when it is wrapped, else 1."""
-    return 1 if _ENDS_WITH_VERB.search(lines[index][:MAX_LINE]) else 2
+    return 1 if lines[index][:MAX_LINE].rstrip().endswith(":") else 2
 
 
 def _opens_copied_mail(line: str, following: list[str]) -> bool:

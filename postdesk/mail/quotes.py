@@ -25,11 +25,14 @@ from postdesk.mail.model import ParsedMail
 from postdesk.mail.quote_markers import (
     ATTRIBUTION,
     BLANK,
+    END,
+    HEADER,
     MAX_LINE,
     QUOTE,
     TEXT,
     attribution_length,
     kind,
+    names_the_quoted,
 )
 
 MAX_LIBRARY_CHARS = 200_000
@@ -50,7 +53,7 @@ def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
     lines = full.split("\n")
     top, below = _own_parts(lines)
     if top is None:  # inline answers: the whole mail is the reply
-        return _drop_trailing_quote(full).strip() or full
+        return _drop_trailing_quote(_inline(lines)).strip() or full
     top = _cut_with_library(top, languages) if top.strip() else ""
     reply = "\n\n".join(part for part in (_drop_trailing_quote(top).strip(), below.strip()) if part)
     return reply or full
@@ -64,15 +67,35 @@ def _own_parts(lines: list[str]) -> tuple[str | None, str]:
     if first == len(lines):
         return top, ""
     marker = kind(lines, first)
+    above = _previous_text(lines, first)
+    if marker == QUOTE and above is not None and names_the_quoted(lines[above]):
+        first, marker = above, ATTRIBUTION  # an attribution our patterns do not know
+        top = "\n".join(lines[:first])
     start = first + (attribution_length(lines, first) if marker == ATTRIBUTION else 0)
     start = _skip(lines, start, (BLANK,))
     if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
         return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
     after = _skip(lines, start, (QUOTE, BLANK))
     end = _next_marker(lines, after)
-    if end < len(lines) and kind(lines, end) == QUOTE and end > after:
+    if end > after and (kind(lines, end) == QUOTE if end < len(lines) else False):
         return None, ""  # text between two quotes: inline answers
+    if end > after and not (marker == ATTRIBUTION or names_the_quoted(lines[first])):
+        return None, ""  # the author quoted a line by hand to answer it
     return top, "\n".join(lines[after:end])
+
+
+def _previous_text(lines: list[str], index: int) -> int | None:
+    """The index of the last non-blank line before ``index`` (None when there is none)."""
+    index -= 1
+    while index >= 0 and not lines[index].strip():
+        index -= 1
+    return index if index >= 0 else None
+
+
+def _inline(lines: list[str]) -> str:
+    """An inline reply: every line up to its signature or a copied mail, quotes included."""
+    end = next((i for i in range(len(lines)) if kind(lines, i) in (END, HEADER)), len(lines))
+    return "\n".join(lines[:end])
 
 
 def _next_marker(lines: list[str], index: int) -> int:
