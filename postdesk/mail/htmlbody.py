@@ -86,6 +86,7 @@ _QUOTE_XPATH = (
     " | //*[contains(@class, 'yahoo_quoted')]"
 )
 _COPY_XPATH = "//*[@id='divRplyFwdMsg' or @id='appendonsend' or contains(@class, 'OutlookMessageHeader')]"
+MAX_QUOTE_ELEMENTS = 200
 _QUOTE_MARKS = ("cite", "gmail_quote", "moz-cite-prefix", "yahoo_quoted", "divrplyfwdmsg",
                 "appendonsend", "outlookmessageheader")
 
@@ -110,7 +111,7 @@ def html_without_quote(html: str) -> str | None:
         return None
     for element in copies[:1]:
         _drop_from(element)
-    for element in quoted:
+    for element in quoted[:MAX_QUOTE_ELEMENTS]:  # beyond, the text path reads what is left
         _drop(element)
     return lxml_html.tostring(root, encoding="unicode")
 
@@ -121,13 +122,12 @@ def _drop_from(element) -> None:
     if previous is not None and previous.tag == "hr":
         _drop(previous)
     node = element
-    while node is not None and node.tag not in ("body", "html"):
-        for sibling in list(node.itersiblings()):
-            _drop(sibling)
+    while node.tag not in ("body", "html") and node.getparent() is not None:
         parent = node.getparent()
-        if node is element:
-            _drop(node)
+        del parent[parent.index(node) + 1 :]  # one slice: linear however many siblings
+        node.tail = None
         node = parent
+    _drop(element)
 
 
 def _drop(element) -> None:

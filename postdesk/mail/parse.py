@@ -49,6 +49,7 @@ MAX_MAILPARSER_HEADER_BYTES = 256 * 1024
 LARGE_MAIL_BYTES = 1024 * 1024
 MAX_DEFECTS = 200
 MAX_DEFECT_LEN = 300
+MAX_REPLY_HTML_CHARS = 256 * 1024  # an HTML reply left bigger than this is read from the text
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -206,7 +207,9 @@ def _html_reply(extracted: Extracted) -> str | None:
         return None
     try:
         html = html_without_quote("\n".join(extracted.html))
-        return None if html is None else _one_newline_style(html_to_text(html))
+        if html is None or len(html) > MAX_REPLY_HTML_CHARS:
+            return None  # no marked quote, or too much left to convert twice: the text is read
+        return _one_newline_style(html_to_text(html))
     except Exception:  # noqa: BLE001 - a refinement only: the reply is then read from the full text
         return None
 

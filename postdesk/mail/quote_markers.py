@@ -27,8 +27,9 @@ _VERB = (
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
 _ENDS_WITH_VERB = re.compile(
-    rf"(?:{_VERB}|(?:schrieb|schreef|skrev)\s[^:\n]{{1,200}})\s*:\s*$", re.IGNORECASE
+    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:\n]{{1,200}}+):\s*$", re.IGNORECASE
 )
+_VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 characters
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
 # address or a date: "Bob <bob@x.example> wrote:", "2025-03-03 10:02 GMT Bob a écrit :".
 _NAMES_A_MAIL = re.compile(r"@|\d")
@@ -94,18 +95,19 @@ def kind(lines: list[str], index: int) -> str:
 
 def is_attribution(line: str, following: str) -> bool:
     """True when ``line`` (or ``line`` continued on ``following``) says who wrote a quote."""
-    line, following = line[:MAX_LINE], following[:MAX_LINE]
-    if _ENDS_WITH_VERB.search(line):
-        return bool(_ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line))
-    if not following or not _ATTRIBUTION_START.match(line) or line.rstrip()[-1:] in (":", ".", "!", "?"):
+    line, following = line[:MAX_LINE].rstrip(), following[:MAX_LINE].rstrip()
+    if line.endswith(":"):  # cheap first: nearly every line fails here
+        return bool((_ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line))
+                    and _ENDS_WITH_VERB.search(line[-_VERB_REACH:]))
+    if not following.endswith(":") or line[-1:] in (".", "!", "?") or not _ATTRIBUTION_START.match(line):
         return False
-    return bool(_ENDS_WITH_VERB.search(f"{line} {following.lstrip('> ')}"))
+    return bool(_ENDS_WITH_VERB.search(f"{line} {following.lstrip('> ')}"[-_VERB_REACH:]))
 
 
 def names_the_quoted(line: str) -> bool:
     """True when ``line``, just above a ``>`` quote, is its attribution (verb or address)."""
-    line = line[:MAX_LINE].lstrip("> \t")
-    return is_attribution(line, "") or bool(_ENDS_WITH_ADDRESS.search(line))
+    line = line[:MAX_LINE].lstrip("> \t").rstrip()
+    return line.endswith(":") and (is_attribution(line, "") or bool(_ENDS_WITH_ADDRESS.search(line)))
 
 
 def attribution_length(lines: list[str], index: int) -> int:
