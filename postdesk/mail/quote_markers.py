@@ -19,15 +19,15 @@ QUOTE, ATTRIBUTION, HEADER, END, BLANK, TEXT = "quote", "attribution", "header",
 _QUOTE_PREFIX = r"(?:>[ \t]?)*"
 # The words that open an attribution ("Le", "On", "Am", "El", "Il", "Op", "W dniu", "Den",
 # "Em", "På", "Dne") and the verbs that close it, before its colon.
-_LEAD = r"(?:le|on|am|el|il|op|w\s+dniu|den|em|p[åa]|dne|the)"
+_LEAD = r"(?:le|on|am|el|il|op|w\s+dniu|den|em|p[åa]|dne|the|v[àa]o|在)"
 _VERB = (
     r"(?:a\s+[ée]crit|wrote|writes|schrieb|escribi[óo]|ha\s+scritto|schreef|"
     r"het\s+volgende\s+geschreven|napisa[łl](?:\(a\)|a)?|pisze|skrev|escreveu|napsal\(a\)|napsal|"
-    r"kirjoitti|написал(?:\(а\)|а)?)"
+    r"kirjoitti|написал(?:\(а\)|а)?|nap[íi]sal|yazd[ıi]|đã\s+viết|写道|寫道|작성)"
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
 _ENDS_WITH_VERB = re.compile(
-    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:\n]{{1,200}}+):\s*$", re.IGNORECASE
+    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+)[:：]\s*$", re.IGNORECASE
 )
 _VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 characters
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
@@ -35,7 +35,7 @@ _VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 cha
 _NAMES_A_MAIL = re.compile(r"@|\d")
 # Some clients write no verb at all ("пн, 3 мар. 2025 г. в 10:02, Bob <b@x.example>:"):
 # a line ending in an address and a colon, right above a quote, says who wrote it.
-_ENDS_WITH_ADDRESS = re.compile(r"@[^\s@]{1,200}\s*:\s*$")
+_ENDS_WITH_ADDRESS = re.compile(r"@[^\s@]{1,200}\s*[:：]\s*$")
 _ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}[ \t]*{_LEAD}\s", re.IGNORECASE)
 _SEPARATOR = re.compile(
     r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
@@ -49,13 +49,20 @@ _SEPARATOR = re.compile(
     re.IGNORECASE,
 )
 _HEADER_FROM = re.compile(
-    r"^[ \t>*]*(?:from|de|von|da|van|od|fr[åa]n|fra)[ \t]*:[ \t*]*\S", re.IGNORECASE
+    r"^[ \t>*]*(?:from|de|von|da|van|od|fr[åa]n|fra|发件人|寄件者|差出人|보낸\s?사람)[ \t]*[:：][ \t*]*\S",
+    re.IGNORECASE,
 )
 _HEADER_NEXT = re.compile(
     r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée]|[àa]|objet|date d['’]envoi|gesendet|"
     r"datum|an|betreff|enviado|enviada(?: em)?|para|asunto|assunto|fecha|data|inviato|"
     r"oggetto|verzonden|aan|onderwerp|wys[łl]ano|wys[łl]ane|do|temat|skickat|till|[äa]mne|"
-    r"sendt|til|emne|kopie|kopia)[ \t*]*:",
+    r"sendt|til|emne|kopie|kopia|odesl[áa]no|komu|p[řr]edm[ěe]t|发送时间|發送時間|日期|收件人|"
+    r"主题|主旨|送信日時|宛先|件名|日付|보낸\s?날짜|받는\s?사람|제목)[ \t*]*[:：]",
+    re.IGNORECASE,
+)
+_HEADER_DATE = re.compile(
+    r"^[ \t>*]*(?:sent|date|envoy[ée]|gesendet|datum|enviado|inviato|verzonden|wys[łl]ano|"
+    r"skickat|sendt|odesl[áa]no|发送时间|送信日時|보낸\s?날짜)[ \t*]*[:：][ \t*]*\S",
     re.IGNORECASE,
 )
 _UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")
@@ -84,7 +91,7 @@ def kind(lines: list[str], index: int) -> str:
         return QUOTE  # attributions and headers inside a quote belong to the quote
     if len(line) > MAX_LINE:
         return TEXT
-    if is_attribution(line, lines[index + 1] if index + 1 < len(lines) else ""):
+    if is_attribution(line, lines[index + 1 : index + 3]):
         return ATTRIBUTION
     if _SIGNATURE.match(line) or _MOBILE.match(line):
         return END
@@ -93,32 +100,44 @@ def kind(lines: list[str], index: int) -> str:
     return TEXT
 
 
-def is_attribution(line: str, following: str) -> bool:
-    """True when ``line`` (or ``line`` continued on ``following``) says who wrote a quote."""
-    line, following = line[:MAX_LINE].rstrip(), following[:MAX_LINE].rstrip()
-    if line.endswith(":"):  # cheap first: nearly every line fails here
-        return bool((_ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line))
-                    and _ENDS_WITH_VERB.search(line[-_VERB_REACH:]))
-    if not following.endswith(":") or line[-1:] in (".", "!", "?") or not _ATTRIBUTION_START.match(line):
-        return False
-    return bool(_ENDS_WITH_VERB.search(f"{line} {following.lstrip('> ')}"[-_VERB_REACH:]))
+def is_attribution(line: str, following: list[str]) -> bool:
+    """True when ``line`` (or ``line`` continued on one or two ``following`` lines) says who
+    wrote a quote."""
+    return attribution_length([line, *following[:2]], 0) > 0
 
 
 def names_the_quoted(line: str) -> bool:
     """True when ``line``, just above a ``>`` quote, is its attribution (verb or address)."""
     line = line[:MAX_LINE].lstrip("> \t").rstrip()
-    return line.endswith(":") and (is_attribution(line, "") or bool(_ENDS_WITH_ADDRESS.search(line)))
+    return _ends_with_colon(line) and (is_attribution(line, []) or bool(_ENDS_WITH_ADDRESS.search(line)))
 
 
 def attribution_length(lines: list[str], index: int) -> int:
-    """How many lines the attribution at ``index`` takes: 2 when it is wrapped, else 1."""
-    return 1 if lines[index][:MAX_LINE].rstrip().endswith(":") else 2
+    """How many lines (1 to 3) the attribution at ``index`` takes; 0 when it is none."""
+    line = lines[index][:MAX_LINE].rstrip()
+    if _ends_with_colon(line):  # cheap first: nearly every line fails here
+        named = _ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line)
+        return 1 if named and _ENDS_WITH_VERB.search(line[-_VERB_REACH:]) else 0
+    if line[-1:] in (".", "!", "?") or not _ATTRIBUTION_START.match(line):
+        return 0
+    for length in (2, 3):
+        following = lines[index + length - 1][:MAX_LINE].rstrip() if index + length - 1 < len(lines) else ""
+        line = f"{line} {following.lstrip('> ')}"
+        if _ends_with_colon(following):
+            return length if _ENDS_WITH_VERB.search(line[-_VERB_REACH:]) else 0
+    return 0
+
+
+def _ends_with_colon(line: str) -> bool:
+    return line.endswith((":", "："))
 
 
 def _opens_copied_mail(line: str, following: list[str]) -> bool:
     """True when ``line`` starts a copied mail: a separator or a From/Sent/To block."""
     if _SEPARATOR.match(line):
         return True
-    if _HEADER_FROM.match(line):
-        return sum(1 for next_line in following if _HEADER_NEXT.match(next_line[:MAX_LINE])) >= 2
+    if _HEADER_FROM.match(line) or _HEADER_DATE.match(line):
+        headers = [bool(_HEADER_NEXT.match(next_line[:MAX_LINE]) or _HEADER_FROM.match(next_line[:MAX_LINE]))
+                   for next_line in following]
+        return sum(headers) >= 2 or (bool(headers) and headers[0])
     return bool(_UNDERSCORES.match(line) and following and _HEADER_FROM.match(following[0][:MAX_LINE]))

@@ -69,9 +69,11 @@ def _own_parts(lines: list[str]) -> tuple[str | None, str]:
     marker = kind(lines, first)
     above = _previous_text(lines, first)
     if marker == QUOTE and above is not None and names_the_quoted(lines[above]):
-        first, marker = above, ATTRIBUTION  # an attribution our patterns do not know
+        # an attribution our patterns do not know, maybe wrapped inside its address ("Bob <")
+        wrapped = above > 0 and lines[above - 1].rstrip().endswith("<")
+        first, marker = above - wrapped, ATTRIBUTION
         top = "\n".join(lines[:first])
-    start = first + (attribution_length(lines, first) if marker == ATTRIBUTION else 0)
+    start = first + (max(1, attribution_length(lines, first)) if marker == ATTRIBUTION else 0)
     start = _skip(lines, start, (BLANK,))
     if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
         return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
