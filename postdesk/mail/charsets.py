@@ -18,7 +18,11 @@ import re
 # Declared charsets read as a wider one: what WHATWG browsers do, and what the senders meant.
 _WIDER = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "utf-8"}
 _FALLBACKS = ("utf-8", "cp1252", "latin-1")
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,64})(?:\*[^?\s]{0,32})?\?([bBqQ])\?([^?\s]{0,4096})\?=")
+# The encoded text may hold blanks and folds a careless mailer put inside the word: they are
+# dropped (``_word_bytes``), as Python's email package and mail clients read such words too.
+_ENCODED_WORD = re.compile(
+    r"=\?([^?\s*]{1,64})(?:\*[^?\s]{0,32})?\?([bBqQ])\?((?:[^?\s]|\r?\n[ \t]|[ \t]){0,4096})\?="
+)
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
@@ -100,6 +104,7 @@ def decode_words(text: str) -> str:
 
 def _word_bytes(encoding: str, payload: str) -> bytes | None:
     """The bytes carried by one encoded-word, or None when they cannot be decoded."""
+    payload = "".join(payload.split())
     try:
         if encoding in "bB":
             padded = payload + "=" * (-len(payload) % 4)
