@@ -75,7 +75,8 @@ def decode_words(text: str) -> str:
 
     Blanks between two adjacent encoded-words are dropped (RFC 2047 section 6.2), and adjacent
     words in the same charset are joined before decoding, so a multi-byte character split
-    across two words still comes out whole.
+    across two words still comes out whole. Blanks and folds inside a word's encoded text (a
+    careless mailer folding a long word) are dropped, so such a word still decodes.
     """
     if "=?" not in text:
         return text
