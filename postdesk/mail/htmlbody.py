@@ -83,12 +83,17 @@ def flatten_html(html: str) -> str:
 _QUOTE_XPATH = (
     "//blockquote[@type='cite'] | //*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]"
     " | //*[contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')]"
-    " | //*[contains(@class, 'yahoo_quoted')]"
+    " | //*[contains(@class, 'yahoo_quoted')] | //*[contains(@class, 'protonmail_quote')]"
 )
-_COPY_XPATH = "//*[@id='divRplyFwdMsg' or @id='appendonsend' or contains(@class, 'OutlookMessageHeader')]"
+_COPY_XPATH = (
+    "//*[@id='divRplyFwdMsg' or @id='appendonsend' or @id='OLK_SRC_BODY_SECTION'"
+    " or @id='mail-editor-reference-message-container' or contains(@class, 'OutlookMessageHeader')]"
+    " | //hr[@id='stopSpelling' or @id='zwchr']"
+)
 MAX_QUOTE_ELEMENTS = 200
 _QUOTE_MARKS = ("cite", "gmail_quote", "moz-cite-prefix", "yahoo_quoted", "divrplyfwdmsg",
-                "appendonsend", "outlookmessageheader")
+                "appendonsend", "outlookmessageheader", "protonmail_quote", "olk_src_body_section",
+                "mail-editor-reference-message-container", "stopspelling", "zwchr")
 
 
 def html_without_quote(html: str) -> str | None:

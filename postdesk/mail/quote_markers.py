@@ -21,7 +21,7 @@ _QUOTE_PREFIX = r"(?:>[ \t]?)*"
 # "Em", "På", "Dne") and the verbs that close it, before its colon.
 _LEAD = r"(?:le|on|am|el|il|op|w\s+dniu|den|em|p[åa]|dne|the|v[àa]o|在)"
 _VERB = (
-    r"(?:a\s+[ée]crit|wrote|writes|schrieb|escribi[óo]|ha\s+scritto|schreef|"
+    r"(?:a\s+[ée]crit|wrote|writes|sent|schrieb|escribi[óo]|ha\s+scritto|schreef|"
     r"het\s+volgende\s+geschreven|napisa[łl](?:\(a\)|a)?|pisze|skrev|escreveu|napsal\(a\)|napsal|"
     r"kirjoitti|написал(?:\(а\)|а)?|nap[íi]sal|yazd[ıi]|đã\s+viết|写道|寫道|작성)"
 )
@@ -37,6 +37,14 @@ _NAMES_A_MAIL = re.compile(r"@|\d")
 # a line ending in an address and a colon, right above a quote, says who wrote it.
 _ENDS_WITH_ADDRESS = re.compile(r"@[^\s@]{1,200}\s*[:：]\s*$")
 _ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}[ \t]*{_LEAD}\s", re.IGNORECASE)
+_INNER_LEAD = re.compile(rf"[ \t]{_LEAD}\s(?=.{{0,40}}\d)", re.IGNORECASE)
+# Old Gmail: "2011/4/7 Bob <bob@x.example>" above the quote, no verb and no colon.
+_DATED_ADDRESS = re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\b.{0,300}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*[:：]?$")
+# Android and others: "---- Bob wrote ----", "------On 3/5/25 10:02, Bob wrote-----".
+_DASHED_ATTRIBUTION = re.compile(rf"^[ \t]*-{{2,}}.{{0,300}}?{_VERB}[ \t]*-{{2,}}[ \t]*$", re.IGNORECASE)
+_LINK_LINE = re.compile(r"^[ \t]*[(<]?https?://\S{1,2000}[)>]?[ \t>]*$", re.IGNORECASE)
+# A body that starts as a forward ("Fwd: …", "TR: …") is kept whole: all of it is the point.
+_FORWARD_START = re.compile(r"^[ \t]*(?:fwd?|fw|tr|wg|rv|enc)[ \t]*:", re.IGNORECASE)
 _SEPARATOR = re.compile(
     r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
     r"forwarded message|message transf[ée]r[ée]|urspr[üu]ngliche nachricht|originalnachricht|"
@@ -109,7 +117,29 @@ def is_attribution(line: str, following: list[str]) -> bool:
 def names_the_quoted(line: str) -> bool:
     """True when ``line``, just above a ``>`` quote, is its attribution (verb or address)."""
     line = line[:MAX_LINE].lstrip("> \t").rstrip()
+    if _DATED_ADDRESS.match(line):
+        return True
     return _ends_with_colon(line) and (is_attribution(line, []) or bool(_ENDS_WITH_ADDRESS.search(line)))
+
+
+def attribution_prefix(line: str) -> str:
+    """Text typed on the attribution's line before it ("Thanks! On 3/5/25, Bob wrote:")."""
+    line = line[:MAX_LINE]
+    if _ATTRIBUTION_START.match(line):
+        return ""
+    inner = _INNER_LEAD.search(line)
+    prefix = line[: inner.start()].strip() if inner else ""
+    return "" if "@" in prefix or "<" in prefix else prefix
+
+
+def is_link_line(line: str) -> bool:
+    """True for a line that is one link alone, as a client wraps it out of a quote."""
+    return bool(_LINK_LINE.match(line[:MAX_LINE]))
+
+
+def starts_as_forward(line: str) -> bool:
+    """True when ``line`` (a body's first) is a forwarded subject line ("Fwd: …")."""
+    return bool(_FORWARD_START.match(line[:MAX_LINE]))
 
 
 def attribution_length(lines: list[str], index: int) -> int:
@@ -134,7 +164,7 @@ def _ends_with_colon(line: str) -> bool:
 
 def _opens_copied_mail(line: str, following: list[str]) -> bool:
     """True when ``line`` starts a copied mail: a separator or a From/Sent/To block."""
-    if _SEPARATOR.match(line):
+    if line.rstrip().endswith("-") and (_SEPARATOR.match(line) or _DASHED_ATTRIBUTION.match(line)):
         return True
     if _HEADER_FROM.match(line) or _HEADER_DATE.match(line):
         headers = [bool(_HEADER_NEXT.match(next_line[:MAX_LINE]) or _HEADER_FROM.match(next_line[:MAX_LINE]))

@@ -31,8 +31,11 @@ from postdesk.mail.quote_markers import (
     QUOTE,
     TEXT,
     attribution_length,
+    attribution_prefix,
+    is_link_line,
     kind,
     names_the_quoted,
+    starts_as_forward,
 )
 
 MAX_LIBRARY_CHARS = 200_000
@@ -51,6 +54,8 @@ def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
     if not full:
         return ""
     lines = full.split("\n")
+    if starts_as_forward(lines[0]):
+        return full
     top, below = _own_parts(lines)
     if top is None:  # inline answers: the whole mail is the reply
         return _drop_trailing_quote(_inline(lines)).strip() or full
@@ -73,17 +78,32 @@ def _own_parts(lines: list[str]) -> tuple[str | None, str]:
         wrapped = above > 0 and lines[above - 1].rstrip().endswith("<")
         first, marker = above - wrapped, ATTRIBUTION
         top = "\n".join(lines[:first])
+    if marker == ATTRIBUTION:
+        top = "\n".join((*lines[:first], attribution_prefix(lines[first])))
     start = first + (max(1, attribution_length(lines, first)) if marker == ATTRIBUTION else 0)
     start = _skip(lines, start, (BLANK,))
     if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
         return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
-    after = _skip(lines, start, (QUOTE, BLANK))
+    after = _skip_quote(lines, start)
     end = _next_marker(lines, after)
     if end > after and (kind(lines, end) == QUOTE if end < len(lines) else False):
         return None, ""  # text between two quotes: inline answers
     if end > after and not (marker == ATTRIBUTION or names_the_quoted(lines[first])):
         return None, ""  # the author quoted a line by hand to answer it
     return top, "\n".join(lines[after:end])
+
+
+def _skip_quote(lines: list[str], index: int) -> int:
+    """The index of the first line after the quote at ``index``; a link alone on its line
+    between quoted lines (a client wrapped it) belongs to the quote."""
+    while True:
+        index = _skip(lines, index, (QUOTE, BLANK))
+        if index == len(lines) or not is_link_line(lines[index]):
+            return index
+        following = _skip(lines, index + 1, (BLANK,))
+        if following == len(lines) or kind(lines, following) != QUOTE:
+            return index
+        index = following
 
 
 def _previous_text(lines: list[str], index: int) -> int | None:

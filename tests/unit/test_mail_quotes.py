@@ -153,9 +153,11 @@ _SKREV_LINE = ("skrev " * 66)[:399]
         "Le 3 mars 2025, Support <\n" * 40_000,
         "\n>\n" * 300_000,
         ">" * 1_000_000,
+        ("--" + "wrote " * 60 + "x -\n") * 2800,
+        "On Mon, Bob <b@x.example> wrote:\n" + ("> q\n(https://x.example/" + "a" * 300 + ")\n") * 3000,
     ],
     ids=["skrev-lines", "wrote-lines", "address-lines", "inline-run", "attribution-run", "wrapped-run",
-         "blank-quote-run", "one-quote-line"],
+         "blank-quote-run", "one-quote-line", "dashed-lines", "link-lines"],
 )
 def test_megabyte_bodies_shaped_like_markers_end(body: str) -> None:
     """Each pattern reads a bounded part of a line once: hostile shapes stay linear."""
