@@ -61,16 +61,16 @@ _HEADER_FROM = re.compile(
     re.IGNORECASE,
 )
 _HEADER_NEXT = re.compile(
-    r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée]|[àa]|objet|date d['’]envoi|gesendet|"
-    r"datum|an|betreff|enviado|enviada(?: em)?|para|asunto|assunto|fecha|data|inviato|"
+    r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée](?: le)?|[àa]|objet|date d['’]envoi|gesendet|"
+    r"datum|an|betreff|enviado(?: el)?|enviada(?: em)?|para|asunto|assunto|fecha|data|inviato|"
     r"oggetto|verzonden|aan|onderwerp|wys[łl]ano|wys[łl]ane|do|temat|skickat|till|[äa]mne|"
     r"sendt|til|emne|kopie|kopia|odesl[áa]no|komu|p[řr]edm[ěe]t|发送时间|發送時間|日期|收件人|"
-    r"主题|主旨|送信日時|宛先|件名|日付|보낸\s?날짜|받는\s?사람|제목)[ \t*]*[:：]",
+    r"主题|主旨|寄件日期|收件者|送信日時|宛先|件名|日付|보낸\s?날짜|받는\s?사람|제목)[ \t*]*[:：]",
     re.IGNORECASE,
 )
 _HEADER_DATE = re.compile(
     r"^[ \t>*]*(?:sent|date|envoy[ée]|gesendet|datum|enviado|inviato|verzonden|wys[łl]ano|"
-    r"skickat|sendt|odesl[áa]no|发送时间|送信日時|보낸\s?날짜)[ \t*]*[:：][ \t*]*\S",
+    r"skickat|sendt|odesl[áa]no|enviado el|envoy[ée] le|发送时间|寄件日期|送信日時|보낸\s?날짜)[ \t*]*[:：][ \t*]*\S",
     re.IGNORECASE,
 )
 _UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")

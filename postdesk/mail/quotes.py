@@ -15,6 +15,7 @@ reply keeps its own line layout. When cutting would leave nothing, the full text
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -39,6 +40,7 @@ from postdesk.mail.quote_markers import (
 )
 
 MAX_LIBRARY_CHARS = 200_000
+_RULE = re.compile(r"^[ \t]*[-_=*~]{5,}[ \t]*$")
 
 
 def reply_text(mail: ParsedMail, languages: Sequence[str] = ("fr", "en")) -> str:
@@ -177,9 +179,11 @@ def _library_languages(languages: tuple[str, ...]) -> list[str]:
 
 
 def _drop_trailing_quote(text: str) -> str:
-    """``text`` without the block of ``>`` lines (and blank lines) at its end."""
+    """``text`` without the block of ``>`` lines, rules ("-----", "_____") and blank lines at
+    its end."""
     lines = text.split("\n")
     end = len(lines)
-    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
+    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")
+                   or _RULE.match(lines[end - 1])):
         end -= 1
     return "\n".join(lines[:end])
