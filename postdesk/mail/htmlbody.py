@@ -78,10 +78,13 @@ def flatten_html(html: str) -> str:
     return html_entities.unescape(_ANY_TAG.sub(" ", html)).strip()
 
 
-# Where mail clients put the mail they quote: Gmail, Apple Mail and Thunderbird (cite),
-# Thunderbird's attribution, Yahoo. Outlook's header block starts a copy that runs to the end.
+# Where mail clients put the mail they quote: Apple Mail and Thunderbird (cite), Gmail's
+# quote and attribution (not its container: answers typed between two quotes live there),
+# Thunderbird's attribution, Yahoo, ProtonMail. Outlook's header block starts a copy that
+# runs to the end.
 _QUOTE_XPATH = (
-    "//blockquote[@type='cite'] | //*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]"
+    "//blockquote[@type='cite'] | //blockquote[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_attr ')]"
     " | //*[contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')]"
     " | //*[contains(@class, 'yahoo_quoted')] | //*[contains(@class, 'protonmail_quote')]"
 )

@@ -145,6 +145,8 @@ def starts_as_forward(line: str) -> bool:
 def attribution_length(lines: list[str], index: int) -> int:
     """How many lines (1 to 3) the attribution at ``index`` takes; 0 when it is none."""
     line = lines[index][:MAX_LINE].rstrip()
+    if line[:1].isdigit() and _DATED_ADDRESS.match(line):
+        return 1
     if _ends_with_colon(line):  # cheap first: nearly every line fails here
         named = _ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line)
         return 1 if named and _ENDS_WITH_VERB.search(line[-_VERB_REACH:]) else 0
