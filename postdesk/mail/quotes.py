@@ -69,30 +69,38 @@ def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
 def _own_parts(lines: list[str]) -> tuple[str | None, str]:
     """The reply above the first marker and the reply written under a ``>`` quote;
     ``(None, "")`` when the author answered between quoted lines."""
-    first = _next_marker(lines, 0)
-    top = "\n".join(lines[:first])
+    first, marker = _first_marker(lines)
     if first == len(lines):
-        return top, ""
-    marker = kind(lines, first)
-    above = _previous_text(lines, first)
-    if marker == QUOTE and above is not None and names_the_quoted(lines[above]):
-        # an attribution our patterns do not know, maybe wrapped inside its address ("Bob <")
-        wrapped = above > 0 and lines[above - 1].rstrip().endswith("<")
-        first, marker = above - wrapped, ATTRIBUTION
-        top = "\n".join(lines[:first])
+        return "\n".join(lines), ""
+    top = "\n".join(lines[:first])
     if marker == ATTRIBUTION:
-        top = "\n".join((*lines[:first], attribution_prefix(lines[first])))
+        top = "\n".join((top, attribution_prefix(lines[first])))
     start = first + (max(1, attribution_length(lines, first)) if marker == ATTRIBUTION else 0)
     start = _skip(lines, start, (BLANK,))
     if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
         return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
     after = _skip_quote(lines, start)
     end = _next_marker(lines, after)
-    if end > after and (kind(lines, end) == QUOTE if end < len(lines) else False):
+    if end > after and end < len(lines) and kind(lines, end) == QUOTE:
         return None, ""  # text between two quotes: inline answers
-    if end > after and not (marker == ATTRIBUTION or names_the_quoted(lines[first])):
+    if end > after and marker == QUOTE and not names_the_quoted(lines[first]):
         return None, ""  # the author quoted a line by hand to answer it
     return top, "\n".join(lines[after:end])
+
+
+def _first_marker(lines: list[str]) -> tuple[int, str]:
+    """Where the author's text first ends, and why (a kind of ``quote_markers``). A quote
+    under a line our patterns do not know as an attribution, but that names who wrote it
+    (an address and a colon, maybe wrapped inside the address: "Bob <"), starts there."""
+    first = _next_marker(lines, 0)
+    if first == len(lines):
+        return first, TEXT
+    marker = kind(lines, first)
+    above = _previous_text(lines, first)
+    if marker == QUOTE and above is not None and names_the_quoted(lines[above]):
+        wrapped = above > 0 and lines[above - 1].rstrip().endswith("<")
+        return above - wrapped, ATTRIBUTION
+    return first, marker
 
 
 def _skip_quote(lines: list[str], index: int) -> int:
