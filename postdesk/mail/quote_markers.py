@@ -42,11 +42,16 @@ _INNER_LEAD = re.compile(rf"[ \t]{_LEAD}\s(?=.{{0,40}}\d)", re.IGNORECASE)
 _DATED_ADDRESS = re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\b.{0,300}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*[:：]?$")
 # Android and others: "---- Bob wrote ----", "------On 3/5/25 10:02, Bob wrote-----".
 _DASHED_ATTRIBUTION = re.compile(rf"^[ \t]*-{{2,}}.{{0,300}}?{_VERB}[ \t]*-{{2,}}[ \t]*$", re.IGNORECASE)
+# Horde and webmails: "Citation de Bob <b@x.example> :", "Quoting Bob <b@x.example>:".
+_CITATION = re.compile(r"^[ \t]*(?:citation de|quoting|zitat von|cita de|citando)\s.{1,300}[:：]$", re.IGNORECASE)
+# Orange and SFR webmails open a copy with "Message du 05/03/25 10:02" above De/A/Objet.
+_MESSAGE_OF = re.compile(r"^[ \t]*message du\s?:?\s?\d", re.IGNORECASE)
 _LINK_LINE = re.compile(r"^[ \t]*[(<]?https?://\S{1,2000}[)>]?[ \t>]*$", re.IGNORECASE)
 # A body that starts as a forward ("Fwd: …", "TR: …") is kept whole: all of it is the point.
 _FORWARD_START = re.compile(r"^[ \t]*(?:fwd?|fw|tr|wg|rv|enc)[ \t]*:", re.IGNORECASE)
 _SEPARATOR = re.compile(
-    r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
+    r"^[ \t>]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|mail original|"
+    r"courriel original|"
     r"forwarded message|message transf[ée]r[ée]|urspr[üu]ngliche nachricht|originalnachricht|"
     r"weitergeleitete nachricht|mensaje original|mensaje reenviado|messaggio originale|"
     r"messaggio inoltrato|oorspronkelijk bericht|origineel bericht|doorgestuurd bericht|"
@@ -85,7 +90,9 @@ _MOBILE = re.compile(
     r"inviato da(?:l mio)?\s(?:iphone|ipad|android|samsung|galaxy|huawei|xiaomi|outlook|"
     r"smartphone|dispositivo|cellulare).{0,40}|scarica outlook per\s.{1,40}|"
     r"(?:verstuurd|verzonden) (?:vanaf|met|van) mijn\s.{1,40}|wys[łl]ane z\s.{1,40}|"
-    r"skickat fr[åa]n min\s.{1,40}|sendt fra min\s.{1,40})$",
+    r"skickat fr[åa]n min\s.{1,40}|sendt fra min\s.{1,40}|envoy[ée] [àa] partir de\s.{1,40}|"
+    r"provenance\s?: courrier pour windows.{0,20}|"
+    r"envoy[ée] avec (?:la messagerie|proton|gmail|outlook|yahoo|blackberry).{0,50})$",
     re.IGNORECASE,
 )
 
@@ -145,7 +152,7 @@ def starts_as_forward(line: str) -> bool:
 def attribution_length(lines: list[str], index: int) -> int:
     """How many lines (1 to 3) the attribution at ``index`` takes; 0 when it is none."""
     line = lines[index][:MAX_LINE].rstrip()
-    if line[:1].isdigit() and _DATED_ADDRESS.match(line):
+    if (line[:1].isdigit() and _DATED_ADDRESS.match(line)) or _CITATION.match(line):
         return 1
     if _ends_with_colon(line):  # cheap first: nearly every line fails here
         named = _ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line)
@@ -168,7 +175,7 @@ def _opens_copied_mail(line: str, following: list[str]) -> bool:
     """True when ``line`` starts a copied mail: a separator or a From/Sent/To block."""
     if line.rstrip().endswith("-") and (_SEPARATOR.match(line) or _DASHED_ATTRIBUTION.match(line)):
         return True
-    if _HEADER_FROM.match(line) or _HEADER_DATE.match(line):
+    if _HEADER_FROM.match(line) or _HEADER_DATE.match(line) or _MESSAGE_OF.match(line):
         headers = [bool(_HEADER_NEXT.match(next_line[:MAX_LINE]) or _HEADER_FROM.match(next_line[:MAX_LINE]))
                    for next_line in following]
         return sum(headers) >= 2 or (bool(headers) and headers[0])
