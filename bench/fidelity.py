@@ -74,18 +74,24 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def score(reader, mails: list[tuple[Case, ParsedMail]]) -> tuple[int, float, list[tuple[str, str]]]:
-    """Cases right, milliseconds per body, and the misses (name, answer)."""
-    right, misses, spent = 0, [], 0.0
+def score(reader, mails: list[tuple[Case, ParsedMail]], repeat: int = 5) -> tuple[int, float, list[tuple[str, str]]]:
+    """Cases right, milliseconds per body (the best of ``repeat`` passes), and the misses."""
+    right, misses = 0, []
     for case, mail in mails:
-        started = time.perf_counter()
         found = reader(mail)
-        spent += time.perf_counter() - started
         if same_text(found, case.expected):
             right += 1
         else:
             misses.append((case.name, found))
-    return right, 1000 * spent / max(len(mails), 1), misses
+    best = min(_seconds(reader, mails) for _ in range(repeat))
+    return right, 1000 * best / max(len(mails), 1), misses
+
+
+def _seconds(reader, mails: list[tuple[Case, ParsedMail]]) -> float:
+    started = time.perf_counter()
+    for _, mail in mails:
+        reader(mail)
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     mails = [(case, as_mail(case)) for case in load_cases()]
     total = len(mails)
-    print(f"{'reader':<28} {'right':>9} {'ms/body':>8}")
+    print(f"{'reader':<28} {'right':>9} {'ms/body':>8}  (best of 5 passes)")
     for label, reader in (("postdesk", postdesk_reply), ("mail-parser-reply alone", library_reply)):
         right, per_body, misses = score(reader, mails)
         print(f"{label:<28} {right:>4} / {total:<3} {per_body:>8.3f}")
