@@ -19,7 +19,7 @@ from postdesk.mail.bounces import Bounce
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
-from postdesk.mail.quotes import strip_quotes
+from postdesk.mail.quotes import reply_text
 from postdesk.store.models import Inbound, Ticket
 from postdesk.templates.keys import LOCALES  # the desk's languages: quote headers, tickets
 from postdesk.threading.decide import Decision
@@ -43,7 +43,7 @@ class Readings:
 
     def text_without_quotes(self, mail: ParsedMail) -> str:
         if self._without_quotes is None:
-            self._without_quotes = strip_quotes(mail.text, LOCALES)
+            self._without_quotes = reply_text(mail, LOCALES)
         return self._without_quotes
 
     def language(self, mail: ParsedMail) -> str | None:

@@ -18,7 +18,11 @@ import re
 # Declared charsets read as a wider one: what WHATWG browsers do, and what the senders meant.
 _WIDER = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "utf-8"}
 _FALLBACKS = ("utf-8", "cp1252", "latin-1")
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,64})(?:\*[^?\s]{0,32})?\?([bBqQ])\?([^?\s]{0,4096})\?=")
+# The encoded text may hold blanks and folds a careless mailer put inside the word: they are
+# dropped (``_word_bytes``), as Python's email package and mail clients read such words too.
+_ENCODED_WORD = re.compile(
+    r"=\?([^?\s*]{1,64})(?:\*[^?\s]{0,32})?\?([bBqQ])\?((?:[^?\s]|\r?\n[ \t]|[ \t]){0,4096})\?="
+)
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
@@ -71,7 +75,8 @@ def decode_words(text: str) -> str:
 
     Blanks between two adjacent encoded-words are dropped (RFC 2047 section 6.2), and adjacent
     words in the same charset are joined before decoding, so a multi-byte character split
-    across two words still comes out whole.
+    across two words still comes out whole. Blanks and folds inside a word's encoded text (a
+    careless mailer folding a long word) are dropped, so such a word still decodes.
     """
     if "=?" not in text:
         return text
@@ -100,6 +105,7 @@ def decode_words(text: str) -> str:
 
 def _word_bytes(encoding: str, payload: str) -> bytes | None:
     """The bytes carried by one encoded-word, or None when they cannot be decoded."""
+    payload = "".join(payload.split())
     try:
         if encoding in "bB":
             padded = payload + "=" * (-len(payload) % 4)

@@ -1,8 +1,8 @@
 """The parsed form of one mail: frozen values that every later stage reads and none may change.
 
 ``ParsedMail`` is what ``postdesk.mail.parse.parse`` returns for any bytes at all; it holds
-decoded, normalised header values, the chosen text and sanitised HTML bodies, the
-attachments, and the defects met on the way. It carries no behaviour beyond header lookup.
+decoded, normalised header values, the chosen text and sanitised HTML bodies (and the text
+of an HTML-only reply without its marked quote), the attachments, and the defects met on the way. It carries no behaviour beyond header lookup.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ class ParsedMail:
     # unfolded, cut past ``fields.MAX_HEADER_VALUE``). For readers that need the order of
     # fields or their exact text, such as the trusted server's Authentication-Results.
     raw_fields: tuple[tuple[str, str], ...] = ()
+    # An HTML-only mail's text without the quote its client marked in the HTML (``<blockquote
+    # type="cite">``, Gmail's ``gmail_quote``, Outlook's header block …); None when nothing is
+    # marked or the mail has a plain-text part. Read for the reply text, never stored.
+    html_reply: str | None = None
 
     def header(self, name: str) -> str | None:
         """The first decoded value of header ``name`` (any case), or None when absent."""

@@ -41,7 +41,7 @@ from postdesk.mail.envelope_lines import header_start
 from postdesk.mail.fields import (Readings, decoded_headers, mail_date, mailboxes, primary_language,
                                   raw_fields, raw_headers)
 from postdesk.mail.headers import clean_header_value
-from postdesk.mail.htmlbody import html_to_text, sanitise_html
+from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
 from postdesk.mail.parts import Extracted, extract_parts
 
@@ -51,6 +51,7 @@ MAX_MAILPARSER_HEADER_BYTES = 256 * 1024
 LARGE_MAIL_BYTES = 1024 * 1024
 MAX_DEFECTS = 200
 MAX_DEFECT_LEN = 300
+MAX_REPLY_HTML_CHARS = 256 * 1024  # an HTML reply left bigger than this is read from the text
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -95,6 +96,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
         defects=_bounded(defects),
         content_language=primary_language(first.get("content-language")),
         raw_fields=raw_fields(message),
+        html_reply=_html_reply(extracted),
     )
 
 
@@ -203,6 +205,19 @@ def _text(extracted: Extracted) -> str:
     """The plain text body: the text/plain parts, else the text of the HTML parts."""
     text = "\n\n".join(extracted.plain) if extracted.plain else html_to_text("\n".join(extracted.html))
     return _one_newline_style(text)
+
+
+def _html_reply(extracted: Extracted) -> str | None:
+    """The text of an HTML-only body without the quote its mail client marked, if it marks one."""
+    if extracted.plain or not extracted.html:
+        return None
+    try:
+        html = html_without_quote("\n".join(extracted.html))
+        if html is None or len(html) > MAX_REPLY_HTML_CHARS:
+            return None  # no marked quote, or too much left to convert twice: the text is read
+        return _one_newline_style(html_to_text(html))
+    except Exception:  # noqa: BLE001 - a refinement only: the reply is then read from the full text
+        return None
 
 
 def _html(extracted: Extracted) -> str | None:

@@ -1,14 +1,16 @@
-"""Cut a reply down to what its author wrote: no quoted mail below it, no signature.
+"""Cut a reply down to what its author wrote: no quoted mail, no attribution, no signature.
 
-Used for the ticket view only; the full body is always kept. Our own line-based markers run
-first (French attributions with or without accents, wrapped on two lines; Outlook
-"Original Message" separators and From/Sent or De/Envoyé blocks; the "-- " signature
-delimiter; "Sent from my iPhone" lines), then mail-parser-reply for what it knows, then a
-trailing ``>`` block is dropped. Bounded: markers only look at lines up to ``MAX_LINE``
-characters, and mail-parser-reply (whose patterns are super-linear on long lines) sees
-long lines as placeholders and nothing beyond ``MAX_LIBRARY_CHARS``; it only chooses where
-to cut, so the reply keeps its own line layout. When cutting would
-leave nothing, the full text is returned.
+Used for the ticket view only; the full body is always kept. The lines are read top down
+(``quote_markers`` says what each is) until the shape of the reply is known: text above the
+first marker is the reply (top posting); a ``>`` block under an attribution is the quote, and
+text written under it is kept too (bottom posting, or a reply around the quote); text written
+between quoted lines is an inline answer, and the whole body is kept but its trailing quote.
+A copied mail (Outlook header block, "Original Message", forward), the ``-- `` signature and
+mobile footers end the reply. mail-parser-reply then reads the top part for what our markers
+do not know. Bounded: markers only look at lines up to ``MAX_LINE`` characters, and
+mail-parser-reply (whose patterns are super-linear on long lines) sees long lines as
+placeholders and nothing beyond ``MAX_LIBRARY_CHARS``; it only chooses where to cut, so the
+reply keeps its own line layout. When cutting would leave nothing, the full text is returned.
 """
 
 from __future__ import annotations
@@ -20,77 +22,126 @@ from functools import lru_cache
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.parser import EmailMessage
 
-MAX_LINE = 400
+from postdesk.mail.model import ParsedMail
+from postdesk.mail.quote_markers import (
+    ATTRIBUTION,
+    BLANK,
+    END,
+    HEADER,
+    MAX_LINE,
+    QUOTE,
+    TEXT,
+    attribution_length,
+    attribution_prefix,
+    is_link_line,
+    kind,
+    names_the_quoted,
+    starts_as_forward,
+)
+
 MAX_LIBRARY_CHARS = 200_000
-_QUOTE_PREFIX = r"(?:>[ \t]?)*"
-_ATTRIBUTION = re.compile(
-    rf"^{_QUOTE_PREFIX}(?:le|on|am|el|il)\s.{{0,{MAX_LINE}}}?"
-    r"(?:a\s+[ée]crit|wrote|schrieb|escribi[óo]|ha\s+scritto)\s*:\s*$",
-    re.IGNORECASE,
-)
-_ATTRIBUTION_START = re.compile(rf"^{_QUOTE_PREFIX}(?:le|on)\s", re.IGNORECASE)
-_SEPARATOR = re.compile(
-    r"^[ \t]*-{2,}[ \t]*(?:original message|message d['’]origine|message original|"
-    r"forwarded message|message transf[ée]r[ée])[ \t]*-{2,}[ \t]*$",
-    re.IGNORECASE,
-)
-_HEADER_FROM = re.compile(r"^[ \t>*]*(?:from|de)[ \t]*:[ \t*]*\S", re.IGNORECASE)
-_HEADER_NEXT = re.compile(
-    r"^[ \t>*]*(?:sent|date|to|subject|cc|envoy[ée]|[àa]|objet|date d['’]envoi)[ \t]*:", re.IGNORECASE
-)
-_UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")
-_SIGNATURE = re.compile(r"^--[ \t]?$")
-_MOBILE = re.compile(
-    r"^[ \t]*(?:sent from my\s.{1,40}|sent from (?:outlook|mail|yahoo mail|gmail)\b.{0,40}|"
-    r"get outlook for\s.{1,40}|envoy[ée] (?:de|depuis) mon\s.{1,40}|"
-    r"envoy[ée] depuis (?:outlook|yahoo mail|mail|l['’]app)\b.{0,40}|"
-    r"t[ée]l[ée]chargez outlook pour\s.{1,40})$",
-    re.IGNORECASE,
-)
+_RULE = re.compile(r"^[ \t]*[-_=*~]{5,}[ \t]*$")
+
+
+def reply_text(mail: ParsedMail, languages: Sequence[str] = ("fr", "en")) -> str:
+    """What the author of ``mail`` wrote: read from its HTML without the quote its client
+    marked, when the mail is HTML-only and marks one, else from its text."""
+    reply = strip_quotes(mail.html_reply, languages) if mail.html_reply else ""
+    return reply or strip_quotes(mail.text, languages)
 
 
 def strip_quotes(text: str, languages: Sequence[str] = ("fr", "en")) -> str:
     """The part of ``text`` its author wrote; the whole ``text`` (stripped) if nothing is left."""
-    full = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
-    if not full or _starts_quote(full.split("\n", 7), 0):
-        return full  # a bare forward or quote: the author wrote nothing of their own above it
-    reply = _cut_at_markers(full)
-    reply = _cut_with_library(reply, languages)
-    reply = _drop_trailing_quote(reply).strip()
+    full = str(text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    if not full:
+        return ""
+    lines = full.split("\n")
+    if starts_as_forward(lines[0]):
+        return full
+    top, below = _own_parts(lines)
+    if top is None:  # inline answers: the whole mail is the reply
+        return _drop_trailing_quote(_inline(lines)).strip() or full
+    top = _cut_with_library(top, languages) if top.strip() else ""
+    reply = "\n\n".join(part for part in (_drop_trailing_quote(top).strip(), below.strip()) if part)
     return reply or full
 
 
-def _cut_at_markers(text: str) -> str:
-    """``text`` up to the first line where a quote, a forward header or a signature starts."""
-    lines = text.split("\n")
-    for index in range(len(lines)):
-        if _starts_quote(lines, index):
-            kept = "\n".join(lines[:index]).strip()
-            if kept:
-                return kept
-    return text
+def _own_parts(lines: list[str]) -> tuple[str | None, str]:
+    """The reply above the first marker and the reply written under a ``>`` quote;
+    ``(None, "")`` when the author answered between quoted lines."""
+    first, marker = _first_marker(lines)
+    if first == len(lines):
+        return "\n".join(lines), ""
+    top = "\n".join(lines[:first])
+    if marker == ATTRIBUTION:
+        top = "\n".join((top, attribution_prefix(lines[first])))
+    start = first + (max(1, attribution_length(lines, first)) if marker == ATTRIBUTION else 0)
+    start = _skip(lines, start, (BLANK,))
+    if marker not in (ATTRIBUTION, QUOTE) or start == len(lines) or kind(lines, start) != QUOTE:
+        return top, ""  # a copied mail, a signature, or an unquoted mail under its attribution
+    after = _skip_quote(lines, start)
+    end = _next_marker(lines, after)
+    if end > after and end < len(lines) and kind(lines, end) == QUOTE:
+        return None, ""  # text between two quotes: inline answers
+    if end > after and marker == QUOTE and not names_the_quoted(lines[first]):
+        return None, ""  # the author quoted a line by hand to answer it
+    return top, "\n".join(lines[after:end])
 
 
-def _starts_quote(lines: list[str], index: int) -> bool:
-    """True when line ``index`` opens the quoted part or the signature."""
-    line = lines[index]
-    following = lines[index + 1 : index + 7]
-    if len(line) > MAX_LINE:
-        return False
-    return bool(
-        _ATTRIBUTION.match(line)
-        or (_ATTRIBUTION_START.match(line) and following and _ATTRIBUTION.match(f"{line} {following[0][:MAX_LINE]}"))
-        or _SEPARATOR.match(line)
-        or _SIGNATURE.match(line)
-        or _MOBILE.match(line)
-        or (_HEADER_FROM.match(line) and _header_block_follows(following))
-        or (_UNDERSCORES.match(line) and following and _HEADER_FROM.match(following[0]))
-    )
+def _first_marker(lines: list[str]) -> tuple[int, str]:
+    """Where the author's text first ends, and why (a kind of ``quote_markers``). A quote
+    under a line our patterns do not know as an attribution, but that names who wrote it
+    (an address and a colon, maybe wrapped inside the address: "Bob <"), starts there."""
+    first = _next_marker(lines, 0)
+    if first == len(lines):
+        return first, TEXT
+    marker = kind(lines, first)
+    above = _previous_text(lines, first)
+    if marker == QUOTE and above is not None and names_the_quoted(lines[above]):
+        wrapped = above > 0 and lines[above - 1].rstrip().endswith("<")
+        return above - wrapped, ATTRIBUTION
+    return first, marker
 
 
-def _header_block_follows(lines: list[str]) -> bool:
-    """True when at least two of the next lines look like Sent:/To:/Subject: header lines."""
-    return sum(1 for line in lines if _HEADER_NEXT.match(line[:MAX_LINE])) >= 2
+def _skip_quote(lines: list[str], index: int) -> int:
+    """The index of the first line after the quote at ``index``; a link alone on its line
+    between quoted lines (a client wrapped it) belongs to the quote."""
+    while True:
+        index = _skip(lines, index, (QUOTE, BLANK))
+        if index == len(lines) or not is_link_line(lines[index]):
+            return index
+        following = _skip(lines, index + 1, (BLANK,))
+        if following == len(lines) or kind(lines, following) != QUOTE:
+            return index
+        index = following
+
+
+def _previous_text(lines: list[str], index: int) -> int | None:
+    """The index of the last non-blank line before ``index`` (None when there is none)."""
+    index -= 1
+    while index >= 0 and not lines[index].strip():
+        index -= 1
+    return index if index >= 0 else None
+
+
+def _inline(lines: list[str]) -> str:
+    """An inline reply: every line up to its signature or a copied mail, quotes included."""
+    end = next((i for i in range(len(lines)) if kind(lines, i) in (END, HEADER)), len(lines))
+    return "\n".join(lines[:end])
+
+
+def _next_marker(lines: list[str], index: int) -> int:
+    """The index of the first line from ``index`` that is neither text nor blank."""
+    while index < len(lines) and kind(lines, index) in (TEXT, BLANK):
+        index += 1
+    return index
+
+
+def _skip(lines: list[str], index: int, kinds: tuple[str, ...]) -> int:
+    """The index of the first line from ``index`` whose kind is not in ``kinds``."""
+    while index < len(lines) and kind(lines, index) in kinds:
+        index += 1
+    return index
 
 
 def _cut_with_library(text: str, languages: Sequence[str]) -> str:
@@ -136,9 +187,11 @@ def _library_languages(languages: tuple[str, ...]) -> list[str]:
 
 
 def _drop_trailing_quote(text: str) -> str:
-    """``text`` without the block of ``>`` lines (and blank lines) at its end."""
+    """``text`` without the block of ``>`` lines, rules ("-----", "_____") and blank lines at
+    its end."""
     lines = text.split("\n")
     end = len(lines)
-    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
+    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")
+                   or _RULE.match(lines[end - 1])):
         end -= 1
     return "\n".join(lines[:end])

@@ -48,6 +48,11 @@ def test_decode_bytes(data: bytes, declared: str | None, text: str, noted: bool)
         ("=?utf-8?x?bad-encoding?=", "=?utf-8?x?bad-encoding?="),
         ("=?utf-8?B?not*b64?= =?utf-8?q?ok?=", "=?utf-8?B?not*b64?= ok"),
         ("=?koi8-r?b?8NLJ18XU?=", "Привет"),
+        ("=?utf-8?q?caf\r\n =C3=A9?= ok", "café ok"),
+        ("=?utf-8?b?Y2Fm\r\n\tw6k=?=", "café"),
+        ("=?utf-8?b?Y2Fm w6k=?=", "café"),
+        ("=?utf-8?q?a?= x =?utf-8?q?b?= y", "a x b y"),
+        ("=?utf-8?q?open and never closed", "=?utf-8?q?open and never closed"),
     ],
 )
 def test_decode_words(raw: str, expected: str) -> None:

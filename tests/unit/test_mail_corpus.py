@@ -2,7 +2,7 @@
 
 A row says what parsing must find (subject, sender, Message-ID, attachment names), whether
 the mail is automatic (``automatic`` is a substring of the expected reason, or null), what the
-ticket view keeps and drops after ``strip_quotes`` (``text_contains`` / ``text_excludes``),
+ticket view keeps and drops after ``reply_text`` (``text_contains`` / ``text_excludes``),
 and what the desk does with it as a first mail (``outcome``: ``new-ticket`` when a person
 wrote it, ``no-ack`` when it is automatic). Every bug found in the wild adds a file and a row.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.parse import parse
-from postdesk.mail.quotes import strip_quotes
+from postdesk.mail.quotes import reply_text
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "mail"
 CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
@@ -26,7 +26,7 @@ CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
 def test_corpus_mail(case: dict) -> None:
     mail = parse((CORPUS / case["file"]).read_bytes())
     reason = automatic_reason(mail)
-    reply = strip_quotes(mail.text)
+    reply = reply_text(mail)
 
     assert mail.subject == case["subject"]
     assert mail.from_addr == case["from"]

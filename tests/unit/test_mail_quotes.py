@@ -136,3 +136,49 @@ def test_the_library_is_asked_only_where_the_latest_reply_ends(text):
     found = _LatestReply(text=text, languages=list(_library_languages(languages))).read()
     assert found.latest_reply == expected
     assert _library_languages(languages) == ["fr", "en"]  # not grown by the library's append
+
+
+_SKREV_LINE = ("skrev " * 66)[:399]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "body",
+    [
+        (_SKREV_LINE + ":\n") * 2600,
+        ("On " + "wrote " * 60 + "x:\n") * 2800,
+        ("a@" * 190 + ":\n") * 2700,
+        "> q\nanswer\n" * 100_000,
+        "On Mon, Bob <b@x.example> wrote:\n> q\nanswer\n" * 25_000,
+        "Le 3 mars 2025, Support <\n" * 40_000,
+        "\n>\n" * 300_000,
+        ">" * 1_000_000,
+        ("--" + "wrote " * 60 + "x -\n") * 2800,
+        "On Mon, Bob <b@x.example> wrote:\n" + ("> q\n(https://x.example/" + "a" * 300 + ")\n") * 3000,
+    ],
+    ids=["skrev-lines", "wrote-lines", "address-lines", "inline-run", "attribution-run", "wrapped-run",
+         "blank-quote-run", "one-quote-line", "dashed-lines", "link-lines"],
+)
+def test_megabyte_bodies_shaped_like_markers_end(body: str) -> None:
+    """Each pattern reads a bounded part of a line once: hostile shapes stay linear."""
+    assert strip_quotes("Bonjour,\n" + body).startswith("Bonjour,")
+
+
+@pytest.mark.parametrize("text", [None, 42, b"bytes", "\x00\x00", "\udcff", "\u2028\u2029>", "-- \n-- \n"])
+def test_odd_input_gets_an_answer(text) -> None:
+    assert isinstance(strip_quotes(text), str)
+
+
+def test_bottom_posting_keeps_the_reply_under_the_quote() -> None:
+    text = "Le 3 mars 2025 à 10:02, Support <s@y.example> a écrit :\n> Votre numéro ?\n\n4521\nJulie"
+    assert strip_quotes(text) == "4521\nJulie"
+
+
+def test_text_around_an_attributed_quote_is_kept() -> None:
+    text = "Toujours en panne.\n\nOn Mon, Jan 1, 2024 Bob <b@x.example> wrote:\n> Try again.\n\nRegards,\nAnn"
+    assert strip_quotes(text) == "Toujours en panne.\n\nRegards,\nAnn"
+
+
+def test_inline_answers_lose_their_signature_only() -> None:
+    text = "> Modèle ?\nX200\n> Depuis ?\nLundi\n-- \nJean Moreau"
+    assert strip_quotes(text) == "> Modèle ?\nX200\n> Depuis ?\nLundi"

@@ -1,0 +1,113 @@
+"""``python -m bench.fidelity``: how often postdesk finds the reply a customer wrote.
+
+Each case of ``tests/corpus/replies`` is a body (``NAME.txt`` plain, ``NAME.html`` HTML-only)
+and the text its author wrote (``NAME.expected.txt``). The body is sent through the real path
+(a MIME mail, ``parse``, the pipeline's ``Readings``) and compared with the expectation, line
+by line, blank lines and surrounding spaces aside. mail-parser-reply alone (every language it
+knows, on the same parsed text) is scored beside it. Prints figures; never passes or fails.
+
+    python -m bench.fidelity            # the table
+    python -m bench.fidelity --misses   # also each case postdesk gets wrong, with its answer
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import NamedTuple
+
+from mailparser_reply import EmailReplyParser
+
+from postdesk.gateway.context import Readings
+from postdesk.mail.parse import ParsedMail, parse
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "replies"
+LIBRARY_LANGUAGES = ["en", "fr", "de", "es", "it", "nl", "pl", "sv", "da", "cs", "ja", "zh", "ko"]
+
+
+class Case(NamedTuple):
+    name: str
+    body: str
+    html: bool
+    expected: str
+
+
+def load_cases(folder: Path = CORPUS) -> list[Case]:
+    """Every case of ``folder``, sorted by name."""
+    cases = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".txt", ".html") and not path.name.endswith(".expected.txt"):
+            expected = (folder / f"{path.stem}.expected.txt").read_text(encoding="utf-8")
+            cases.append(Case(path.stem, path.read_text(encoding="utf-8"), path.suffix == ".html", expected))
+    return cases
+
+
+def as_mail(case: Case) -> ParsedMail:
+    """The case's body as a customer's parsed mail (UTF-8, plain or HTML-only)."""
+    message = EmailMessage()
+    message["From"] = "client@example.com"
+    message["To"] = "support@desk.test"
+    message["Subject"] = "Re: [#1042] " + case.name
+    message.set_content(case.body, subtype="html" if case.html else "plain", cte="8bit")
+    return parse(message.as_bytes(policy=SMTP))
+
+
+def postdesk_reply(mail: ParsedMail) -> str:
+    """What the pipeline keeps of ``mail`` as its author's words."""
+    return Readings().text_without_quotes(mail)
+
+
+def library_reply(mail: ParsedMail) -> str:
+    """mail-parser-reply's latest reply, alone, on the same text."""
+    return EmailReplyParser(languages=LIBRARY_LANGUAGES).parse_reply(text=mail.text)
+
+
+def same_text(found: str, expected: str) -> bool:
+    """True when both hold the same lines, blank lines and surrounding spaces aside."""
+    return _lines(found) == _lines(expected)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def score(reader, mails: list[tuple[Case, ParsedMail]], repeat: int = 5) -> tuple[int, float, list[tuple[str, str]]]:
+    """Cases right, milliseconds per body (the best of ``repeat`` passes), and the misses."""
+    right, misses = 0, []
+    for case, mail in mails:
+        found = reader(mail)
+        if same_text(found, case.expected):
+            right += 1
+        else:
+            misses.append((case.name, found))
+    best = min(_seconds(reader, mails) for _ in range(repeat))
+    return right, 1000 * best / max(len(mails), 1), misses
+
+
+def _seconds(reader, mails: list[tuple[Case, ParsedMail]]) -> float:
+    started = time.perf_counter()
+    for _, mail in mails:
+        reader(mail)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.fidelity", description=__doc__.split("\n")[0])
+    parser.add_argument("--misses", action="store_true", help="print each case postdesk gets wrong")
+    options = parser.parse_args(argv)
+    mails = [(case, as_mail(case)) for case in load_cases()]
+    total = len(mails)
+    print(f"{'reader':<28} {'right':>9} {'ms/body':>8}  (best of 5 passes)")
+    for label, reader in (("postdesk", postdesk_reply), ("mail-parser-reply alone", library_reply)):
+        right, per_body, misses = score(reader, mails)
+        print(f"{label:<28} {right:>4} / {total:<3} {per_body:>8.3f}")
+        if options.misses and label == "postdesk":
+            for name, found in misses:
+                print(f"  miss {name}: {found[:300]!r}")
+
+
+if __name__ == "__main__":
+    main()
