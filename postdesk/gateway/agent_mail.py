@@ -80,7 +80,7 @@ def _relay(ctx: Context, text: str, outcome: list[str]) -> None:
     cc = [p.address for p in tickets.participants(ctx.session, ticket.id) if p.role == "cc"]
     display = f"{agent.name or agent.address} via {desk.settings.desk.name}"
     files = tuple((a.filename, a.content_type, a.payload) for a in ctx.mail.attachments)
-    variables = {"agent": _agent(agent),
+    variables = {"agent": _agent(agent), "signed": signed(text, agent.name or ""),
                  "message": {"text": text, "from_name": agent.name, "from_address": agent.address,
                              "subject": ctx.mail.subject, "at": ctx.now,
                              "attachments": [a.filename for a in ctx.mail.attachments]}}
@@ -133,6 +133,22 @@ def _after_public_reply(ctx: Context, outcome: list[str]) -> None:
         set_pending(ctx.session, ctx.desk, ctx.ticket, ctx.now, actor=ctx.agent.address)
     elif ctx.ticket.status != "open":
         set_open(ctx.session, ctx.ticket, ctx.now, actor=ctx.agent.address)
+
+
+def signed(text: str, name: str) -> bool:
+    """True when the reply ends with the agent's own sign-off: one of its last three lines is
+    the agent's name or first name, alone or after a closing ("Cordialement, Alice")."""
+    words = name.split()
+    if not words:
+        return False
+    names = {name.casefold(), words[0].casefold()}
+    lines = [line.strip(" \t.,;:!-–—").casefold() for line in text.splitlines() if line.strip()]
+    for line in lines[-3:]:
+        if len(line) <= 80 and any(line == n or line.endswith((f" {n}", f",{n}"))
+                                   or len(line) <= 40 and line.startswith(f"{n} ")
+                                   for n in names):
+            return True
+    return False
 
 
 def _agent(agent) -> dict:

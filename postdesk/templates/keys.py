@@ -94,7 +94,9 @@ _ALL = (
              Field("by", "text", "Name (or address) of the agent who moved it")))),
     _key("agent_reply", "customer", "Carries an agent's public reply to the customer", _desk(),
          _ticket(status="pending"), _customer(),
-         _agent("The agent who wrote the reply"), _message("The agent's reply", ex.AGENT_MESSAGE)),
+         _agent("The agent who wrote the reply"), _message("The agent's reply", ex.AGENT_MESSAGE),
+         Variable("signed", "boolean", "The reply already ends with the agent's name: add no "
+                  "sign-off of your own", False)),
     _key("customer_replied", "agent", "Tells the agent in charge that the customer replied",
          _desk(), _ticket(), _agent(), _customer("The customer who replied"),
          _message("The customer's reply", ex.CUSTOMER_REPLY)),
