@@ -66,7 +66,9 @@ def _apply(ctx: Context, parsed, outcome: list[str]) -> None:
 def _not_allowed(refused: MoveRefused, parsed) -> dict:
     """The ``command_error`` entry of a status change the lifecycle refuses: the ``#status``
     line that asked for it, else the first line of the reply (which would set it waiting)."""
-    asked = [c for c in parsed.commands if c.name in ("status", "merge")]
+    asked = [c for c in parsed.commands
+             if c.name == "status" and c.value == refused.target
+             or c.name == "merge" and refused.target == Status.RESOLVED]
     if asked:
         number, line = asked[0].number, asked[0].line
     else:

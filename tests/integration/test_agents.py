@@ -336,3 +336,15 @@ def test_queue_move_is_announced_as_a_move(app, ticket_one):
     assert "Alice" in text and "billing" in text and "tech" in text
     assert "deux factures" in text and "#cc add|remove" in text
     assert len(queued(app, "agent_new_ticket")) == 1  # only the first one, to Alice
+
+
+def test_the_refused_line_is_the_one_named(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n#priority high\n"
+                            "#status open\n"))
+    ticket = get(app, 1)
+    assert (ticket.status, ticket.priority) == ("new", "normal")  # nothing of the mail
+    with app.db.reader() as session:
+        [event] = [e for e in tickets.events(session, 1) if e.kind == "command_error"]
+    assert json.loads(event.data)["errors"] == [
+        {"line": 3, "command": "#status open", "problem": "not_allowed", "allowed": []}]
+    assert queued(app, "ticket_resolved") == []
