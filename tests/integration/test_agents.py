@@ -348,3 +348,24 @@ def test_the_refused_line_is_the_one_named(app, ticket_one):
     assert json.loads(event.data)["errors"] == [
         {"line": 3, "command": "#status open", "problem": "not_allowed", "allowed": []}]
     assert queued(app, "ticket_resolved") == []
+
+
+def _from_sent_folder(app, body: str) -> None:
+    raw = make_mail("support@desk.test", "Re: [#1] Facture en double", body,
+                    to="julie@client.test")
+    app.intake().store(raw, Envelope("support@desk.test", ("julie@client.test",),
+                                     "imap-sent:support/Sent"))
+    app.worker().process_until_idle()
+
+
+def test_sent_folder_mail_on_closed_or_resolved_ticket_keeps_its_status(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status resolved\n"))
+    _from_sent_folder(app, "Avec plaisir.\n")
+    assert get(app, 1).status == "resolved"
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n"))
+    _from_sent_folder(app, "Encore une chose.\n")
+    assert get(app, 1).status == "closed"
+    with app.db.reader() as session:
+        texts = [m.text for m in tickets.messages(session, 1) if m.kind == "agent"]
+    assert any("Encore une chose." in t for t in texts)
+    assert "move_refused" in events(app, 1)
