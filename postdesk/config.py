@@ -131,7 +131,7 @@ class LifecycleSettings:
 @dataclass(frozen=True)
 class SurveySettings:
     enabled: bool = True
-    delay: Duration = Duration(0)
+    delay: Duration = Duration(86400)  # one day: time to reopen before being asked to rate
     after_no_response: bool = True
     scale: str = "1-7"
     satisfied_from: int = 6

@@ -30,12 +30,16 @@ class Resolution(StrEnum):
 
 ACTIVE = frozenset({Status.NEW, Status.OPEN, Status.PENDING})
 
-# Who may move a ticket where. Agents may set any status; "closed" is final.
+# Who may move a ticket where: every status change (agent command, agent or customer reply,
+# scheduler sweep) is checked against this table. Nothing moves back to ``new``; ``resolved``
+# is the only way to ``closed`` (seed: tickets close only as "Résolu"), and ``closed`` is final
+# (a later mail opens a follow-up ticket). A resolved ticket may be taken up again: reopened
+# (``open``), or set waiting for the customer (``pending``) by an agent's ``#status pending``.
 _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.NEW: frozenset({Status.OPEN, Status.PENDING, Status.RESOLVED}),
     Status.OPEN: frozenset({Status.PENDING, Status.RESOLVED}),
     Status.PENDING: frozenset({Status.OPEN, Status.RESOLVED}),
-    Status.RESOLVED: frozenset({Status.OPEN, Status.CLOSED}),
+    Status.RESOLVED: frozenset({Status.OPEN, Status.PENDING, Status.CLOSED}),
     Status.CLOSED: frozenset(),
 }
 
@@ -49,8 +53,18 @@ class CustomerReply(StrEnum):
 
 
 def can_move(current: str, target: str) -> bool:
-    """True when an agent (or a rule) may move a ticket from ``current`` to ``target``."""
-    return Status(target) in _ALLOWED[Status(current)] or current == target
+    """True when an agent (or a rule) may move a ticket from ``current`` to ``target``.
+
+    Staying in the same status is allowed (an answer on an open ticket keeps it open), except
+    for ``closed``, which nothing changes any more.
+    """
+    return Status(target) in _ALLOWED[Status(current)] or (
+        current == target and current != Status.CLOSED)
+
+
+def moves_from(current: str) -> tuple[str, ...]:
+    """The statuses a ticket in ``current`` may move to, in lifecycle order."""
+    return tuple(s.value for s in Status if s in _ALLOWED[Status(current)])
 
 
 def on_customer_reply(status: str, resolved_at: datetime | None, now: datetime,

@@ -35,8 +35,10 @@ def recipients(desk: Desk, ticket: Ticket, queue: str | None = None) -> list[str
 
 
 def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, message: Row | None,
-                  now: datetime, queue: str | None = None) -> list[str]:
-    """Queue ``key`` (agent_new_ticket, customer_replied) to the ticket's agents."""
+                  now: datetime, queue: str | None = None,
+                  extra: dict | None = None) -> list[str]:
+    """Queue ``key`` (agent_new_ticket, customer_replied, agent_ticket_moved) to the ticket's
+    agents; ``extra``: more variables of that key."""
     to = recipients(desk, ticket, queue)
     if not to:
         return []
@@ -48,7 +50,7 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
                      "customer": {"name": message.from_name if message else "",
                                   "address": ticket.requester},
                      "message": _message_vars(message, now),
-                     "commands_help": list(COMMANDS_HELP)}
+                     "commands_help": list(COMMANDS_HELP), **(extra or {})}
         desk.notifier.notify(session, now, ticket, key, [address], variables=variables,
                              automatic="auto-generated", limit=False,
                              in_reply_to=message.message_id if message else None)

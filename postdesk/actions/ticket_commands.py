@@ -20,26 +20,24 @@ from postdesk.store import tickets
 from postdesk.store.models import Message, Participant, Ticket
 
 
-def apply(session: Session, desk: Desk, ticket: Ticket, command, agent, now: datetime) -> str:
+def apply(session: Session, desk: Desk, ticket: Ticket, command, agent, now: datetime,
+          relayed: bool = False) -> str:
+    """Run one command; ``relayed``: the agent's reply goes to the customer in the same mail
+    (then it is the one that tells them of a resolution). A status change the lifecycle
+    refuses raises ``transitions.MoveRefused``."""
     handler = _HANDLERS.get(command.name)
     if handler is None:
         return f"#{command.name}"
+    if command.name == "status":
+        return _status(session, desk, ticket, command, agent.address, now, notify=not relayed)
     return handler(session, desk, ticket, command, agent.address, now)
 
 
-def _status(session, desk, ticket, command, actor, now) -> str:
+def _status(session, desk, ticket, command, actor, now, notify: bool = True) -> str:
     target = command.value
     if target == ticket.status:
         return f"#status {target}: already {target}"
-    if target == "pending":
-        transitions.set_pending(session, desk, ticket, now, actor)
-    elif target == "open":
-        transitions.set_open(session, ticket, now, actor)
-    else:
-        if ticket.status != lifecycle.Status.RESOLVED:
-            transitions.resolve(session, desk, ticket, now, lifecycle.Resolution.AGENT, actor)
-        if target == "closed":
-            transitions.close(session, ticket, now, actor)
+    transitions.move(session, desk, ticket, target, now, actor, notify=notify)
     return f"#status {target}"
 
 
@@ -66,8 +64,10 @@ def _queue(session, desk, ticket, command, actor, now) -> str:
     tickets.add_event(session, ticket.id, "queue_changed", now, actor=actor, queue_from=before,
                       queue_to=command.value)
     last = tickets.last_message(session, ticket.id, direction="in", kinds=("customer",))
-    told = agent_notices.notify_agents(session, desk, ticket, "agent_new_ticket", last, now,
-                                       queue=command.value)
+    mover = next((a for a in desk.settings.agents if a.address == actor), None)
+    moved = {"from_queue": before or "", "by": mover.name if mover and mover.name else actor}
+    told = agent_notices.notify_agents(session, desk, ticket, "agent_ticket_moved", last, now,
+                                       queue=command.value, extra={"moved": moved})
     return f"queue {command.value} (notified {len(told)})"
 
 

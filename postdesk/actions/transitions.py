@@ -3,7 +3,10 @@
 One home for what "resolve", "set pending", "close" and "reopen" mean, used alike by the
 pipeline (agent commands, customer replies) and the scheduler's sweeps. Each function works in
 the caller's transaction; the rules (what is allowed, when timers fall due) come from
-``postdesk.lifecycle``.
+``postdesk.lifecycle``. Every status change passes :func:`check` first, which refuses a move the
+lifecycle's table does not allow with :class:`MoveRefused` (a closed ticket stays closed); the
+agent's mail path turns that into a ``command_error``, and :func:`move` is the one entry for a
+change chosen by name (``#status``).
 """
 
 from __future__ import annotations
@@ -19,12 +22,52 @@ from postdesk.store import tickets
 from postdesk.store.models import Ticket
 
 
+class MoveRefused(Exception):
+    """The lifecycle does not allow this ticket to go from its status to ``target``."""
+
+    def __init__(self, ticket_id: int, current: str, target: str) -> None:
+        super().__init__(f"#{ticket_id} is {current}: it cannot become {target}")
+        self.ticket_id, self.current, self.target = ticket_id, current, target
+
+
+def check(ticket: Ticket, target: str) -> None:
+    """Raise :class:`MoveRefused` unless ``lifecycle.can_move(ticket.status, target)``."""
+    if not lifecycle.can_move(ticket.status, target):
+        raise MoveRefused(ticket.id, ticket.status, target)
+
+
+def move(session: Session, desk: Desk, ticket: Ticket, target: str, now: datetime,
+         actor: str = "system", resolution: str = Resolution.AGENT,
+         notify: bool = True) -> None:
+    """Move ``ticket`` to ``target`` (``closed`` passes through ``resolved``, the only way to
+    close); nothing changes when one step is refused."""
+    path = [target]
+    if target == Status.CLOSED and ticket.status != Status.RESOLVED:
+        path = [Status.RESOLVED, Status.CLOSED]
+    status = ticket.status
+    for step in path:
+        if not lifecycle.can_move(status, step):
+            raise MoveRefused(ticket.id, ticket.status, target)
+        status = step
+    for step in path:
+        if step == Status.PENDING:
+            set_pending(session, desk, ticket, now, actor)
+        elif step == Status.OPEN:
+            set_open(session, ticket, now, actor)
+        elif step == Status.RESOLVED:
+            resolve(session, desk, ticket, now, resolution, actor, notify=notify)
+        elif step == Status.CLOSED:
+            close(session, ticket, now, actor)
+
+
 def set_pending(session: Session, desk: Desk, ticket: Ticket, now: datetime,
                 actor: str = "system") -> None:
     """Waiting for the customer: the reminder clock starts now."""
+    check(ticket, Status.PENDING)
     before = ticket.status
     lc = desk.settings.lifecycle
     ticket.status = Status.PENDING
+    ticket.resolved_at = ticket.resolution = ticket.survey_due_at = None
     ticket.pending_since, ticket.reminders_sent = now, 0
     ticket.next_due_at = lifecycle.next_pending_deadline(now, 0, lc.reminder_days,
                                                          lc.resolve_after_days)
@@ -34,6 +77,7 @@ def set_pending(session: Session, desk: Desk, ticket: Ticket, now: datetime,
 
 def set_open(session: Session, ticket: Ticket, now: datetime, actor: str = "system",
              kind: str = "status_changed") -> None:
+    check(ticket, Status.OPEN)
     before = ticket.status
     ticket.status = Status.OPEN
     clear_timers(ticket)
@@ -50,6 +94,7 @@ def clear_timers(ticket: Ticket) -> None:
 def resolve(session: Session, desk: Desk, ticket: Ticket, now: datetime, resolution: str,
             actor: str = "system", notify: bool = True) -> None:
     """Resolve the ticket (the only way to close, seed 002), plan its survey, tell the customer."""
+    check(ticket, Status.RESOLVED)
     before = ticket.status
     ticket.status = Status.RESOLVED
     ticket.resolved_at, ticket.resolution = now, resolution
@@ -72,10 +117,15 @@ def survey_due(desk: Desk, resolution: str, now: datetime) -> datetime | None:
 
 def close(session: Session, ticket: Ticket, now: datetime, actor: str = "system") -> None:
     """Resolved long enough: closed for good; a later reply opens a follow-up."""
+    check(ticket, Status.CLOSED)
     before = ticket.status
     ticket.status = Status.CLOSED
     ticket.closed_at = ticket.updated_at = now
     _status_event(session, ticket, before, now, actor)
+
+
+# RFC 3834: the resolution for lack of an answer is no reply to a mail of the customer's.
+_AUTOMATIC = {"auto_resolved": "auto-generated", "ticket_resolved": "auto-replied"}
 
 
 def _tell_resolved(session: Session, desk: Desk, ticket: Ticket, now: datetime,
@@ -88,7 +138,8 @@ def _tell_resolved(session: Session, desk: Desk, ticket: Ticket, now: datetime,
     else:
         variables = {"reopen_until": reopen_until}
         key = "ticket_resolved"
-    desk.notifier.notify(session, now, ticket, key, [ticket.requester], variables=variables)
+    desk.notifier.notify(session, now, ticket, key, [ticket.requester], variables=variables,
+                         automatic=_AUTOMATIC[key])
 
 
 def _status_event(session: Session, ticket: Ticket, before: str, now: datetime, actor: str,

@@ -18,6 +18,7 @@ from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
 from postdesk.mail.authresults import dmarc_failure
+from postdesk.mail.subject import strip_reply_prefixes
 from postdesk.store import tickets
 from postdesk.threading import routing
 from postdesk.threading.matchers import RETURNED
@@ -74,7 +75,8 @@ def new_ticket(ctx: Context) -> None:
     locale = locale_of(ctx, known.locale if known else None)
     tickets.ensure_contact(ctx.session, requester, name, now, locale)
     links = {decision.link: decision.named} if decision.link else {}
-    subject = ctx.desk.tags.strip(mail.subject) or ("(sans objet)" if locale == "fr" else "(no subject)")
+    subject = (strip_reply_prefixes(ctx.desk.tags.strip(mail.subject))
+               or ("(sans objet)" if locale == "fr" else "(no subject)"))
     way = routing.route(mail, (*ctx.envelope.rcpt_tos, *mail.to, *mail.cc), ctx.desk.settings)
     ticket = tickets.create_ticket(ctx.session, now, subject=subject[:2000], requester=requester,
                                    locale=locale, thread_root=mail.message_id, queue=way.queue,

@@ -11,7 +11,7 @@ when its From is the shared address itself.
 from __future__ import annotations
 
 from postdesk.actions import ticket_commands
-from postdesk.actions.transitions import set_open, set_pending
+from postdesk.actions.transitions import MoveRefused, set_open, set_pending
 from postdesk.config import AgentSettings
 from postdesk.gateway.context import Context
 from postdesk.gateway.record import attachment_fields
@@ -46,10 +46,23 @@ def record_sent(ctx: Context) -> None:
         ticket.first_response_at = ctx.now
     tickets.add_event(ctx.session, ticket.id, "agent_replied", ctx.now, actor=agent.address,
                       via="sent folder")
-    if ctx.desk.settings.lifecycle.on_agent_reply == "pending":
-        set_pending(ctx.session, ctx.desk, ticket, ctx.now, actor=agent.address)
-    elif ticket.status != "open":
-        set_open(ctx.session, ticket, ctx.now, actor=agent.address)
+    _wait_for_customer(ctx, ticket, agent)
     if ticket.assignee is None and agent.address in {a.address for a in ctx.desk.settings.agents}:
         ticket_commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
     ctx.outcome.append(f"agent mail from the Sent folder recorded on #{ticket.id} (not re-sent)")
+
+
+def _wait_for_customer(ctx: Context, ticket, agent) -> None:
+    """As after a relayed reply; a resolved ticket stays resolved, and a closed one stays
+    closed (the mail already went out: it is kept, and the refusal is an event)."""
+    if ticket.status == "resolved":
+        return
+    try:
+        if ctx.desk.settings.lifecycle.on_agent_reply == "pending":
+            set_pending(ctx.session, ctx.desk, ticket, ctx.now, actor=agent.address)
+        elif ticket.status != "open":
+            set_open(ctx.session, ticket, ctx.now, actor=agent.address)
+    except MoveRefused as refused:
+        tickets.add_event(ctx.session, ticket.id, "move_refused", ctx.now, actor=agent.address,
+                          status_from=refused.current, status_to=refused.target)
+        ctx.outcome.append(f"#{ticket.id} is {refused.current}: status unchanged")

@@ -86,6 +86,8 @@ LIMITS = {"max_files": 5, "max_bytes": 512_000,
           "types": ["CSV", "TSV", "XLSX", "DOC", "DOCX", "PDF", "TXT", "JPG", "PNG", "GIF",
                     "MP4", "MOV", "HAR"]}
 
+MOVED = {"from_queue": "default", "by": "Camille Martin"}
+
 COMMAND_ERRORS = [
     {"line": 1, "command": "#status waiting", "problem": "invalid_value",
      "allowed": ["pending", "open", "resolved", "closed"]},

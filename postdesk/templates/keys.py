@@ -84,9 +84,19 @@ _ALL = (
     _key("agent_new_ticket", "agent", "Tells an agent about a new ticket, with the customer's "
          "mail, how to answer and the commands", _desk(), _ticket(status="new"), _agent(),
          _message("The customer's first mail", ex.FIRST_MESSAGE)),
+    _key("agent_ticket_moved", "agent", "Tells an agent that a ticket was moved into one of "
+         "their queues (``#queue``), with the customer's last mail, how to answer and the "
+         "commands", _desk(), _ticket(), _agent(),
+         _customer("The customer who asked"),
+         _message("The customer's last mail", ex.CUSTOMER_REPLY),
+         Variable("moved", "object", "Who moved the ticket, and from which queue", ex.MOVED, (
+             Field("from_queue", "text", "The queue the ticket was in"),
+             Field("by", "text", "Name (or address) of the agent who moved it")))),
     _key("agent_reply", "customer", "Carries an agent's public reply to the customer", _desk(),
          _ticket(status="pending"), _customer(),
-         _agent("The agent who wrote the reply"), _message("The agent's reply", ex.AGENT_MESSAGE)),
+         _agent("The agent who wrote the reply"), _message("The agent's reply", ex.AGENT_MESSAGE),
+         Variable("signed", "boolean", "The reply already ends with the agent's name: add no "
+                  "sign-off of your own", False)),
     _key("customer_replied", "agent", "Tells the agent in charge that the customer replied",
          _desk(), _ticket(), _agent(), _customer("The customer who replied"),
          _message("The customer's reply", ex.CUSTOMER_REPLY)),
@@ -144,7 +154,8 @@ _ALL = (
              Field("line", "integer", "Line of the agent's mail, from 1"),
              Field("command", "text", "The line as the agent wrote it"),
              Field("problem", "text", "Code: unknown_command, missing_value, invalid_value, "
-                                      "not_found or invalid_date"),
+                                      "not_found, invalid_date or not_allowed (the ticket may "
+                                      "not change so: a closed ticket is final)"),
              Field("allowed", "list of text", "Accepted commands or values; may be empty")))),
     _key("ticket_history", "customer", "Lists a customer's (or their organisation's) tickets, "
          "optionally with one ticket's messages", _desk(), _customer(),

@@ -28,12 +28,13 @@ class Command:
     value: str = ""
     extra: str = ""
     line: str = ""
+    number: int = 0  # the line number in the agent's text, from 1
 
 
 @dataclass(frozen=True)
 class Problem:
-    line: str
-    command: str
+    line: int  # the line number in the agent's text, from 1
+    command: str  # the whole line, as the agent wrote it
     problem: str  # unknown_command | missing_value | invalid_value | not_found | invalid_date
     allowed: tuple[str, ...] = ()
 
@@ -43,6 +44,7 @@ class Parsed:
     commands: list[Command] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     text: str = ""
+    text_line: int = 1  # the line number where ``text`` starts
 
 
 def parse_commands(text: str, settings: Settings) -> Parsed:
@@ -54,8 +56,11 @@ def parse_commands(text: str, settings: Settings) -> Parsed:
         if line and not line.startswith("#") or re.match(r"^#\s*\d", line):
             break  # text begins ("#12 is broken" is text, not a command)
         if line:
-            _one(line, settings, parsed)
+            _one(index + 1, line, settings, parsed)
         index += 1
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    parsed.text_line = index + 1
     parsed.text = "\n".join(lines[index:]).strip("\n")
     return parsed
 
@@ -69,63 +74,63 @@ def customer_closes(text: str) -> tuple[bool, str]:
     return False, text
 
 
-def _one(line: str, settings: Settings, parsed: Parsed) -> None:
+def _one(number: int, line: str, settings: Settings, parsed: Parsed) -> None:
     match = _LINE.match(line)
     name = match.group(1).lower() if match else line.split()[0]
     checker = _AGENT.get(name) if match else None
     if checker is None:
-        parsed.problems.append(Problem(line, f"#{name.lstrip('#')}", "unknown_command",
+        parsed.problems.append(Problem(number, line, "unknown_command",
                                        tuple(f"#{n}" for n in _AGENT)))
         return
     rest = match.group(2).strip()
     result = checker(rest, settings)
     if isinstance(result, Problem):
-        parsed.problems.append(Problem(line, f"#{name}", result.problem, result.allowed))
+        parsed.problems.append(Problem(number, line, result.problem, result.allowed))
     else:
-        parsed.commands.append(Command(name, *result, line=line))
+        parsed.commands.append(Command(name, *result, line=line, number=number))
 
 
 def _choice(options: tuple[str, ...]):
     def check(rest: str, _settings):
         value = rest.split()[0].lower() if rest else ""
         if not value:
-            return Problem("", "", "missing_value", options)
-        return (value, "") if value in options else Problem("", "", "invalid_value", options)
+            return Problem(0, "", "missing_value", options)
+        return (value, "") if value in options else Problem(0, "", "invalid_value", options)
     return check
 
 
 def _assign(rest: str, settings: Settings):
     names = tuple(["me", *(a.name or a.address for a in settings.agents)])
     if not rest:
-        return Problem("", "", "missing_value", names)
+        return Problem(0, "", "missing_value", names)
     wanted = rest.strip().lower()
     if wanted == "me":
         return ("me", "")
     for agent in settings.agents:
         if wanted in (agent.address.lower(), agent.name.lower()):
             return (agent.address.lower(), "")
-    return Problem("", "", "not_found", names)
+    return Problem(0, "", "not_found", names)
 
 
 def _queue(rest: str, settings: Settings):
     names = tuple(q.name for q in settings.queues) or ("default",)
     value = rest.strip()
     if not value:
-        return Problem("", "", "missing_value", names)
+        return Problem(0, "", "missing_value", names)
     found = [n for n in names if n.lower() == value.lower()]
-    return (found[0], "") if found else Problem("", "", "not_found", names)
+    return (found[0], "") if found else Problem(0, "", "not_found", names)
 
 
 def _cc(rest: str, _settings):
     parts = rest.split()
     if len(parts) != 2 or parts[0].lower() not in ("add", "remove") or "@" not in parts[1]:
-        return Problem("", "", "invalid_value", ("add ADDRESS", "remove ADDRESS"))
+        return Problem(0, "", "invalid_value", ("add ADDRESS", "remove ADDRESS"))
     return (parts[0].lower(), parts[1].strip("<>").lower())
 
 
 def _merge(rest: str, _settings):
     match = _TICKET.match(rest.strip())
-    return (match.group(1), "") if match else Problem("", "", "invalid_value", ("#ID",))
+    return (match.group(1), "") if match else Problem(0, "", "invalid_value", ("#ID",))
 
 
 def _flag(rest: str, _settings):
@@ -135,14 +140,14 @@ def _flag(rest: str, _settings):
 def _escalation(rest: str, _settings):
     parts = rest.split()
     if not parts:
-        return Problem("", "", "missing_value", STEPS)
+        return Problem(0, "", "missing_value", STEPS)
     if parts[0].lower() not in STEPS:
-        return Problem("", "", "invalid_value", STEPS)
+        return Problem(0, "", "invalid_value", STEPS)
     if len(parts) > 1:
         try:
             date.fromisoformat(parts[1])
         except ValueError:
-            return Problem("", "", "invalid_date", ("YYYY-MM-DD",))
+            return Problem(0, "", "invalid_date", ("YYYY-MM-DD",))
         return (parts[0].lower(), parts[1])
     return (parts[0].lower(), "")
 

@@ -72,7 +72,7 @@ class Desk:
 
 @pytest.fixture
 def desk(tmp_path, db_url):
-    desk = Desk(tmp_path, db_url)
+    desk = Desk(tmp_path, db_url, "[survey]\ndelay = 0\n")  # surveyed in the resolving run
     desk.run("init")
     return desk
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 
 import pytest
 
@@ -229,3 +230,142 @@ def test_escalation_timeline_with_the_customers_confirmation(app, ticket_one):
                      ("verifying", "engineering"), ("engineering", "verifying"),
                      ("verifying", "resolved")]  # "Non…" sent it back to engineering
     assert doc["links"]["follow_ups"] == [] and doc["survey"] is None
+
+
+# -- the lifecycle's table is the law for every status change ---------------------------------
+
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+
+
+def _set_status(app, ticket_id: int, status: str) -> None:
+    with app.db.session() as session:
+        ticket = tickets.get_for_update(session, ticket_id)
+        ticket.status = status
+
+
+@pytest.mark.parametrize("current", STATUSES)
+def test_every_move_of_the_table_through_transitions(app, current):
+    """From ``current`` to every status, on a real ticket: done, or refused with nothing
+    changed. ``closed`` is reached through ``resolved`` (the only way to close)."""
+    from postdesk import lifecycle
+    from postdesk.actions import transitions
+    from postdesk.store.db import utcnow
+
+    for number, target in enumerate(STATUSES, start=1):
+        deliver(app, make_mail(f"c{number}@client.test", f"Question {number}", "Bonjour ?\n"))
+        _set_status(app, number, current)
+        allowed = lifecycle.can_move(current, target) or (
+            target == "closed" and lifecycle.can_move(current, "resolved"))
+        with app.db.session() as session:
+            ticket = tickets.get_for_update(session, number)
+            if allowed:
+                transitions.move(session, app.desk, ticket, target, utcnow(), "test")
+            else:
+                with pytest.raises(transitions.MoveRefused):
+                    transitions.move(session, app.desk, ticket, target, utcnow(), "test")
+        assert get(app, number).status == (target if allowed else current), (current, target)
+
+
+def test_agent_reply_on_a_closed_ticket_is_refused_and_kept(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n"))
+    assert get(app, 1).status == "closed"
+    before = len(queued(app))
+    deliver(app, agent_mail("alice@desk-team.test", "Bonjour Julie,\nUne dernière chose.\n"))
+    ticket = get(app, 1)
+    assert ticket.status == "closed"
+    [error] = queued(app)[before:]
+    assert error["To"] == "alice@desk-team.test" and "[#1]" in error["Subject"]
+    text = error.get_body(("plain",)).get_content()
+    assert "Ligne 1 : Bonjour Julie," in text and "fermé" in text
+    with app.db.reader() as session:
+        notes = [m.text for m in tickets.messages(session, 1) if m.kind == "note"]
+        [event] = [e for e in tickets.events(session, 1) if e.kind == "command_error"]
+    assert any("Une dernière chose." in text for text in notes)
+    assert '"not_allowed"' in event.data
+
+
+def test_a_refused_move_applies_nothing_of_the_mail(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n"))
+    deliver(app, agent_mail("alice@desk-team.test",
+                            "#priority urgent\n#cc add paul@client.test\n#status open\nVoilà.\n"))
+    ticket = get(app, 1)
+    assert (ticket.status, ticket.priority) == ("closed", "normal")
+    with app.db.reader() as session:
+        assert "paul@client.test" not in {p.address for p in tickets.participants(session, 1)}
+        errors = json.loads([e for e in tickets.events(session, 1)
+                             if e.kind == "command_error"][0].data)["errors"]
+    assert errors == [{"line": 3, "command": "#status open", "problem": "not_allowed",
+                       "allowed": []}]
+    assert "priority_changed" not in events(app, 1) and "cc_added" not in events(app, 1)
+    assert queued(app, "agent_reply") == []
+
+
+def test_agent_reply_after_resolution_keeps_the_ticket_resolved(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status resolved\n"))
+    deliver(app, agent_mail("alice@desk-team.test", "Avec plaisir, bonne journée !\n"))
+    ticket = get(app, 1)
+    assert ticket.status == "resolved" and ticket.pending_since is None
+    assert queued(app, "agent_reply")
+    deliver(app, agent_mail("alice@desk-team.test", "#status pending\nPouvez-vous vérifier ?\n"))
+    ticket = get(app, 1)
+    assert ticket.status == "pending" and ticket.resolved_at is None
+    assert ticket.survey_due_at is None
+
+
+def test_resolving_with_a_reply_sends_the_customer_one_mail(app, ticket_one):
+    before = len(queued(app))
+    deliver(app, agent_mail("alice@desk-team.test",
+                            "#status resolved\n\nBonjour Julie,\nL'avoir est parti.\n\nAlice\n"))
+    to_customer = [m for m in queued(app)[before:] if m["To"] == "julie@client.test"]
+    [reply] = to_customer
+    text = reply.get_body(("plain",)).get_content()
+    assert "L'avoir est parti." in text and "résolue" in text  # says it is resolved
+    assert text.count("Alice") == 1
+    ticket = get(app, 1)
+    assert ticket.status == "resolved" and ticket.survey_due_at > ticket.resolved_at
+    deliver(app, agent_mail("alice@desk-team.test", "#status open\n"))
+    deliver(app, agent_mail("alice@desk-team.test", "#status resolved\n"))
+    assert len(queued(app, "ticket_resolved")) == 1  # commands only: the notice tells them
+
+
+def test_queue_move_is_announced_as_a_move(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#queue tech\n"))
+    [moved] = queued(app, "agent_ticket_moved")
+    assert moved["To"] == "bob@desk-team.test"
+    text = moved.get_body(("plain",)).get_content()
+    assert "Alice" in text and "billing" in text and "tech" in text
+    assert "deux factures" in text and "#cc add|remove" in text
+    assert len(queued(app, "agent_new_ticket")) == 1  # only the first one, to Alice
+
+
+def test_the_refused_line_is_the_one_named(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n#priority high\n"
+                            "#status open\n"))
+    ticket = get(app, 1)
+    assert (ticket.status, ticket.priority) == ("new", "normal")  # nothing of the mail
+    with app.db.reader() as session:
+        [event] = [e for e in tickets.events(session, 1) if e.kind == "command_error"]
+    assert json.loads(event.data)["errors"] == [
+        {"line": 3, "command": "#status open", "problem": "not_allowed", "allowed": []}]
+    assert queued(app, "ticket_resolved") == []
+
+
+def _from_sent_folder(app, body: str) -> None:
+    raw = make_mail("support@desk.test", "Re: [#1] Facture en double", body,
+                    to="julie@client.test")
+    app.intake().store(raw, Envelope("support@desk.test", ("julie@client.test",),
+                                     "imap-sent:support/Sent"))
+    app.worker().process_until_idle()
+
+
+def test_sent_folder_mail_on_closed_or_resolved_ticket_keeps_its_status(app, ticket_one):
+    deliver(app, agent_mail("alice@desk-team.test", "#status resolved\n"))
+    _from_sent_folder(app, "Avec plaisir.\n")
+    assert get(app, 1).status == "resolved"
+    deliver(app, agent_mail("alice@desk-team.test", "#status closed\n"))
+    _from_sent_folder(app, "Encore une chose.\n")
+    assert get(app, 1).status == "closed"
+    with app.db.reader() as session:
+        texts = [m.text for m in tickets.messages(session, 1) if m.kind == "agent"]
+    assert any("Encore une chose." in t for t in texts)
+    assert "move_refused" in events(app, 1)

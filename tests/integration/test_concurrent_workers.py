@@ -398,7 +398,7 @@ def test_two_answers_to_one_survey_taken_by_two_workers_both_count(make_app):
     from postdesk.actions import surveys, transitions
     from postdesk.scheduler.sweeps import run_sweeps
 
-    config = "[worker]\nbatch_size = 1\n"
+    config = "[worker]\nbatch_size = 1\n[survey]\ndelay = 0\n"
     first, second = make_app(config), make_app(config)
     first.intake().store_many([(make_mail(sender="dana@firm.example", subject="Login fails"),
                                 SMTP)])

@@ -383,7 +383,7 @@ def test_survey_answer_by_mail_never_reopens(make_app, answer, score, satisfied,
 
     from postdesk.store.models import Survey
 
-    app = make_app('[survey]\nreview_address = "quality@desk-team.test"\n')
+    app = make_app('[survey]\ndelay = 0\nreview_address = "quality@desk-team.test"\n')
     deliver(app, make_mail(message_id="<s1@example.com>"))
     with app.db.session() as session:
         transitions.resolve(session, app.desk, tickets.get(session, 1), utcnow(), "agent",

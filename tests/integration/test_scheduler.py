@@ -36,7 +36,7 @@ from postdesk.templates.filters import format_date
 from tests.conftest import _truncate, write_config
 from tests.helpers import make_mail
 
-REVIEW = '[survey]\nreview_address = "quality@desk.test"\n'
+REVIEW = '[survey]\ndelay = 0\nreview_address = "quality@desk.test"\n'
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
 DAY = timedelta(days=1)
 
@@ -160,7 +160,7 @@ def test_low_score_goes_to_review_and_the_last_answer_counts(make_app):
 
 
 def test_good_bad_scale_without_review_address(make_app):
-    app = make_app('[survey]\nscale = "good-bad"\n')
+    app = make_app('[survey]\ndelay = 0\nscale = "good-bad"\n')
     t0 = resolved_and_surveyed(app)
     assert "Bonne" in text_of(outbox_mails(app, "survey_request")[0][1])
     outcome = answer(app, "Mauvaise, je suis mécontent(e)\nPersonne n'a rappelé.", t0 + DAY)
@@ -214,7 +214,7 @@ def snapshot(app) -> tuple:
 
 
 def test_dry_run_lists_exactly_what_the_run_does(make_app):
-    app = make_app()
+    app = make_app("[survey]\ndelay = 0\n")
     now = utcnow()
     several_due_tickets(app, now)
     before = snapshot(app)

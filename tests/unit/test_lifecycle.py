@@ -51,3 +51,34 @@ def test_closed_is_final_and_resolved_is_the_only_way_to_close():
     assert not lifecycle.can_move(Status.OPEN, Status.CLOSED)
     assert lifecycle.can_move(Status.RESOLVED, Status.CLOSED)
     assert lifecycle.can_move(Status.PENDING, Status.RESOLVED)
+
+
+# The whole table, as docs/agents.md states it: row = from, columns = to.
+N, O, P, R, C = (Status.NEW, Status.OPEN, Status.PENDING, Status.RESOLVED, Status.CLOSED)
+TABLE = {
+    N: {N: True, O: True, P: True, R: True, C: False},
+    O: {N: False, O: True, P: True, R: True, C: False},
+    P: {N: False, O: True, P: True, R: True, C: False},
+    R: {N: False, O: True, P: True, R: True, C: True},
+    C: {N: False, O: False, P: False, R: False, C: False},  # closed is final
+}
+
+
+@pytest.mark.parametrize("current", list(Status))
+@pytest.mark.parametrize("target", list(Status))
+def test_every_move_of_the_table(current, target):
+    assert lifecycle.can_move(current, target) is TABLE[current][target]
+    assert lifecycle.can_move(current.value, target.value) is TABLE[current][target]
+
+
+@pytest.mark.parametrize("current", list(Status))
+def test_moves_from_lists_the_allowed_targets(current):
+    assert lifecycle.moves_from(current) == tuple(
+        t.value for t in Status if TABLE[current][t] and t != current)
+
+
+def test_unknown_statuses_are_refused_loudly():
+    with pytest.raises(ValueError):
+        lifecycle.can_move("archived", Status.OPEN)
+    with pytest.raises(ValueError):
+        lifecycle.can_move(Status.OPEN, "deleted")

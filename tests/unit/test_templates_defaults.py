@@ -158,3 +158,16 @@ def test_ticket_with_no_subject() -> None:
     values = {**example_values("agent_new_ticket"), "ticket": ticket}
     assert RENDERER.render("agent_new_ticket", "en", values).subject == \
         "[#1042] New ticket: (no subject)"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_command_error_on_a_closed_ticket_explains_instead_of_asking_to_fix(locale: str) -> None:
+    values = example_values("command_error")
+    values["ticket"] = {**values["ticket"], "status": "closed"}
+    values["errors"] = [{"line": 1, "command": "Bonjour Julie,", "problem": "not_allowed",
+                         "allowed": []}]
+    check_mail("command_error", locale, values)
+    text = RENDERER.render("command_error", locale, values).text
+    assert {"fr": "Ligne 1 : Bonjour Julie,", "en": "Line 1: Bonjour Julie,"}[locale] in text
+    assert {"fr": "définitivement", "en": "is final"}[locale] in text
+    assert {"fr": "corrigez", "en": "fix the command"}[locale] not in text

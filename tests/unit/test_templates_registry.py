@@ -26,7 +26,7 @@ SCALARS = {"text": str, "integer": int, "boolean": bool, "date": date,
 
 def test_every_key_of_the_design_is_declared() -> None:
     assert [k for k in KEYS if k in DESIGN_KEYS] == DESIGN_KEYS
-    assert set(KEYS) - set(DESIGN_KEYS) == {"ticket_merged"}  # added by the agents issue (#merge)
+    assert set(KEYS) - set(DESIGN_KEYS) == {"ticket_merged", "agent_ticket_moved"}  # #merge, #queue
     assert PARTS == ("subject", "text", "html") and LOCALES == ("fr", "en")
 
 
