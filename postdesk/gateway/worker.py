@@ -374,8 +374,7 @@ class Worker:
             self.warm_up()
         except Exception:  # noqa: BLE001 - warming up is an optimisation only
             log.exception("worker warm-up failed")
-        self.recover()
-        self._give_back_own()
+        self._start_up(stop)
         halt = threading.Event()  # the renewals end with this loop, not before
         threading.Thread(target=self._keep_claims, args=(halt,), name="worker-claims",
                          daemon=True).start()
@@ -397,6 +396,21 @@ class Worker:
                     wake.wait(self.settings.poll_seconds)
         finally:
             halt.set()
+
+    def _start_up(self, stop: threading.Event) -> None:
+        """``recover`` and ``_give_back_own``, tried again while the store is out (an outage
+        at start is not a death of the worker)."""
+        while not stop.is_set():
+            try:
+                self.recover()
+                self._give_back_own()
+                return
+            except Exception as exc:  # noqa: BLE001 - an outage; try again
+                if not is_unavailable(exc):
+                    raise
+                log.warning("worker start-up: store unavailable, retrying: %s",
+                            str(exc).splitlines()[0][:300])
+                stop.wait(2.0)
 
     def _give_back_own(self) -> None:
         """At the start of ``run``, this worker holds nothing: claims under its name are left
