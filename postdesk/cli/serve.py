@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import threading
 
@@ -132,8 +133,8 @@ class Services:
             await self.gateway.bind()
         except OSError as exc:
             self.gateway = None
-            raise CannotListen(f"cannot listen on {settings.smtp.listen}: "
-                               f"{exc.strerror or exc}") from exc
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise CannotListen(f"cannot listen on {settings.smtp.listen}: {reason}") from exc
 
     def _accept(self, raw, envelope):
         return self.committer(raw, envelope)

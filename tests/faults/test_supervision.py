@@ -196,7 +196,8 @@ def test_serve_on_a_port_in_use_exits_at_once_and_leaves_no_process(tmp_path):
                 os.kill(pid, 9)
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1, lines
-    assert lines[-1].startswith(f"postdesk: cannot listen on 127.0.0.1:{port}: "), lines
+    assert lines[-1] == (f"postdesk: cannot listen on 127.0.0.1:{port}: Address already in use "
+                         "(change [smtp] listen or stop the other server)"), lines
     assert "Traceback" not in result.stderr.decode()
     assert leftovers == []
     assert "processing process" not in result.stderr.decode()  # no child was ever started
