@@ -1,8 +1,8 @@
 """Keep a process's long-lived threads running: start a dead one again, or end the process.
 
-Every part that lives as long as the process (the intake's writer, the worker, the sender, the
-scheduler, each IMAP poller, the WAL checkpointer, the watch over the processing child) runs in
-a :class:`Supervised` thread. When its body raises, or returns without having been asked to
+Every part that lives as long as the process (the intake's writer, the worker and its claim
+renewals, the sender, the scheduler, each IMAP poller, the WAL checkpointer, the watch over the
+processing child and the child's over its lifeline) runs in a :class:`Supervised` thread. When its body raises, or returns without having been asked to
 stop, the death is logged with its traceback and the body is started again after a pause that
 doubles from 1 s up to a minute. A part that dies ``DEATHS_ALLOWED`` times within
 ``DEATH_WINDOW`` seconds is broken beyond what a restart mends: the process then ends at once

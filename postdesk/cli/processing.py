@@ -189,8 +189,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     # reaches the whole process group and must not cut a mail in half here.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    threading.Thread(target=_await_parent, args=(lifeline, stop), name="lifeline",
-                     daemon=True).start()
+    supervise("lifeline", lambda: _await_parent(lifeline, stop), stopping=stop.is_set)
     app = App(settings)
     app.db.leave_checkpoints_to_a_thread()  # the serve process runs them (cli.serve)
     if parts["worker"]:

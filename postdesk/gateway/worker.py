@@ -30,7 +30,7 @@ from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
-from postdesk.supervision import fault_point
+from postdesk.supervision import fault_point, supervise
 
 log = logging.getLogger("postdesk.worker")
 
@@ -376,8 +376,7 @@ class Worker:
             log.exception("worker warm-up failed")
         self._start_up(stop)
         halt = threading.Event()  # the renewals end with this loop, not before
-        threading.Thread(target=self._keep_claims, args=(halt,), name="worker-claims",
-                         daemon=True).start()
+        supervise("worker-claims", lambda: self._keep_claims(halt), stopping=halt.is_set)
         try:
             while not stop.is_set():
                 wake.clear()  # before looking: a mail stored from now on wakes the next wait
