@@ -42,6 +42,7 @@ def init(lazy) -> None:
 @click.pass_obj
 def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: bool) -> None:
     """Run the SMTP/LMTP server, the worker and the sender until SIGTERM or SIGINT."""
+    from postdesk.cli.serve import CannotListen  # noqa: PLC0415
     from postdesk.cli.serve import serve as run  # noqa: PLC0415
 
     app = lazy.app
@@ -49,9 +50,8 @@ def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: b
     try:
         asyncio.run(run(app, smtp=not no_smtp, worker=not no_worker, sender=not no_sender,
                         scheduler=not no_scheduler))
-    except OSError as exc:
-        fail(f"cannot listen on {app.settings.smtp.listen}: {exc.strerror or exc} "
-             "(change [smtp] listen or stop the other server)")
+    except CannotListen as exc:  # nothing else has started yet
+        fail(f"{exc} (change [smtp] listen or stop the other server)")
 
 
 @cli.command()

@@ -17,8 +17,9 @@ pollers, the group commit) in its own process and runs the rest in a child it su
   pipe's end when the parent dies (even by SIGKILL), makes the child finish its current mail
   and exit — no orphan goes on working beside the next gateway (and if it did, claims keep the
   two apart);
-- a child that dies is started again after a pause that doubles up to a minute; its claims are
-  given back by the new worker's start-up recovery, so no mail is lost.
+- a child that dies (a crash, or exit 70 when one of its threads kept dying, see
+  :mod:`postdesk.supervision`) is started again after a pause that doubles up to a minute; its
+  claims are given back by the new worker's start-up recovery, so no mail is lost.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time
 
 from postdesk.config import Settings
 from postdesk.gateway.priority import WritePriority
+from postdesk.supervision import supervise
 
 log = logging.getLogger("postdesk.serve")
 
@@ -93,7 +95,7 @@ class ProcessingChild:
         self._lifeline = None
         self._doorbell = None
         self._stopping = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher = None  # a supervised thread (postdesk.supervision)
 
     def wake_worker(self) -> None:
         if self._doorbell is not None:
@@ -111,8 +113,8 @@ class ProcessingChild:
                 log.error("processing process %s is not ready (exit %s); accepting mail anyway",
                           self.process.pid, self.process.exitcode)
                 break
-        self._watcher = threading.Thread(target=self._watch, name="processing-watch", daemon=True)
-        self._watcher.start()
+        self._watcher = supervise("processing-watch", self._watch,
+                                  stopping=self._stopping.is_set)
 
     def _spawn(self) -> None:
         life_reader, life_writer = SPAWN.Pipe(duplex=False)
@@ -187,8 +189,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     # reaches the whole process group and must not cut a mail in half here.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    threading.Thread(target=_await_parent, args=(lifeline, stop), name="lifeline",
-                     daemon=True).start()
+    supervise("lifeline", lambda: _await_parent(lifeline, stop), stopping=stop.is_set)
     app = App(settings)
     app.db.leave_checkpoints_to_a_thread()  # the serve process runs them (cli.serve)
     if parts["worker"]:

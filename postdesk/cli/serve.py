@@ -11,6 +11,11 @@ beside it, for the cores a single interpreter cannot use. Parts wake each other 
 a poll interval. On
 SIGTERM the server stops accepting (new sessions are refused), in-flight mails finish their
 commit, the worker and sender finish their current mail, and the process exits 0.
+
+The SMTP address is taken first: a port in use ends ``serve`` at once (exit 1, one line),
+before any child or thread has started. Each long-lived thread is supervised
+(:mod:`postdesk.supervision`): started again when it dies, or the process ends with exit 70
+when it keeps dying.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import threading
 
@@ -25,8 +31,13 @@ from postdesk.cli.app import App
 from postdesk.gateway.intake import GroupCommitter
 from postdesk.gateway.priority import WritePriority
 from postdesk.gateway.smtp import SmtpGateway
+from postdesk.supervision import supervise
 
 log = logging.getLogger("postdesk.serve")
+
+
+class CannotListen(Exception):
+    """The SMTP/LMTP address cannot be taken (in use, not ours, no permission)."""
 
 
 class Services:
@@ -39,7 +50,7 @@ class Services:
         self.stop_event = stop_event or threading.Event()
         self.worker_wake = worker_wake or threading.Event()
         self.sender_wake = threading.Event()
-        self.threads: list[threading.Thread] = []
+        self.threads: list = []  # supervised threads (postdesk.supervision)
         self.want = {"smtp": smtp, "worker": worker, "sender": sender,
                      "scheduler": scheduler and app.settings.scheduler.enabled}
         self.gateway: SmtpGateway | None = None
@@ -87,9 +98,9 @@ class Services:
         if self.want["sender"]:
             self._thread("sender", self.app.sender().run, self.sender_wake)
         if self.want["scheduler"]:
-            from postdesk.scheduler.daemon import start_in_background  # noqa: PLC0415
+            from postdesk.scheduler.daemon import start_supervised  # noqa: PLC0415
 
-            self.scheduler = start_in_background(self.app)
+            self.scheduler = start_supervised(self.app)
 
     def start_pollers(self) -> None:
         """One IMAP poller per [[imap]] mailbox, each in its own thread, each under a lease."""
@@ -105,24 +116,39 @@ class Services:
             self.pollers.append(poller)
 
     def _thread(self, name: str, target, wake) -> None:
-        thread = threading.Thread(target=target, args=(self.stop_event, wake), name=name,
-                                  daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        self.threads.append(supervise(name, lambda: target(self.stop_event, wake),
+                                      stopping=self.stop_event.is_set))
 
-    async def start_smtp(self) -> None:
+    async def bind_smtp(self) -> None:
+        """Take the SMTP address before anything else starts; raises :class:`CannotListen`."""
         settings = self.app.settings
-        intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
-        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout_seconds)
-        self.committer.start()
         host, port = settings.listen_host_port
-        self.gateway = SmtpGateway(host=host, port=port, accept=self.committer,
+        self.gateway = SmtpGateway(host=host, port=port, accept=self._accept,
                                    domains=settings.desk.domains, lmtp=settings.smtp.lmtp,
                                    max_message_bytes=settings.smtp.max_message_bytes,
                                    max_bytes_in_flight=settings.smtp.max_bytes_in_flight,
                                    max_connections=settings.smtp.max_connections,
                                    hostname=settings.smtp.hostname or None)
+        try:
+            await self.gateway.bind()
+        except OSError as exc:
+            self.gateway = None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise CannotListen(f"cannot listen on {settings.smtp.listen}: {reason}") from exc
+
+    def _accept(self, raw, envelope):
+        return self.committer(raw, envelope)
+
+    async def start_smtp(self) -> None:
+        """Start the group commit, then accept connections on the address ``bind_smtp`` took."""
+        settings = self.app.settings
+        intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
+        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout_seconds)
+        self.committer.start()
+        if self.gateway is None:
+            await self.bind_smtp()
         await self.gateway.start()
+        host = settings.listen_host_port[0]
         log.info("listening for %s on %s:%s (domains: %s)", "LMTP" if settings.smtp.lmtp
                  else "SMTP", host, self.gateway.port, ", ".join(settings.desk.domains))
 
@@ -190,16 +216,21 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    checkpointer = start_checkpointer(app.db)
     services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
-    services.start_processing()
-    services.start_pollers()
     if smtp:
-        await services.start_smtp()
-    freeze_startup_heap()
-    await stopping.wait()
-    log.info("stopping")
-    await services.stop()
-    if checkpointer is not None:
-        checkpointer.stop()
+        await services.bind_smtp()  # a port in use ends here, before any child is started
+    checkpointer = None
+    try:
+        checkpointer = start_checkpointer(app.db)
+        services.start_processing()
+        services.start_pollers()
+        if smtp:
+            await services.start_smtp()
+        freeze_startup_heap()
+        await stopping.wait()
+        log.info("stopping")
+    finally:  # also when a part failed to start: no child goes on working without us
+        await services.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
     log.info("stopped")

@@ -3,8 +3,9 @@
 One ``MailboxPoller`` per configured mailbox runs in its own thread and never blocks its caller:
 it holds the mailbox's lease (one process polls a mailbox), connects, has an ``ImapSession``
 sweep every folder, then waits for mail with IDLE (or polls) and sweeps again; on any error it
-drops the connection and retries with capped, jittered backoff. ``run_once`` does one sweep in
-the caller's thread. The IMAP work itself is in ``gateway/imap.py``.
+drops the connection and retries with capped, jittered backoff. The thread is supervised
+(:mod:`postdesk.supervision`): should the loop itself die, it is started again. ``run_once``
+does one sweep in the caller's thread. The IMAP work itself is in ``gateway/imap.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from postdesk.errors import PostdeskError, TempFail
 from postdesk.gateway.imap import NETWORK_ERRORS, CursorStore, ImapSession, Intake, connect
+from postdesk.supervision import Supervised, fault_point
 
 if TYPE_CHECKING:
     from postdesk.config import ImapSettings
@@ -54,14 +56,14 @@ class MailboxPoller:
         self._session: ImapSession | None = None
         self._held, self._renewed, self._news_at = False, 0.0, 0.0
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Supervised | None = None
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=f"imap-{self.settings.name}",
-                                        daemon=True)
+        self._thread = Supervised(f"imap-{self.settings.name}", self._run,
+                                  stopping=self._stopping.is_set)
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -103,6 +105,7 @@ class MailboxPoller:
                 except Exception as exc:  # the thread must outlive every error
                     failures += 1
                     self._recover(exc, failures)
+                fault_point("imap")
         finally:
             self._finish()
 

@@ -6,6 +6,15 @@ asynchronous front the SMTP server awaits: mails that arrive together share one 
 while it writes them), and no caller is answered before the commit that holds its mail. A
 store that cannot take the mail raises :class:`TempFail` (the sender retries); nothing is
 half-written.
+
+A caller that waited longer than ``timeout`` for its commit is answered :class:`TempFail`
+(SMTP 451). The writer first marks each mail it takes as running
+(``Future.set_running_or_notify_cancel``): a mail whose caller gave up before that is skipped
+(its sender got 451 and sends it again); once running, the commit decides. A commit that lands
+after its caller got 451 keeps the mail, and the sender's retry is a second copy that the
+worker discards as a duplicate (same Message-ID, or same bytes). The writer thread is
+supervised (:mod:`postdesk.supervision`): it never dies of a late answer, and if it dies of
+anything else it is started again.
 """
 
 from __future__ import annotations
@@ -16,7 +25,6 @@ import contextlib
 import hashlib
 import logging
 import queue
-import threading
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +35,7 @@ from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
 from postdesk.store.blobs import BlobStore
 from postdesk.store.db import Database, temp_fail_on_outage, utcnow
+from postdesk.supervision import Supervised, fault_point
 
 log = logging.getLogger("postdesk.intake")
 
@@ -98,8 +107,8 @@ class GroupCommitter:
         self.max_batch_bytes = max_batch_bytes
         self.timeout = timeout
         self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
         self._stopping = False
+        self._thread = Supervised("intake-writer", self._run, stopping=lambda: self._stopping)
 
     def start(self) -> None:
         self._thread.start()
@@ -108,6 +117,10 @@ class GroupCommitter:
         self._stopping = True
         self._queue.put(None)
         self._thread.join(timeout=10)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     async def __call__(self, raw: bytes | bytearray, envelope: Envelope) -> int:
         if self._stopping:
@@ -147,6 +160,13 @@ class GroupCommitter:
         return batch, None
 
     def _commit(self, batch: list) -> None:
+        taken = [item for item in batch if item[2].set_running_or_notify_cancel()]
+        if len(taken) < len(batch):
+            log.warning("%d mails answered 451 (store timeout) before their commit began are "
+                        "not stored; their senders send them again", len(batch) - len(taken))
+        if not taken:
+            return
+        batch = taken
         try:
             ids = self.intake.store_many([(raw, env) for raw, env, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
@@ -156,5 +176,6 @@ class GroupCommitter:
             for _, _, future in batch:
                 future.set_exception(error)
             return
+        fault_point("intake-writer")
         for stored_id, (_, _, future) in zip(ids, batch):
             future.set_result(stored_id)

@@ -357,12 +357,20 @@ class SmtpGateway:
             return self._port
         return self._server.sockets[0].getsockname()[1]
 
-    async def start(self) -> None:
+    async def bind(self) -> None:
+        """Take the address without accepting connections yet (``start`` then listens): a
+        port in use fails here, with ``OSError``, before anything else has started."""
+        if self._server is not None:
+            return
         _quiet_aiosmtpd_log()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: self._new_session(loop), self._host, self._port
+            lambda: self._new_session(loop), self._host, self._port, start_serving=False
         )
+
+    async def start(self) -> None:
+        await self.bind()
+        await self._server.start_serving()
         log.info("%s gateway listening on %s:%d", self._protocol, self._host, self.port)
 
     async def stop(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:

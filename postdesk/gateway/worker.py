@@ -30,6 +30,7 @@ from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
+from postdesk.supervision import fault_point, supervise
 
 log = logging.getLogger("postdesk.worker")
 
@@ -373,10 +374,9 @@ class Worker:
             self.warm_up()
         except Exception:  # noqa: BLE001 - warming up is an optimisation only
             log.exception("worker warm-up failed")
-        self.recover()
+        self._start_up(stop)
         halt = threading.Event()  # the renewals end with this loop, not before
-        threading.Thread(target=self._keep_claims, args=(halt,), name="worker-claims",
-                         daemon=True).start()
+        supervise("worker-claims", lambda: self._keep_claims(halt), stopping=halt.is_set)
         try:
             while not stop.is_set():
                 wake.clear()  # before looking: a mail stored from now on wakes the next wait
@@ -389,10 +389,35 @@ class Worker:
                     log.exception("worker cycle failed; retrying")
                     stop.wait(2.0)
                     busy = 0
-                if not busy:
+                if busy:
+                    fault_point("worker")
+                else:
                     wake.wait(self.settings.poll_seconds)
         finally:
             halt.set()
+
+    def _start_up(self, stop: threading.Event) -> None:
+        """``recover`` and ``_give_back_own``, tried again while the store is out (an outage
+        at start is not a death of the worker)."""
+        while not stop.is_set():
+            try:
+                self.recover()
+                self._give_back_own()
+                return
+            except Exception as exc:  # noqa: BLE001 - an outage; try again
+                if not is_unavailable(exc):
+                    raise
+                log.warning("worker start-up: store unavailable, retrying: %s",
+                            str(exc).splitlines()[0][:300])
+                stop.wait(2.0)
+
+    def _give_back_own(self) -> None:
+        """At the start of ``run``, this worker holds nothing: claims under its name are left
+        by a run that died (its supervisor starts ``run`` again), and go back to the queue."""
+        with self.db.session() as session:
+            given = inbound.give_back(session, self.holder)
+        if given:
+            log.warning("gave back %d mails this worker held when its loop stopped", given)
 
 
 def _describe(exc: Exception) -> str:

@@ -23,6 +23,7 @@ from postdesk.config import OutboundSettings
 from postdesk.notify.transports import PermanentError, RelayUnavailable, TransientError
 from postdesk.store import claims, outbox
 from postdesk.store.db import Database, utcnow
+from postdesk.supervision import fault_point
 
 log = logging.getLogger("postdesk.sender")
 
@@ -154,5 +155,7 @@ class Sender:
             except Exception:  # noqa: BLE001 - the loop must survive a store outage
                 log.exception("sender cycle failed; retrying")
                 busy = 0
-            if not busy:
+            if busy:
+                fault_point("sender")
+            else:
                 wake.wait(self.settings.poll_seconds)

@@ -17,6 +17,8 @@ round F). ``serve`` therefore turns that off on its own connections
   the next round): the WAL stays bounded at the price of a rare pause, as SQLite's own
   documentation describes for checkpoint starvation.
 
+The thread is supervised (:mod:`postdesk.supervision`): should it die, it is started again.
+
 Other processes on the same file (``ingest``, the ``scheduler`` daemon, the CLI) keep SQLite's
 automatic checkpoints; checkpoints from several connections take turns on SQLite's checkpoint
 lock, so they do not conflict.
@@ -27,6 +29,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+
+from postdesk.supervision import Supervised, fault_point
 
 log = logging.getLogger("postdesk.store")
 
@@ -49,7 +53,7 @@ class Checkpointer:
         self.truncated = 0
         self._frames = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._thread = Supervised("checkpointer", self._run, stopping=self._stop.is_set)
 
     def start(self) -> None:
         self._thread.start()
@@ -65,6 +69,7 @@ class Checkpointer:
             try:
                 connection = connection or self._connect()
                 wait = self.interval if self.checkpoint(connection) else self.idle_interval
+                fault_point("checkpointer")
             except sqlite3.Error as exc:  # the next commits keep the WAL; try again later
                 log.warning("WAL checkpoint failed: %s", exc)
                 if connection is not None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
+import pytest
+
+from postdesk.errors import TempFail
 from postdesk.gateway.intake import GroupCommitter
 from postdesk.mail.envelope import Envelope
 
@@ -60,3 +64,79 @@ def test_a_batch_closes_at_its_count_limit():
     finally:
         committer.stop()
     assert [len(batch) for batch in intake.batches] == [1, 2, 2]
+
+
+class LateIntake:
+    """Each commit waits until the test lets it go; records what was stored."""
+
+    def __init__(self) -> None:
+        self.stored: list[bytes] = []
+        self.entered = threading.Event()
+        self.may_go = threading.Event()
+
+    def store_many(self, mails):
+        self.entered.set()
+        self.may_go.wait(timeout=10)
+        self.may_go.clear()
+        self.stored += [bytes(raw) for raw, _ in mails]
+        return list(range(len(self.stored) - len(mails) + 1, len(self.stored) + 1))
+
+
+def test_a_commit_that_lands_after_the_timeout_keeps_the_writer_alive():
+    """The SMTP side answered 451 (store timeout) while the commit was still running; when
+    it lands, the writer goes on, and the next mail is stored and answered 250."""
+    intake = LateIntake()
+    committer = GroupCommitter(intake, timeout=0.2)
+    committer.start()
+
+    async def scenario():
+        with pytest.raises(TempFail, match="did not answer"):
+            await committer(b"slow", ENVELOPE)
+        intake.may_go.set()  # the slow commit lands after the 451
+        await asyncio.to_thread(_wait_stored, intake, 1)
+        intake.may_go.set()
+        stored = await asyncio.wait_for(committer(b"next", ENVELOPE), 5)
+        return stored, committer.alive
+
+    try:
+        next_id, alive = asyncio.run(scenario())
+    finally:
+        intake.may_go.set()
+        committer.stop()
+    assert next_id == 2
+    assert intake.stored == [b"slow", b"next"]  # the late one is stored: dedupe handles a retry
+    assert alive
+
+
+def test_a_mail_answered_451_before_its_commit_began_is_not_stored():
+    """A mail that waited behind a hung commit past the timeout was answered 451 and will be
+    sent again: the writer skips it rather than store a copy the sender never saw accepted."""
+    intake = LateIntake()
+    committer = GroupCommitter(intake, timeout=0.3)
+    committer.start()
+
+    async def scenario():
+        first = asyncio.ensure_future(committer(b"first", ENVELOPE))
+        await asyncio.to_thread(intake.entered.wait, 5)
+        with pytest.raises(TempFail):
+            await committer(b"queued", ENVELOPE)  # waits behind "first", times out
+        with pytest.raises(TempFail):
+            await first
+        intake.may_go.set()
+        await asyncio.to_thread(_wait_stored, intake, 1)
+        intake.may_go.set()
+        return await asyncio.wait_for(committer(b"after", ENVELOPE), 5)
+
+    try:
+        after = asyncio.run(scenario())
+    finally:
+        intake.may_go.set()
+        committer.stop()
+    assert intake.stored == [b"first", b"after"]
+    assert after == 2
+
+
+def _wait_stored(intake: LateIntake, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(intake.stored) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
