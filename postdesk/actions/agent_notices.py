@@ -13,7 +13,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.actions.services import Desk
-from postdesk.store import tickets
+from postdesk.store import contacts, tickets
 from postdesk.store.models import Ticket
 
 COMMANDS_HELP = ("#status open|pending|resolved|closed", "#assign NAME|ADDRESS|me",
@@ -43,6 +43,8 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
     if not to:
         return []
     agents = {a.address.lower(): a for a in desk.settings.agents}
+    undeliverable = sorted(contacts.undeliverable(
+        session, [p.address for p in tickets.participants(session, ticket.id)]))
     for address in to:
         agent = agents.get(address)
         variables = {"agent": {"name": agent.name if agent and agent.name else address,
@@ -50,7 +52,8 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
                      "customer": {"name": message.from_name if message else "",
                                   "address": ticket.requester},
                      "message": _message_vars(message, now),
-                     "commands_help": list(COMMANDS_HELP), **(extra or {})}
+                     "commands_help": list(COMMANDS_HELP), "undeliverable": undeliverable,
+                     **(extra or {})}
         desk.notifier.notify(session, now, ticket, key, [address], variables=variables,
                              automatic="auto-generated", limit=False,
                              in_reply_to=message.message_id if message else None)

@@ -73,6 +73,12 @@ def _answer(example: dict[str, Any]) -> Variable:
     return Variable("answer", "object", "The customer's answer to the survey", example, f.ANSWER)
 
 
+def _undeliverable() -> Variable:
+    return Variable("undeliverable", "list of text", "Addresses on the ticket the desk no longer "
+                    "mails because their mail bounced (``postdesk contacts``); usually empty",
+                    ["marc.ancien@client.example"])
+
+
 def _key(name: str, audience: Audience, description: str, *variables: Variable) -> TemplateKey:
     return TemplateKey(name, description, audience, variables)
 
@@ -83,7 +89,7 @@ _ALL = (
          assignee=None), _customer()),
     _key("agent_new_ticket", "agent", "Tells an agent about a new ticket, with the customer's "
          "mail, how to answer and the commands", _desk(), _ticket(status="new"), _agent(),
-         _message("The customer's first mail", ex.FIRST_MESSAGE)),
+         _message("The customer's first mail", ex.FIRST_MESSAGE), _undeliverable()),
     _key("agent_ticket_moved", "agent", "Tells an agent that a ticket was moved into one of "
          "their queues (``#queue``), with the customer's last mail, how to answer and the "
          "commands", _desk(), _ticket(), _agent(),
@@ -91,7 +97,8 @@ _ALL = (
          _message("The customer's last mail", ex.CUSTOMER_REPLY),
          Variable("moved", "object", "Who moved the ticket, and from which queue", ex.MOVED, (
              Field("from_queue", "text", "The queue the ticket was in"),
-             Field("by", "text", "Name (or address) of the agent who moved it")))),
+             Field("by", "text", "Name (or address) of the agent who moved it"))),
+         _undeliverable()),
     _key("agent_reply", "customer", "Carries an agent's public reply to the customer", _desk(),
          _ticket(status="pending"), _customer(),
          _agent("The agent who wrote the reply"), _message("The agent's reply", ex.AGENT_MESSAGE),
@@ -99,7 +106,7 @@ _ALL = (
                   "sign-off of your own", False)),
     _key("customer_replied", "agent", "Tells the agent in charge that the customer replied",
          _desk(), _ticket(), _agent(), _customer("The customer who replied"),
-         _message("The customer's reply", ex.CUSTOMER_REPLY)),
+         _message("The customer's reply", ex.CUSTOMER_REPLY), _undeliverable()),
     _key("pending_reminder", "customer", "Reminds a customer that we wait for their answer, "
          "and when the ticket will be resolved without one", _desk(), _ticket(status="pending"),
          _customer(), Variable("reminder", "object", "Which reminder this is", ex.REMINDER, (

@@ -107,3 +107,18 @@ def test_only_a_report_returning_the_desks_own_mail_counts(app):
     with app.db.reader() as session:
         [event] = [json.loads(e.data) for e in tickets.events(session, 1) if e.kind == "automatic_mail"]
     assert event["failed"] == ["claire@client.test"]
+
+
+def test_agents_are_told_in_their_notifications_when_the_customer_is_undeliverable(make_app):
+    app = make_app('[[agents]]\naddress = "alice@desk-team.test"\nname = "Alice"\n')
+    deliver(app, make_mail("claire@client.test", "Imprimante en panne", "Elle ne s'allume plus.\n",
+                           message_id="<q1@client.test>"), "claire@client.test")
+    start = utcnow()
+    for day in range(3):
+        count(app, start + timedelta(days=day))
+    deliver(app, make_mail("claire@client.test", "Re: [#1] Imprimante en panne", "Toujours rien.\n"),
+            "claire@client.test")
+    with app.db.reader() as session:
+        [notice] = [r for r in outbox.listing(session, limit=100)
+                    if r.template == "customer_replied"]
+    assert b"claire@client.test" in notice.raw and b"mails reviennent en erreur" in notice.raw
