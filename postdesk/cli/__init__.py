@@ -8,7 +8,6 @@ with one line on stderr that says what to fix and a documented exit code, never 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
@@ -16,6 +15,7 @@ import click
 from postdesk import __version__
 from postdesk import config as config_module
 from postdesk.cli.app import App
+from postdesk.cli.logs import setup as _setup_logging
 from postdesk.errors import ConfigError
 
 EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
@@ -37,18 +37,10 @@ class Lazy:
             except ConfigError as exc:
                 click.echo(f"postdesk: configuration error: {exc}", err=True)
                 sys.exit(EX_CONFIG)
-            _setup_logging(self.log_level or settings.logging.level)
+            _setup_logging(self.log_level or settings.logging.level,
+                           settings.logging.redact_addresses)
             self._app = App(settings)
         return self._app
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("sqlalchemy", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # mail-parser logs an ERROR for every malformed encoded-word; parse() keeps them as defects.
-    logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 
 # The module that defines each command. A module is imported when its command runs (or for
