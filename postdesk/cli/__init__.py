@@ -70,12 +70,30 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            url = ctx.obj.app.settings.database.url if ctx.obj and ctx.obj._app else "?"
+            exit_if_not_initialised(exc, url)
             if not _is_database_error(exc):
                 raise
-            url = ctx.obj.app.settings.database.url if ctx.obj and ctx.obj._app else "?"
-            click.echo(f"postdesk: cannot use the database {url}: {_first_line(exc)} "
-                       "(is it running? has `postdesk init` been run?)", err=True)
+            from postdesk.store.db import shown_url  # noqa: PLC0415
+
+            click.echo(f"postdesk: cannot use the database {shown_url(url)}: {_first_line(exc)} "
+                       "(is it running? can this user open it?)", err=True)
             sys.exit(EX_TEMPFAIL)
+
+
+def exit_if_not_initialised(exc: BaseException, url: str) -> None:
+    """Exit 78 (configuration: an MTA keeps the mail) with "run `postdesk init`" when ``exc``
+    (or the database error behind it) says the database has no postdesk schema yet."""
+    if url == "?":
+        return
+    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
+
+    cause = exc if _is_database_error(exc) else exc.__cause__
+    why = needs_init(cause, url) if _is_database_error(cause) else None
+    if why:
+        click.echo(f"postdesk: the database {shown_url(url)} is not set up: {why} "
+                   "(run `postdesk init` first)", err=True)
+        sys.exit(EX_CONFIG)
 
 
 def _is_database_error(exc: BaseException) -> bool:

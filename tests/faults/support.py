@@ -215,7 +215,7 @@ def sqlite_app(folder: Path, extra: str = "", environ: dict[str, str] | None = N
     ``environ`` holds ``POSTDESK_<SECTION>__<KEY>`` overrides (e.g. of the ``[desk]`` keys)."""
     app = App(config.load(desk_config(folder, f"sqlite:///{folder / 'postdesk.db'}", extra),
                           environ=environ or {}))
-    migrate.upgrade(app.db)
+    migrate.upgrade(app.create_db())  # as `postdesk init` does
     return app
 
 
