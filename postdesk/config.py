@@ -289,6 +289,22 @@ def validate(settings: Settings) -> Settings:
     return settings
 
 
+def startup_warnings(settings: Settings) -> list[str]:
+    """What is allowed but almost surely not meant: ``serve`` logs these at start and
+    ``postdesk agents list`` prints them."""
+    auth = settings.agent_auth
+    if not settings.agents:
+        return []
+    if not auth.required:
+        return ["[agent_auth] required = false: any mail with an agent's From runs commands; "
+                "use this for development only"]
+    if not auth.trusted_authserv_id:
+        return ["[agent_auth] trusted_authserv_id is empty: no mail can be recognised as an "
+                "agent's except from an [[imap]] mailbox's Sent folder; set it to the "
+                "authserv-id of the server that adds Authentication-Results to your mail"]
+    return []
+
+
 # The range of every number in the configuration, bounds included; a list's items are checked
 # one by one, and an [[imap]] key in every mailbox. NaN and infinity are in no range.
 _DAY, _MANY = 86400, 10**9
