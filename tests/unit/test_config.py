@@ -144,3 +144,12 @@ def test_out_of_range_names_the_key_and_the_range(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.load(path, environ={})
+
+
+def test_every_range_is_documented():
+    rows = [line for line in DOC.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `") and " – " in line]
+    for key, (low, high) in config._RANGES.items():
+        found = [row for row in rows if f"`{key}`" in row]
+        assert found, key
+        assert f"| {config._number(low)} – {config._number(high)}" in found[0], key
