@@ -47,7 +47,7 @@ class Lazy:
 # ``--help``, which lists them all): ``postdesk ingest``, which an MTA runs once per mail, then
 # imports neither the template editor nor the report's charts.
 COMMANDS = {
-    "init": "commands", "serve": "commands", "ingest": "commands",
+    "init": "commands", "serve": "commands", "ingest": "commands", "doctor": "doctor_cmd",
     "agents": "agents_cmd", "queues": "agents_cmd", "imap": "imap_cmd", "orgs": "orgs_cmd",
     "quarantine": "queues", "outbox": "queues", "report": "report_cmd",
     "scheduler": "scheduler_cmd", "templates": "templates_cmd", "tickets": "tickets_cmd",

@@ -186,3 +186,18 @@ def test_agents_list_warns_when_no_agent_mail_can_be_recognised(tmp_path):
                           '[[agents]]\naddress = "alice@acme.example"\n')
     code, err = run(tmp_path, "--config", str(config), "agents", "list")
     assert code == 0 and "warning" not in err
+
+
+def test_doctor_says_what_serve_would_warn_about(tmp_path):
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    config = write_config(tmp_path, url, '[[agents]]\naddress = "alice@acme.example"\n')
+    code, err = run(tmp_path, "--config", str(config), "doctor")
+    assert code == EX_CONFIG and "run `postdesk init`" in one_line(err)
+    assert not (tmp_path / "desk.db").exists()
+    assert run(tmp_path, "--config", str(config), "init")[0] == 0
+    code, err = run(tmp_path, "--config", str(config), "doctor")
+    assert code == 1 and "warning:" in err and "trusted_authserv_id" in err
+    config = write_config(tmp_path, url, '[agent_auth]\ntrusted_authserv_id = "mx.acme.example"\n'
+                          '[[agents]]\naddress = "alice@acme.example"\n')
+    code, err = run(tmp_path, "--config", str(config), "doctor")
+    assert code == 0 and err == ""
