@@ -18,12 +18,15 @@ from postdesk.mail.envelope import Envelope
 def init(lazy) -> None:
     """Create or upgrade the database schema (safe to run again)."""
     from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
+    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
 
     app = lazy.app
     try:
         before, after = migrate.upgrade(app.create_db())
     except OperationalError as exc:  # unreachable, locked, or a full disk during an upgrade
-        exit_if_not_initialised(exc, app.settings.database.url)  # e.g. no PostgreSQL database
+        why = needs_init(exc, app.settings.database.url)  # no folder, no PostgreSQL database
+        if why:
+            fail(f"cannot create the database {shown_url(app.settings.database.url)}: {why}", 78)
         fail(f"cannot open or upgrade the database {app.settings.database.url}: {exc.orig}",
              EX_TEMPFAIL)
     except migrate.BrokenForeignKeys as exc:

@@ -136,6 +136,9 @@ def needs_init(exc: BaseException, url: str) -> str | None:
     parsed = make_url(url)
     path = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if path and path != ":memory:" and "unable to open database file" in text:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            return f"there is no folder {folder} for the database file (create it)"
         if not os.path.exists(path):
             return f"there is no database file {path}"
     return None
