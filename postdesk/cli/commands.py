@@ -27,8 +27,8 @@ def init(lazy) -> None:
         why = needs_init(exc, app.settings.database.url)  # no folder, no PostgreSQL database
         if why:
             fail(f"cannot create the database {shown_url(app.settings.database.url)}: {why}", 78)
-        fail(f"cannot open or upgrade the database {app.settings.database.url}: {exc.orig}",
-             EX_TEMPFAIL)
+        fail(f"cannot open or upgrade the database {shown_url(app.settings.database.url)}: "
+             f"{exc.orig}", EX_TEMPFAIL)
     except migrate.BrokenForeignKeys as exc:
         fail(f"cannot upgrade the database {app.settings.database.url}: {exc}")
     if before == after:
@@ -65,7 +65,9 @@ def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: b
 def ingest(lazy, file, sender: str, recipients: tuple[str, ...]) -> None:
     """Store one raw mail from FILE or standard input (the MTA pipe).
 
-    Exit 0 once stored, 75 on a temporary failure (the MTA retries), 65 on unusable input.
+    Exit 0 once stored, 75 on a temporary failure (the MTA retries), 65 on unusable input or a
+    mail over ``[smtp] max_message_bytes`` (the MTA bounces it), 78 when the configuration is
+    wrong or ``postdesk init`` has not been run (the MTA keeps the mail).
     """
     app = lazy.app
     limit = app.settings.smtp.max_message_bytes

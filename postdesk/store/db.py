@@ -130,6 +130,9 @@ def needs_init(exc: BaseException, url: str) -> str | None:
     text = str(orig).lower()
     if "no such table" in text or getattr(orig, "sqlstate", None) == "42P01":
         return "it has no postdesk tables"
+    if ("no such column" in text or "has no column named" in text
+            or getattr(orig, "sqlstate", None) == "42703"):
+        return "its schema is older than this version of postdesk"
     if getattr(orig, "sqlstate", None) == "3D000" or ('database "' in text
                                                        and '" does not exist' in text):
         return "the PostgreSQL database does not exist (create it first)"
