@@ -19,7 +19,8 @@ import sys
 _LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 _ADDRESS = re.compile(
     r"(?P<keep>message_id=<[^<>\s]*+>)"
-    rf"|(?P<address>(?:\"[^\"\r\n]{{0,64}}+\"|(?<!{_LOCAL}){_LOCAL}++)@[\w-]++(?:\.[\w-]++)*+)")
+    rf"|(?P<address>(?:\"[^\"\r\n]{{0,64}}+\"|(?<!{_LOCAL}){_LOCAL}++)"
+    r"@(?:\[[^\]\s]{0,64}+\]|[\w-]++(?:\.[\w-]++)*+))")
 
 
 def pseudonym(address: str) -> str:
