@@ -2,7 +2,8 @@
 
 Global options come first (``postdesk --config FILE tickets list``). Errors a user can fix end
 with one line on stderr that says what to fix and a documented exit code, never a traceback:
-1 usage or not found, 65 unusable input, 75 temporary failure (retry later), 78 configuration.
+1 usage or not found, 65 unusable input, 75 temporary failure (retry later), 78 configuration
+(also a database ``postdesk init`` has not set up: no other command ever creates one).
 """
 
 from __future__ import annotations
