@@ -296,7 +296,72 @@ def validate(settings: Settings) -> Settings:
                               "write a positive number (defaults: threshold 3, stale_after_days 7)")
     for i, box in enumerate(settings.imap):
         _check_choice(f"imap[{i}].security", box.security, ("tls", "starttls", "none"))
+    _check_ranges(settings)
     return settings
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What is allowed but almost surely not meant: ``serve`` logs these at start and
+    ``postdesk agents list`` prints them."""
+    auth = settings.agent_auth
+    if not settings.agents:
+        return []
+    if not auth.required:
+        return ["[agent_auth] required = false: any mail with an agent's From runs commands; "
+                "use this for development only"]
+    if not auth.trusted_authserv_id:
+        return ["[agent_auth] trusted_authserv_id is empty: no mail can be recognised as an "
+                "agent's except from an [[imap]] mailbox's Sent folder; set it to the "
+                "authserv-id of the server that adds Authentication-Results to your mail"]
+    return []
+
+
+# The range of every number in the configuration, bounds included; a list's items are checked
+# one by one, and an [[imap]] key in every mailbox. NaN and infinity are in no range.
+_DAY, _MANY = 86400, 10**9
+_RANGES: dict[str, tuple[float, float]] = {
+    "smtp.max_message_bytes": (1000, 2**31 - 1), "smtp.max_bytes_in_flight": (0, 2**40),
+    "smtp.store_timeout_seconds": (0.1, 3600), "smtp.max_connections": (0, 100_000),
+    "outbound.port": (1, 65535), "outbound.timeout_seconds": (0.1, 3600),
+    "outbound.max_attempts": (1, 1000), "outbound.retry_base_seconds": (0, 7 * _DAY),
+    "outbound.retry_max_seconds": (0, 7 * _DAY), "outbound.poll_seconds": (0.01, 3600),
+    "limits.auto_replies_per_address_per_hour": (0, _MANY),
+    "limits.auto_replies_per_address_per_day": (0, _MANY),
+    "limits.auto_replies_per_ticket": (0, _MANY),
+    "limits.auto_replies_ticket_window": (0, 365 * _DAY),
+    "limits.inbound_per_sender": (1, _MANY), "limits.inbound_window": (0, 365 * _DAY),
+    "attachments.max_files": (0, 10_000), "attachments.max_bytes": (0, 2**40),
+    "worker.batch_size": (1, 100_000), "worker.max_attempts": (1, 1000),
+    "worker.claim_timeout_seconds": (1, _DAY), "worker.poll_seconds": (0.01, 3600),
+    "worker.processes": (1, 256), "worker.commit_interval_seconds": (0, 3600),
+    "worker.nice": (0, 19),
+    "lifecycle.reminder_days": (0, 3650), "lifecycle.resolve_after_days": (0, 3650),
+    "lifecycle.reopen_days": (0, 3650),
+    "survey.delay": (0, 365 * _DAY), "survey.satisfied_from": (1, 7),
+    "survey.answer_days": (0, 3650),
+    "scheduler.interval_seconds": (0.01, _DAY), "scheduler.batch_size": (1, 100_000),
+    "imap.port": (0, 65535), "imap.poll_seconds": (0.01, _DAY),
+}
+
+
+def _check_ranges(settings: Settings) -> None:
+    for key, (low, high) in _RANGES.items():
+        section, _, name = key.partition(".")
+        tables = getattr(settings, section)
+        places = ([(f"{section}[{i}]", t) for i, t in enumerate(tables)]
+                  if isinstance(tables, tuple) else [(section, tables)])
+        for where, table in places:
+            value = getattr(table, name)
+            items = list(enumerate(value)) if isinstance(value, tuple) else [(None, value)]
+            for i, item in items:
+                if not low <= item <= high:
+                    raise ConfigError(f"{where}.{name}" + ("" if i is None else f"[{i}]"),
+                                      f"{_number(item)} is not between {_number(low)} and "
+                                      f"{_number(high)}", "write a value in that range")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if isinstance(value, int) else f"{value:g}"
 
 
 def _check_workers(settings: Settings) -> None:
@@ -345,11 +410,19 @@ def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        with file.open("rb") as handle:
-            return tomllib.load(handle)
+        return tomllib.loads(file.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("--config", f"file {file} does not exist",
                           "give the path of an existing postdesk.toml") from None
+    except IsADirectoryError:
+        raise ConfigError(str(file), "is a folder, not a file",
+                          f"give the file itself, e.g. {file / 'postdesk.toml'}") from None
+    except OSError as exc:
+        raise ConfigError(str(file), f"cannot be read: {exc.strerror or exc}",
+                          "check the path and the file's permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(file), f"is not UTF-8 (byte {exc.object[exc.start]:#04x} at "
+                          f"offset {exc.start})", "save the file as UTF-8, as TOML requires") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(file), f"is not valid TOML: {exc}", "fix the syntax") from None
 

@@ -2,13 +2,13 @@
 
 Global options come first (``postdesk --config FILE tickets list``). Errors a user can fix end
 with one line on stderr that says what to fix and a documented exit code, never a traceback:
-1 usage or not found, 65 unusable input, 75 temporary failure (retry later), 78 configuration.
+1 usage or not found, 65 unusable input, 75 temporary failure (retry later), 78 configuration
+(also a database ``postdesk init`` has not set up: no other command ever creates one).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
@@ -16,6 +16,7 @@ import click
 from postdesk import __version__
 from postdesk import config as config_module
 from postdesk.cli.app import App
+from postdesk.cli.logs import setup as _setup_logging
 from postdesk.errors import ConfigError
 
 EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
@@ -37,25 +38,17 @@ class Lazy:
             except ConfigError as exc:
                 click.echo(f"postdesk: configuration error: {exc}", err=True)
                 sys.exit(EX_CONFIG)
-            _setup_logging(self.log_level or settings.logging.level)
+            _setup_logging(self.log_level or settings.logging.level,
+                           settings.logging.redact_addresses)
             self._app = App(settings)
         return self._app
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("sqlalchemy", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # mail-parser logs an ERROR for every malformed encoded-word; parse() keeps them as defects.
-    logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 
 # The module that defines each command. A module is imported when its command runs (or for
 # ``--help``, which lists them all): ``postdesk ingest``, which an MTA runs once per mail, then
 # imports neither the template editor nor the report's charts.
 COMMANDS = {
-    "init": "commands", "serve": "commands", "ingest": "commands",
+    "init": "commands", "serve": "commands", "ingest": "commands", "doctor": "doctor_cmd",
     "agents": "agents_cmd", "queues": "agents_cmd", "imap": "imap_cmd", "orgs": "orgs_cmd",
     "quarantine": "queues", "outbox": "queues", "report": "report_cmd",
     "scheduler": "scheduler_cmd", "templates": "templates_cmd", "tickets": "tickets_cmd",
@@ -79,12 +72,30 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            url = ctx.obj.app.settings.database.url if ctx.obj and ctx.obj._app else "?"
+            exit_if_not_initialised(exc, url)
             if not _is_database_error(exc):
                 raise
-            url = ctx.obj.app.settings.database.url if ctx.obj and ctx.obj._app else "?"
-            click.echo(f"postdesk: cannot use the database {url}: {_first_line(exc)} "
-                       "(is it running? has `postdesk init` been run?)", err=True)
+            from postdesk.store.db import shown_url  # noqa: PLC0415
+
+            click.echo(f"postdesk: cannot use the database {shown_url(url)}: {_first_line(exc)} "
+                       "(is it running? can this user open it?)", err=True)
             sys.exit(EX_TEMPFAIL)
+
+
+def exit_if_not_initialised(exc: BaseException, url: str) -> None:
+    """Exit 78 (configuration: an MTA keeps the mail) with "run `postdesk init`" when ``exc``
+    (or the database error behind it) says the database has no postdesk schema yet."""
+    if url == "?":
+        return
+    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
+
+    cause = exc if _is_database_error(exc) else exc.__cause__
+    why = needs_init(cause, url) if _is_database_error(cause) else None
+    if why:
+        click.echo(f"postdesk: the database {shown_url(url)} is not set up: {why} "
+                   "(run `postdesk init` first)", err=True)
+        sys.exit(EX_CONFIG)
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -6,6 +6,7 @@ import click
 
 from postdesk.cli import cli
 from postdesk.cli.output import table, to_json
+from postdesk.config import startup_warnings
 
 
 @cli.group("agents")
@@ -22,14 +23,14 @@ def agents_list(lazy, as_json: bool) -> None:
             for a in settings.agents]
     if as_json:
         click.echo(to_json({"agents": rows, "auth_required": settings.agent_auth.required,
-                            "trusted_authserv_id": settings.agent_auth.trusted_authserv_id}))
+                            "trusted_authserv_id": settings.agent_auth.trusted_authserv_id,
+                            "warnings": startup_warnings(settings)}))
         return
     table(["address", "name", "queues"],
           [(r["address"], r["name"], ", ".join(r["queues"])) for r in rows],
           empty="no agents configured (add [[agents]] to the configuration)")
-    if not settings.agent_auth.required:
-        click.echo("warning: [agent_auth] required = false: any mail with an agent's From "
-                   "runs commands (development only)", err=True)
+    for warning in startup_warnings(settings):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.group("queues")

@@ -23,7 +23,17 @@ class App:
     def db(self):
         from postdesk.store.db import Database
 
-        return Database(self.settings.database.url, echo=self.settings.database.echo)
+        return Database(self.settings.database.url, echo=self.settings.database.echo,
+                        create=False)
+
+    def create_db(self):
+        """The database, created if it is a SQLite file that does not exist yet: ``postdesk
+        init`` alone calls this; every other command finds no file and says to run it."""
+        from postdesk.store.db import Database
+
+        self.__dict__["db"] = Database(self.settings.database.url,
+                                       echo=self.settings.database.echo, create=True)
+        return self.db
 
     @cached_property
     def blobs(self):

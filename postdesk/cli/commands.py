@@ -7,7 +7,7 @@ import asyncio
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from postdesk.cli import EX_DATAERR, EX_TEMPFAIL, cli
+from postdesk.cli import EX_DATAERR, EX_TEMPFAIL, cli, exit_if_not_initialised
 from postdesk.cli.output import fail
 from postdesk.errors import TempFail
 from postdesk.mail.envelope import Envelope
@@ -19,13 +19,17 @@ from postdesk.mail.envelope_lines import header_start
 def init(lazy) -> None:
     """Create or upgrade the database schema (safe to run again)."""
     from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
+    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
 
     app = lazy.app
     try:
-        before, after = migrate.upgrade(app.db)
+        before, after = migrate.upgrade(app.create_db())
     except OperationalError as exc:  # unreachable, locked, or a full disk during an upgrade
-        fail(f"cannot open or upgrade the database {app.settings.database.url}: {exc.orig}",
-             EX_TEMPFAIL)
+        why = needs_init(exc, app.settings.database.url)  # no folder, no PostgreSQL database
+        if why:
+            fail(f"cannot create the database {shown_url(app.settings.database.url)}: {why}", 78)
+        fail(f"cannot open or upgrade the database {shown_url(app.settings.database.url)}: "
+             f"{exc.orig}", EX_TEMPFAIL)
     except migrate.BrokenForeignKeys as exc:
         fail(f"cannot upgrade the database {app.settings.database.url}: {exc}")
     if before == after:
@@ -62,22 +66,39 @@ def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: b
 def ingest(lazy, file, sender: str, recipients: tuple[str, ...]) -> None:
     """Store one raw mail from FILE or standard input (the MTA pipe).
 
-    Exit 0 once stored, 75 on a temporary failure (the MTA retries), 65 on unusable input.
+    Exit 0 once stored, 75 on a temporary failure (the MTA retries), 65 on unusable input or a
+    mail over ``[smtp] max_message_bytes`` (the MTA bounces it), 78 when the configuration is
+    wrong or ``postdesk init`` has not been run (the MTA keeps the mail).
     """
-    raw = file.read()
+    app = lazy.app
+    limit = app.settings.smtp.max_message_bytes
+    raw = file.read(limit + 1)
+    if len(raw) > limit:
+        size = len(raw) + drain(file)
+        fail(f"refused: the mail is {size} bytes, more than [smtp] max_message_bytes "
+             f"({limit})", EX_DATAERR)
     problem = unusable(raw)
     if problem:
         fail(f"unusable input: {problem}", EX_DATAERR)
-    app = lazy.app
     envelope = Envelope(mail_from=sender, rcpt_tos=recipients, source="ingest")
     try:
         stored = app.intake().store(raw, envelope)
     except TempFail as exc:
+        exit_if_not_initialised(exc, app.settings.database.url)
         fail(f"temporary failure, not stored: {exc}", EX_TEMPFAIL)
     except (OperationalError, ProgrammingError) as exc:
-        fail(f"temporary failure, not stored: {str(exc.orig).strip()} "
-             "(is the schema created? run postdesk init)", EX_TEMPFAIL)
+        exit_if_not_initialised(exc, app.settings.database.url)
+        fail(f"temporary failure, not stored: {str(exc.orig).strip()}", EX_TEMPFAIL)
     click.echo(f"stored inbound {stored}", err=True)
+
+
+def drain(file, chunk: int = 1024 * 1024) -> int:
+    """Read ``file`` to its end in bounded memory (the MTA writing it sees no broken pipe);
+    returns how many bytes were left."""
+    total = 0
+    while data := file.read(chunk):
+        total += len(data)
+    return total
 
 
 def unusable(raw: bytes) -> str | None:
@@ -95,7 +116,8 @@ def require_schema(app) -> None:
     try:
         current, head = migrate.current_revision(app.db), migrate.head_revision()
     except OperationalError as exc:
+        exit_if_not_initialised(exc, app.settings.database.url)
         fail(f"cannot open the database {app.settings.database.url}: {exc.orig}", EX_TEMPFAIL)
     if current != head:
         fail(f"the database {app.settings.database.url} is at revision {current or 'empty'}, "
-             f"postdesk needs {head}: run postdesk init", 78)
+             f"postdesk needs {head} (run `postdesk init` first)", 78)

@@ -28,6 +28,7 @@ import signal
 import threading
 
 from postdesk.cli.app import App
+from postdesk.config import startup_warnings
 from postdesk.gateway.intake import GroupCommitter
 from postdesk.gateway.priority import WritePriority
 from postdesk.gateway.smtp import SmtpGateway
@@ -207,9 +208,8 @@ class _Ringer:
 
 async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: bool = True,
                 scheduler: bool = True) -> None:
-    if app.settings.agents and not app.settings.agent_auth.required:
-        log.warning("[agent_auth] required = false: any mail with an agent's From runs "
-                    "commands; use this for development only")
+    for warning in startup_warnings(app.settings):
+        log.warning("%s", warning)
     # Handlers first: a SIGTERM while the parts start stops them once they have started,
     # instead of killing the process half-way.
     stopping = asyncio.Event()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -42,7 +44,9 @@ def as_utc(value: datetime) -> datetime:
 class Database:
     """An engine plus the session factories postdesk uses (write and read-only)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, create: bool = True) -> None:
+        """``create=False``: a SQLite file that does not exist is an error (see
+        :func:`needs_init`), never created; only ``postdesk init`` creates one."""
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
@@ -50,6 +54,8 @@ class Database:
         self.auto_checkpoints = True
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._sqlite_checkpoints)
+            if not create and self.sqlite_path:
+                event.listen(self.engine, "do_connect", _existing_file_only)
 
     @property
     def sqlite_path(self) -> str | None:
@@ -108,6 +114,42 @@ def _make_engine(url: str, *, echo: bool, sqlite: bool) -> Engine:
                     "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 20000}
     return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10,
                          max_overflow=20, pool_timeout=10, connect_args=connect_args)
+
+
+def _existing_file_only(_dialect, _record, cargs, cparams) -> None:
+    """Open the SQLite file read-write but never create it (an SQLite URI with ``mode=rw``)."""
+    path = urllib.parse.quote(os.path.abspath(cargs[0]))
+    cargs[0] = f"file:{path}?mode=rw"
+    cparams["uri"] = True
+
+
+def needs_init(exc: BaseException, url: str) -> str | None:
+    """Why ``postdesk init`` must run first, when ``exc`` says the database has no postdesk
+    schema (no SQLite file, no table, no PostgreSQL database), else None."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).lower()
+    if "no such table" in text or getattr(orig, "sqlstate", None) == "42P01":
+        return "it has no postdesk tables"
+    if ("no such column" in text or "has no column named" in text
+            or getattr(orig, "sqlstate", None) == "42703"):
+        return "its schema is older than this version of postdesk"
+    if getattr(orig, "sqlstate", None) == "3D000" or ('database "' in text
+                                                       and '" does not exist' in text):
+        return "the PostgreSQL database does not exist (create it first)"
+    parsed = make_url(url)
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and "unable to open database file" in text:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            return f"there is no folder {folder} for the database file (create it)"
+        if not os.path.exists(path):
+            return f"there is no database file {path}"
+    return None
+
+
+def shown_url(url: str) -> str:
+    """The database URL as messages may show it: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

@@ -1,0 +1,92 @@
+"""What ``postdesk serve`` writes to its log: no mail address with the default
+``[logging] redact_addresses = true``, and a warning at start for a configuration under which
+no agent mail can ever be recognised."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import smtplib
+
+import pytest
+
+from tests.faults.support import Serve, Store, wait_until
+from tests.helpers import make_mail
+
+AGENTS = """
+[[agents]]
+address = "alice@acme.example"
+name = "Alice"
+
+[[agents]]
+address = "bob@acme.example"
+name = "Bob"
+"""
+TRUSTED = '[agent_auth]\ntrusted_authserv_id = "mx.desk.test"\n'
+AUTH_OK = "mx.desk.test; dkim=pass header.d=acme.example; spf=pass smtp.mailfrom=alice@acme.example"
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def sha8(address: str) -> str:
+    return "addr:" + hashlib.sha256(address.encode()).hexdigest()[:8]
+
+
+def send(port: int, raw: bytes, sender: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        smtp.sendmail(sender, ["support@desk.test"], raw)
+
+
+@pytest.mark.timeout(180)
+def test_a_whole_serve_run_logs_no_address(tmp_path):
+    url = f"sqlite:///{tmp_path / 'postdesk.db'}"
+    serve = Serve(tmp_path, url, TRUSTED + AGENTS)
+    serve.run("init")
+    store = Store(url)
+    try:
+        serve.start()
+        send(serve.port, make_mail("carol@customer.example", "Cannot log in",
+                                   message_id="<q1@customer.example>"), "carol@customer.example")
+        wait_until(lambda: store.scalar("SELECT count(*) FROM ticket"), 60, "ticket 1",
+                   log=serve.log)
+        reply = make_mail("alice@acme.example", "Re: [#1] Cannot log in",
+                          "#cc add alice2@example.com\n#assign bob@acme.example\n\nOn it.\n",
+                          headers={"Authentication-Results": AUTH_OK})
+        send(serve.port, reply, "alice@acme.example")
+        spoof = make_mail("bob@acme.example", "Re: [#1] Cannot log in", "#status closed\n")
+        send(serve.port, spoof, "mallory@evil.example")
+        wait_until(lambda: store.scalar("SELECT count(*) FROM inbound WHERE status "
+                                        "IN ('received', 'processing')") == 0
+                   and store.scalar("SELECT count(*) FROM inbound") == 3, 60,
+                   "three mails processed", log=serve.log)
+        wait_until(lambda: "claims agent" in serve.log_text(), 30, "the spoof warning",
+                   log=serve.log)
+    finally:
+        assert serve.stop() == 0
+        store.close()
+    log = serve.log_text()
+    assert f"assigned to {sha8('bob@acme.example')}" in log  # the outcome still says what
+    assert f"claims agent {sha8('bob@acme.example')}" in log
+    leaked = [m for m in ADDRESS.findall(log) if not _is_message_id(log, m)]
+    assert leaked == [], log[-4000:]
+
+
+def _is_message_id(log: str, found: str) -> bool:
+    return re.search(r"message_id=<[^>\s]*" + re.escape(found), log) is not None
+
+
+@pytest.mark.timeout(120)
+def test_serve_warns_when_no_agent_mail_can_be_recognised(tmp_path):
+    serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", AGENTS)
+    serve.run("init")
+    serve.start()
+    assert serve.stop() == 0
+    assert re.search(r"WARNING .*trusted_authserv_id", serve.log_text()), serve.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_serve_does_not_warn_when_agents_can_be_recognised(tmp_path):
+    serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", TRUSTED + AGENTS)
+    serve.run("init")
+    serve.start()
+    assert serve.stop() == 0
+    assert "trusted_authserv_id" not in serve.log_text()
