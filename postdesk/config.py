@@ -290,10 +290,6 @@ def validate(settings: Settings) -> Settings:
                           "write 0 (same priority as the SMTP edge) up to 19 (lowest)")
     _check_workers(settings)
     _check_agents(settings)
-    for key in ("threshold", "stale_after_days"):
-        if not getattr(settings.bounces, key) > 0:
-            raise ConfigError(f"bounces.{key}", f"{getattr(settings.bounces, key):g} is not above 0",
-                              "write a positive number (defaults: threshold 3, stale_after_days 7)")
     for i, box in enumerate(settings.imap):
         _check_choice(f"imap[{i}].security", box.security, ("tls", "starttls", "none"))
     _check_ranges(settings)
@@ -341,6 +337,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "survey.answer_days": (0, 3650),
     "scheduler.interval_seconds": (0.01, _DAY), "scheduler.batch_size": (1, 100_000),
     "imap.port": (0, 65535), "imap.poll_seconds": (0.01, _DAY),
+    "bounces.threshold": (1, 1000), "bounces.stale_after_days": (0.01, 3650),
 }
 
 

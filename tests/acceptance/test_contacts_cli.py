@@ -65,5 +65,5 @@ def test_clearing_an_unknown_or_invalid_address_says_what_to_fix(tmp_path):
 
 
 def test_a_bounce_setting_out_of_range_is_a_config_error(tmp_path):
-    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", "[bounces]\nthreshold = 0\n")
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", "[bounces]\nthreshold = 0.5\n")
     assert "bounces.threshold" in run(path, "contacts", "list", code=78)
