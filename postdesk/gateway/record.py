@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from postdesk.actions import agent_notices, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
-from postdesk.mail.addresses import is_noreply
+from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
 from postdesk.store import tickets
 from postdesk.threading import routing
@@ -36,8 +36,7 @@ def requester_of(ctx: Context) -> str | None:
         return mail.from_addr
     if mail.reply_to:
         return mail.reply_to[0]
-    envelope_from = ctx.envelope.mail_from.strip("<>").lower()
-    return envelope_from or None
+    return normalise_address(ctx.envelope.mail_from)
 
 
 def locale_of(ctx: Context, known: str | None) -> str:
