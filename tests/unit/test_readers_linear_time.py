@@ -30,11 +30,10 @@ from postdesk.threading.matchers import ReturnedMessage
 from tests.helpers import make_mail
 
 MEGABYTE = 1024 * 1024
-FILLERS = ["a", "<", "<a", "@", "a@b ", "=?", "=?a?q?b?= ", " ", "\n", " \n", "#", "[#", "[ #1",
-           "re: ", "ticket ", "-", "\\", "\"", "(", ";", "\u212a", "> ", "from: "]
+FILLERS = ["a", "<", "@", "a@b ", "=?", "=?a?q?b?= ", " ", " \n", "[#", "[ #1", "re: ", "ticket ",
+           "\\", "\u212a", "> ", "from: "]
 # A word a pattern looks for, then a megabyte of blanks: "\s*x?\s*" tries each split of the run.
-WORDS = ["re", "ticket", "history", "le", "bonjour", "note", "[#", "[ACME", "#cc", "=?utf-8?q?",
-         "<a", "a@b", "message-id:"]
+WORDS = ["re", "ticket", "history", "le", "bonjour", "[#", "#cc", "=?utf-8?q?", "a@b", "message-id:"]
 BASE = parse(make_mail(sender="agent@desk.test"))
 # An agent to authenticate (Authentication-Results is read), queues to route by keyword and
 # language.
