@@ -43,9 +43,9 @@ def normalise_address(s: str | None) -> str | None:
     it as case-sensitive: no mainstream mail provider does, customers type their address with
     any capitals, and a help desk that told ``Jean.Dupont@`` from ``jean.dupont@`` would open a
     second ticket or refuse a participant's reply. Other characters are kept as written:
-    Unicode lower-casing merges distinct addresses (U+212A KELVIN SIGN becomes ``k``, so
-    ``\u212aate@`` would be ``kate@``). The domain is ASCII lower case, or its IDNA form
-    (UTS #46, the mapping every resolver applies).
+    Unicode lower-casing merges distinct addresses (U+212A KELVIN SIGN becomes ``k``: a
+    stranger writing it for the K of ``Kate@`` would be ``kate@``). The domain is ASCII lower
+    case, or its IDNA form (UTS #46, the mapping every resolver applies).
     """
     if not s:
         return None

@@ -104,7 +104,8 @@ def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> 
 
 def _row(mail: RawMail, now: datetime, raw: bytes | bytearray | None) -> dict:
     env = mail.envelope
-    return {"received_at": now, "source": env.source[:300], "mail_from": env.mail_from[:MAX_MAIL_FROM],
+    return {"received_at": now, "source": env.source[:300],
+            "mail_from": env.mail_from[:MAX_MAIL_FROM],
             "rcpt_tos": json.dumps(list(env.rcpt_tos)), "peer": env.peer, "size": mail.size,
             "sha256": mail.sha256, "raw": raw, "blob_path": mail.blob_path,
             "imap_key": mail.imap_key, "status": RECEIVED, "attempts": 0}
