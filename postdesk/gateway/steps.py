@@ -99,15 +99,26 @@ def step_authenticate(ctx: Context) -> None:
 
 @step
 def step_flood(ctx: Context) -> None:
+    """Count the sender's recent mails: by From; a mail without From by its envelope sender,
+    else by the peer that sent it (a mail with none of the three has no sender to count)."""
     limits = ctx.desk.settings.limits
-    sender = ctx.mail.from_addr
-    if ctx.agent or not sender:
+    if ctx.agent:
         return
     since = ctx.now - timedelta(seconds=limits.inbound_window)
-    lock_address(ctx.session, sender)
-    seen = tickets.messages_from_since(ctx.session, sender, since)
+    sender, peer = ctx.mail.from_addr, ctx.envelope.peer
+    mail_from = "" if ctx.envelope.is_bounce else ctx.envelope.mail_from  # "<>" names no one
+    if sender:
+        lock_address(ctx.session, sender)
+        seen = tickets.messages_from_since(ctx.session, sender, since)
+        who = "this sender"
+    elif mail_from or peer:
+        lock_address(ctx.session, f"envelope:{mail_from}" if mail_from else f"peer:{peer}")
+        seen = inbound.processed_from_since(ctx.session, since, mail_from=mail_from, peer=peer)
+        who = "this envelope sender" if mail_from else "this peer"
+    else:
+        return
     if seen >= limits.inbound_per_sender:
-        raise Quarantine(f"flood: {seen} mails from this sender in the last "
+        raise Quarantine(f"flood: {seen} mails from {who} in the last "
                          f"{int(limits.inbound_window)} s (limit {limits.inbound_per_sender})")
 
 

@@ -19,7 +19,10 @@ class Inbound(SQLModel, table=True):
     """One received raw mail, stored before it was acknowledged; the worker's queue."""
 
     __tablename__ = "inbound"
-    __table_args__ = (Index("ix_inbound_status_id", "status", "id"),)
+    # The envelope indexes count the mails of a sender that gave no From (the flood limit).
+    __table_args__ = (Index("ix_inbound_status_id", "status", "id"),
+                      Index("ix_inbound_mail_from_received", "mail_from", "received_at"),
+                      Index("ix_inbound_peer_received", "peer", "received_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime
