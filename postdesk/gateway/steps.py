@@ -22,6 +22,7 @@ from postdesk.gateway import record, sent_mail
 from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
+from postdesk.mail.authresults import dmarc_failure
 from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
@@ -99,13 +100,17 @@ def step_authenticate(ctx: Context) -> None:
 
 @step
 def step_flood(ctx: Context) -> None:
-    """Count the sender's recent mails: by From; a mail without From by its envelope sender,
-    else by the peer that sent it (a mail with none of the three has no sender to count)."""
+    """Count the sender's recent mails: by From; a mail without From, or whose From the trusted
+    server says failed DMARC (a forger must not spend the real sender's limit), by its envelope
+    sender, else by the peer that sent it (a mail with none of these has no sender to count)."""
     limits = ctx.desk.settings.limits
     if ctx.agent:
         return
     since = ctx.now - timedelta(seconds=limits.inbound_window)
     sender, peer = ctx.mail.from_addr, ctx.envelope.peer
+    if sender:
+        ctx.dmarc_failure = dmarc_failure(ctx.mail, ctx.desk.settings.agent_auth.trusted_authserv_id)
+        sender = None if ctx.dmarc_failure else sender
     mail_from = "" if ctx.envelope.is_bounce else ctx.envelope.mail_from  # "<>" names no one
     if sender:
         lock_address(ctx.session, sender)

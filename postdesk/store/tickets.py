@@ -44,7 +44,7 @@ _THREAD_IDS = union(
            .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
-    Message.created_at >= bindparam("since"))
+    Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 
 
 def contact(session: Session, address: str) -> Row | None:
@@ -248,7 +248,8 @@ def events(session: Session, ticket_id: int) -> list[Event]:
 
 
 def messages_from_since(session: Session, address: str, since: datetime) -> int:
-    """How many mails ``address`` sent us since ``since`` (the inbound flood limit)."""
+    """How many mails ``address`` sent us since ``since`` (the inbound flood limit); mail in
+    its name that failed DMARC is not its own."""
     return execute(session, _MESSAGES_FROM_SINCE, {"address": address, "since": since}).scalar() or 0
 
 
