@@ -152,9 +152,20 @@ def _outbound(settings: Settings) -> Check:
     try:
         reply = transport.probe()
     except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
-        return Check(FAIL, "outbound", f"{where}: {exc} (check [outbound] host, port, tls, "
-                                       "starttls, username and the password variable)")
+        return Check(FAIL, "outbound", f"{_said(exc, where)} (check [outbound] host, port, "
+                                       "tls, starttls, username and the password variable)")
     return Check(OK, "outbound", f"{where} answers EHLO: {reply}")
+
+
+def _said(exc: Exception, where: str) -> str:
+    """What the relay (or the way to it) said, once, without smtplib's tuple and bytes."""
+    import smtplib  # noqa: PLC0415
+
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+            else str(exc.smtp_error)
+        return f"{where} answered {exc.smtp_code} {text}"
+    return str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
 
 
 def _maildir(folder: Path) -> Check:
