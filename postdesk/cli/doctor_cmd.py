@@ -96,7 +96,8 @@ def _store(app) -> Check:
     except DBAPIError as exc:
         why = needs_init(exc, url)
         if why:
-            return Check(FAIL, "store", f"{where} is not set up: {why} (run `postdesk init`)")
+            return Check(FAIL, "store", f"{where} is not set up: {why}; then run "
+                                        "`postdesk init`")
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
         return Check(FAIL, "store", f"cannot open {where}: {first[0] if first else exc} "
                                     "(is it running? can this user open it?)")

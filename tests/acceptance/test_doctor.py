@@ -48,8 +48,8 @@ def lines(output: str, status: str) -> dict[str, str]:
     return found
 
 
-def test_a_healthy_desk_passes_every_check(tmp_path):
-    code, out = doctor(desk(tmp_path, TRUSTED + AGENT))
+def test_a_healthy_desk_passes_every_check(tmp_path, db_url):
+    code, out = doctor(write_config(tmp_path, db_url, TRUSTED + AGENT))
     assert code == 0, out
     assert lines(out, "FAIL") == {} and lines(out, "warn") == {}
     assert set(lines(out, "ok")) == {"config", "store", "smtp listen", "outbound", "agent trust",
@@ -127,7 +127,7 @@ def test_a_listen_port_held_by_a_postdesk_is_a_warning(tmp_path):
 
 def test_a_desk_never_initialised_fails_and_nothing_is_created(tmp_path):
     code, out = doctor(desk(tmp_path, init=False))
-    assert code == 1 and "run `postdesk init`" in lines(out, "FAIL")["store"]
+    assert code == 1 and "then run `postdesk init`" in lines(out, "FAIL")["store"]
     assert "not checked" in lines(out, "FAIL")["templates"]
     assert not (tmp_path / "postdesk.db").exists()
 
@@ -198,3 +198,9 @@ def test_imap_login_passes_and_a_refused_login_fails(tmp_path, dovecot):
     assert code == 1 and "login refused" in lines(out, "FAIL")["imap shared"]
     code, out = doctor(path, env={"PD_DOCTOR_IMAP": None})
     assert code == 1 and "PD_DOCTOR_IMAP" in lines(out, "FAIL")["imap shared"]
+
+
+def test_an_unreachable_store_fails(tmp_path):
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postdesk"  # nothing listens
+    code, out = doctor(write_config(tmp_path, url))
+    assert code == 1 and "cannot open" in lines(out, "FAIL")["store"]
