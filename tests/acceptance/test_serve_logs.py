@@ -103,8 +103,9 @@ def test_json_logs_are_one_object_a_line_with_the_mails_ticket_and_inbound(tmp_p
         serve.start()
         send(serve.port, make_mail("carol@customer.example", "Cannot log in",
                                    message_id="<j1@customer.example>"), "carol@customer.example")
-        wait_until(lambda: "processed inbound=" in serve.log_text(), 60, "the mail processed",
-                   log=serve.log)
+        wait_until(lambda: "processed inbound=" in serve.log_text()
+                   and "sent outbox=" in serve.log_text(), 60, "the mail processed, the "
+                   "acknowledgement sent", log=serve.log)
         ticket, inbound = store.rows("SELECT ticket_id, id FROM inbound")[0]
     finally:
         assert serve.stop() == 0
@@ -115,4 +116,8 @@ def test_json_logs_are_one_object_a_line_with_the_mails_ticket_and_inbound(tmp_p
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     processed = [e for e in entries if e["message"].startswith("processed inbound=")]
     assert [(e["ticket"], e["inbound"]) for e in processed] == [(ticket, inbound)]
+    accepted = [e for e in entries if e["message"].startswith("accepted raw mail")]
+    assert [e["inbound"] for e in accepted] == [inbound]
+    sent = [e for e in entries if e["message"].startswith("sent outbox=")]
+    assert sent and all(e["ticket"] == ticket for e in sent)
     assert "carol@customer.example" not in serve.log_text()
