@@ -118,7 +118,8 @@ def _listen(settings: Settings) -> Check:
     if port == 0:
         return Check(OK, "smtp listen", f"{where}: any free port")
     try:
-        with socket.create_server((host, port)):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
             return Check(OK, "smtp listen", f"{where} is free")
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
@@ -148,10 +149,9 @@ def _outbound(settings: Settings) -> Check:
     from postdesk.notify.transports import SmtpTransport  # noqa: PLC0415
 
     timeout = min(out.timeout_seconds, TIMEOUT_SECONDS)
-    transport = SmtpTransport(dataclasses.replace(out, timeout_seconds=timeout))
     where = f"relay {out.host}:{out.port}"
-    try:
-        reply = transport.probe()
+    try:  # a missing password variable is a ConfigError from the constructor
+        reply = SmtpTransport(dataclasses.replace(out, timeout_seconds=timeout)).probe()
     except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
         return Check(FAIL, "outbound", f"{_said(exc, where)} (check [outbound] host, port, "
                                        "tls, starttls, username and the password variable)")

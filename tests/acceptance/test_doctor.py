@@ -88,6 +88,8 @@ def test_a_relay_that_refuses_the_login_fails(tmp_path):
         sink.stop()
     assert code == 1 and "535" in lines(out, "FAIL")["outbound"]
     assert "wrong" not in out
+    code, out = doctor(desk(tmp_path, extra), env={"PD_DOCTOR_RELAY": None})
+    assert code == 1 and "password_env" in lines(out, "FAIL")["outbound"]
 
 
 def test_an_unwritable_maildir_fails(tmp_path):
