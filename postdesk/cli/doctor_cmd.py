@@ -54,7 +54,8 @@ def doctor(lazy) -> None:
 
 def _checks(app) -> Iterator[Check]:
     settings = app.settings
-    yield Check(OK, "config", f"{settings.source} is valid")
+    yield Check(OK, "config", "no file: the built-in defaults" if settings.source ==
+                "built-in defaults" else f"{settings.source} is valid")
     store = _store(app)
     yield store
     yield _listen(settings)
