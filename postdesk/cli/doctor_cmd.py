@@ -25,7 +25,8 @@ import click
 from postdesk.cli import cli
 from postdesk.config import Settings, startup_warnings
 
-TIMEOUT_SECONDS = 5.0  # each network check: the relay, each IMAP server, the listening port
+TIMEOUT_SECONDS = 5.0  # each network check: the relay, each IMAP server
+GREETING_SECONDS = 2.0  # a program holding the listening port that greets as postdesk
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
 
@@ -136,7 +137,7 @@ def _listen(settings: Settings) -> Check:
 def _greeting(host: str, port: int) -> bytes:
     """The first line the program on ``host:port`` says, or b"" when it says nothing in time."""
     try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_SECONDS) as sock:
+        with socket.create_connection((host, port), timeout=GREETING_SECONDS) as sock:
             return sock.makefile("rb").readline(512)
     except OSError:
         return b""
