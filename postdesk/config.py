@@ -164,6 +164,7 @@ class BounceSettings:
 class LoggingSettings:
     level: str = "INFO"
     redact_addresses: bool = True
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ def validate(settings: Settings) -> Settings:
     _check_choice("outbound.transport", settings.outbound.transport, ("maildir", "smtp"))
     _check_choice("lifecycle.on_agent_reply", settings.lifecycle.on_agent_reply, ("pending", "open"))
     _check_choice("logging.level", settings.logging.level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))
+    _check_choice("logging.format", settings.logging.format, ("text", "json"))
     if not settings.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database.url", f"{settings.database.url!r} is not supported",
                           'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')

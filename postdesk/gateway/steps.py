@@ -95,7 +95,8 @@ def step_authenticate(ctx: Context) -> None:
     elif check.claimed is not None and check.agent is None:
         ctx.spoof = check.reason
         log.warning("inbound=%s claims agent %s without proof: %s", ctx.inbound.id,
-                    check.claimed.address, check.reason)
+                    check.claimed.address, check.reason,
+                    extra={"inbound": ctx.inbound.id, "step": ctx.step})
 
 
 @step
