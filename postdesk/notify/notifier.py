@@ -9,8 +9,9 @@ that names its Message-ID threads back to the ticket.
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Row
@@ -28,11 +29,24 @@ log = logging.getLogger("postdesk.notify")
 
 
 class Notifier:
-    def __init__(self, settings: Settings, renderer, tags: TagFormat) -> None:
+    def __init__(self, settings: Settings, renderer, tags: TagFormat,
+                 mail_clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.renderer = renderer
         self.tags = tags
         self.domain = settings.desk.address.rpartition("@")[2]
+        self.mail_clock = mail_clock
+
+    def with_clock(self, mail_clock: Callable[[], datetime]) -> Notifier:
+        """This notifier, its mail timed by ``mail_clock`` rather than by the ticket's ``now``:
+        ``scheduler --now`` moves the tickets' clock, while the mail it queues is due at once
+        and dated when it is queued (the outbox row, the rate limits, ``Date:``)."""
+        moved = copy.copy(self)
+        moved.mail_clock = mail_clock
+        return moved
+
+    def _mail_time(self, now: datetime) -> datetime:
+        return self.mail_clock() if self.mail_clock is not None else now
 
     def ticket_variables(self, session: Session, ticket: Ticket) -> dict:
         requester = tickets.contact(session, ticket.requester)
@@ -57,7 +71,9 @@ class Notifier:
                record_as: Mapping | None = None, limit: bool = True) -> Row | None:
         """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it."""
         to = [a for a in to if a]
-        if not to or (automatic and limit and self._suppressed(session, now, ticket, key, to[0])):
+        sent = self._mail_time(now)
+        if not to or (automatic and limit and self._suppressed(session, now, sent, ticket,
+                                                               key, to[0])):
             return None
         values = {**self.ticket_variables(session, ticket), **(variables or {})}
         rendered = self.renderer.render(key, locale or ticket.locale, values)
@@ -69,8 +85,8 @@ class Notifier:
         message_id = new_message_id(self.domain)
         out = self._outgoing(session, ticket, key, rendered, to, cc, message_id, automatic,
                              in_reply_to, from_name, attachments)
-        raw = compose(out, now)
-        row = outbox.add(session, now, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
+        raw = compose(out, sent)
+        row = outbox.add(session, sent, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
                          mail_from=self.settings.desk.address, message_id=message_id, raw=raw,
                          automatic=bool(automatic))
         fields = {"from_addr": self.settings.desk.address, "from_name": out.from_name,
@@ -85,6 +101,7 @@ class Notifier:
                       variables: Mapping, locale: str, in_reply_to: str | None = None) -> Row | None:
         """Queue an automatic mail about no single ticket (``ticket_history``) to one person."""
         desk = {"name": self.settings.desk.name, "address": self.settings.desk.address}
+        now = self._mail_time(now)
         rendered = self.renderer.render(key, locale, {"desk": desk, **variables})
         if rendered.fallback_error:
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
@@ -126,9 +143,9 @@ class Notifier:
         lock_address(session, to)
         return outbox.automatic_sent_since(session, to, now - timedelta(hours=1))
 
-    def _suppressed(self, session: Session, now: datetime, ticket: Ticket, key: str,
-                    rcpt: str) -> bool:
-        reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, now,
+    def _suppressed(self, session: Session, now: datetime, sent: datetime, ticket: Ticket,
+                    key: str, rcpt: str) -> bool:
+        reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, sent,
                                                                               ticket, rcpt)
         if reason:
             tickets.add_event(session, ticket.id, "notification_suppressed", now,
