@@ -50,7 +50,7 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
                      "message": _message_vars(message, now),
                      "commands_help": list(COMMANDS_HELP)}
         desk.notifier.notify(session, now, ticket, key, [address], variables=variables,
-                             automatic="auto-generated", limit=False,
+                             automatic="auto-generated", limit=False, internal=True,
                              in_reply_to=message.message_id if message else None)
     return to
 

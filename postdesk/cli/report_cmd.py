@@ -15,6 +15,7 @@ import click
 
 from postdesk.actions.escalations import STEPS
 from postdesk.cli import cli
+from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, to_json, when
 from postdesk.store import reports
 from postdesk.store.db import utcnow
@@ -71,9 +72,7 @@ def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None
 
 
 def _check_queue(session, settings, queue: str | None) -> None:
-    configured = {q.name for q in settings.queues} | {settings.routing.default_queue}
-    if queue and queue not in configured and not reports.queue_known(session, queue):
-        fail(f"unknown queue {queue!r} (queues: {', '.join(sorted(configured))})")
+    check_queue(session, settings, queue)
 
 
 def print_report(data: dict) -> None:

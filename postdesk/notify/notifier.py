@@ -68,8 +68,13 @@ class Notifier:
                automatic: str | None = "auto-replied", kind: str = "system",
                in_reply_to: str | None = None, from_name: str | None = None,
                locale: str | None = None, attachments: tuple = (),
-               record_as: Mapping | None = None, limit: bool = True) -> Row | None:
-        """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it."""
+               record_as: Mapping | None = None, limit: bool = True,
+               internal: bool = False) -> Row | None:
+        """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it.
+
+        ``internal``: a mail to the desk's people (agents, reviewers), stored as kind
+        ``internal``; it threads on the whole ticket. Any other mail goes to the customer's
+        side and threads only on what the customer saw (``tickets.thread_seen_by_customer``)."""
         to = [a for a in to if a]
         sent = self._mail_time(now)
         if not to or (automatic and limit and self._suppressed(session, now, sent, ticket,
@@ -84,7 +89,8 @@ class Notifier:
                         rendered.fallback_error)
         message_id = new_message_id(self.domain)
         out = self._outgoing(session, ticket, key, rendered, to, cc, message_id, automatic,
-                             in_reply_to, from_name, attachments)
+                             in_reply_to, from_name, attachments, internal)
+        kind = "internal" if internal and kind == "system" else kind
         raw = compose(out, sent)
         row = outbox.add(session, sent, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
                          mail_from=self.settings.desk.address, message_id=message_id, raw=raw,
@@ -121,14 +127,18 @@ class Notifier:
                           automatic=True)
 
     def _outgoing(self, session, ticket, key, rendered, to, cc, message_id, automatic,
-                  in_reply_to, from_name, attachments) -> Outgoing:
+                  in_reply_to, from_name, attachments, internal) -> Outgoing:
         subject = rendered.subject
         if self.tags.find(subject) != ticket.id:
             subject = f"{subject} {self.tags.tag(ticket.id)}"
-        thread = tickets.thread_message_ids(session, ticket.id)
-        if in_reply_to is None:
-            last_in = tickets.last_message(session, ticket.id, direction="in")
-            in_reply_to = last_in.message_id if last_in and last_in.message_id else None
+        if internal:
+            thread = tickets.thread_message_ids(session, ticket.id)
+            if in_reply_to is None:
+                last_in = tickets.last_message(session, ticket.id, direction="in")
+                in_reply_to = last_in.message_id if last_in and last_in.message_id else None
+        else:
+            thread, last_seen = tickets.thread_seen_by_customer(session, ticket.id)
+            in_reply_to = in_reply_to or last_seen
         return Outgoing(
             from_name=from_name or self.settings.desk.name, from_addr=self.settings.desk.address,
             to=tuple(to), cc=tuple(cc), subject=subject, text=rendered.text, html=rendered.html,
