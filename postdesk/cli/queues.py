@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+from datetime import datetime
 
 import click
 
@@ -138,6 +139,8 @@ def outbox_show(lazy, outbox_id: int, raw: bool, as_json: bool) -> None:
 def _shown(value) -> str:
     if value in (None, ""):
         return "-"
+    if isinstance(value, datetime):
+        return when(value)
     return ", ".join(value) if isinstance(value, list) else str(value)
 
 

@@ -62,7 +62,7 @@ def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None
         data = reports.figures(session, start, now, queue, steps=STEPS)
         weeks = reports.weekly(session, start, now, queue) if chart else []
     if chart:
-        draw_chart(weeks, chart, f"{when(start)} → {when(now)} UTC, queue {queue or 'all'}")
+        draw_chart(weeks, chart, f"{when(start)} → {when(now)}, queue {queue or 'all'}")
     if as_json:
         click.echo(to_json(data))
     else:
@@ -78,7 +78,7 @@ def _check_queue(session, settings, queue: str | None) -> None:
 def print_report(data: dict) -> None:
     period = data["period"]
     rows = [
-        ("Period", f"{when(period['since'])} → {when(period['until'])} UTC"),
+        ("Period", f"{when(period['since'])} → {when(period['until'])}"),
         ("Queue", data["queue"] or "all"),
         ("Opened", data["opened"]),
         ("Resolved", f"{data['resolved']} (auto-resolved: "

@@ -18,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 
 from postdesk.cli import EX_TEMPFAIL, cli
 from postdesk.cli.commands import require_schema
-from postdesk.cli.output import fail, to_json
+from postdesk.cli.output import desk_timezone, fail, to_json
+from postdesk.localtime import local
 from postdesk.scheduler.batches import Action
 from postdesk.scheduler.daemon import run_until_signalled
 from postdesk.scheduler.sweeps import run_sweeps
@@ -65,7 +66,7 @@ def parse_now(text: str) -> datetime:
 
 
 def _report(actions: list[Action], now: datetime, dry_run: bool, as_json: bool) -> None:
-    when = now.isoformat(timespec="seconds")
+    when = local(now, desk_timezone()).isoformat(timespec="seconds")
     if as_json:
         rows = [{**a.as_dict(), "message_id": None if dry_run else a.message_id}
                 for a in actions]

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.config import Settings
+from postdesk.localtime import local
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
 from postdesk.store import outbox, tickets
@@ -91,7 +92,7 @@ class Notifier:
         out = self._outgoing(session, ticket, key, rendered, to, cc, message_id, automatic,
                              in_reply_to, from_name, attachments, internal)
         kind = "internal" if internal and kind == "system" else kind
-        raw = compose(out, sent)
+        raw = compose(out, local(sent, self.settings.desk.timezone))  # Date: in the desk's zone
         row = outbox.add(session, sent, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
                          mail_from=self.settings.desk.address, message_id=message_id, raw=raw,
                          automatic=bool(automatic))
@@ -123,7 +124,7 @@ class Notifier:
                        reply_to=self.settings.desk.address, in_reply_to=in_reply_to,
                        automatic="auto-replied", language=rendered.locale)
         return outbox.add(session, now, rcpts=[to], template=key, message_id=message_id,
-                          mail_from=self.settings.desk.address, raw=compose(out, now),
+                          mail_from=self.settings.desk.address, raw=compose(out, local(now, self.settings.desk.timezone)),
                           automatic=True)
 
     def _outgoing(self, session, ticket, key, rendered, to, cc, message_id, automatic,
