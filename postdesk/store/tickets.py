@@ -47,8 +47,9 @@ _SEEN_IDS = union(
            .order_by(Message.id).limit(1).subquery()),
     select(select(Message.id, Message.message_id).where(*_SEEN)
            .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
-_LAST_SEEN = (select(Message.message_id).where(*_SEEN)
-              .order_by((Message.direction == "in").desc(), Message.id.desc()).limit(1))
+_LAST_FROM_CUSTOMER = (select(Message.message_id)
+                       .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
+                       .order_by(Message.id.desc()).limit(1))
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
     Message.created_at >= bindparam("since"))
@@ -221,9 +222,10 @@ def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str]
     (first and latest nine, oldest first), and the one a mail to them answers: their latest
     mail, else the latest mail they got. Internal notes and agents' notifications never
     appear."""
-    rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
-    last = execute(session, _LAST_SEEN, {"ticket_id": ticket_id}).scalar()
-    return [message_id for _id, message_id in sorted(rows)], last
+    seen = [message_id for _id, message_id in
+            sorted(execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all())]
+    last = execute(session, _LAST_FROM_CUSTOMER, {"ticket_id": ticket_id}).scalar()
+    return seen, last or (seen[-1] if seen else None)
 
 
 def last_message(session: Session, ticket_id: int, direction: str | None = None,
