@@ -23,6 +23,9 @@ trusted_authserv_id = "mx.desk.test"
 [[agents]]
 address = "alice@desk-team.test"
 name = "Alice"
+
+[survey]
+delay = 0  # the survey goes with the resolution
 """
 AUTH = "mx.desk.test; dkim=pass header.d=desk-team.test; spf=pass smtp.mailfrom={addr}"
 AGENT_HOST = "laptop.desk-team.test"

@@ -32,6 +32,9 @@ queues = ["billing", "default"]
 [[queues]]
 name = "billing"
 keywords = ["facture"]
+
+[survey]
+delay = 0  # the survey goes with the resolution
 """
 AUTH = "mx.desk.test; dkim=pass header.d=desk-team.test; spf=pass smtp.mailfrom={addr}"
 AGENT = "alice@desk-team.test"
