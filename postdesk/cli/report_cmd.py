@@ -48,6 +48,8 @@ def parse_since(text: str, now: datetime) -> datetime:
 @click.pass_obj
 def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None) -> None:
     """Tickets opened and resolved, response times, reminders, surveys, escalations."""
+    if chart:
+        _need_matplotlib()
     now = utcnow()
     try:
         start = parse_since(since, now)
@@ -66,6 +68,14 @@ def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None
         print_report(data)
     if chart and not as_json:
         click.echo(f"\nchart written to {chart}")
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401, PLC0415  (an optional dependency)
+    except ImportError:
+        fail("--chart needs matplotlib, which is not installed: install postdesk[chart] "
+             "(pip install 'postdesk[chart]')")
 
 
 def _check_queue(session, settings, queue: str | None) -> None:
