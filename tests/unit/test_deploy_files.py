@@ -60,28 +60,35 @@ def substituted(value: str) -> str:
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
 def test_each_unit_runs_an_existing_postdesk_command_hardened(path):
     keys = unit(path)
-    [exec_start] = keys["ExecStart"]
-    argv = shlex.split(exec_start)
-    assert argv[0] == "/opt/postdesk/.venv/bin/postdesk"
-    assert_postdesk_command(argv[1:])
-    for key in ("ExecStartPre", "ExecStartPost", "ExecReload", "ExecStop"):
+    assert keys["ExecStart"]
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop"):
         for line in keys.get(key, []):
-            assert_postdesk_command(shlex.split(line.lstrip("-+!@:"))[1:])
-    expected = {"User": ["postdesk"], "Restart": ["on-failure"], "ProtectSystem": ["strict"],
+            argv = shlex.split(line.lstrip("-+!@:"))
+            assert argv[0] == "/opt/postdesk/.venv/bin/postdesk"
+            assert_postdesk_command(argv[1:])
+    expected = {"User": ["postdesk"], "ProtectSystem": ["strict"],
                 "StateDirectory": ["postdesk"], "ConfigurationDirectory": ["postdesk"],
                 "WorkingDirectory": ["/var/lib/postdesk"], "NoNewPrivileges": ["yes"],
                 "ProtectHome": ["yes"], "PrivateTmp": ["yes"], "CapabilityBoundingSet": [""]}
     assert {key: keys.get(key) for key in expected} == expected
+    daemon = keys["Type"] == ["simple"]
+    assert keys.get("Restart") == (["on-failure"] if daemon else None)
     environment = dict(pair.split("=", 1) for line in keys["Environment"]
                        for pair in shlex.split(line))
     assert environment["POSTDESK_CONFIG"] == "/etc/postdesk/postdesk.toml"
     config.load(EXAMPLE, environ=environment)  # every POSTDESK_ variable names a real key
 
 
-def test_the_units_split_the_gateway_and_the_scheduler():
-    commands = {path.name: shlex.split(unit(path)["ExecStart"][0])[1:] for path in UNITS}
-    assert commands == {"postdesk-scheduler.service": ["scheduler"],
-                        "postdesk-serve.service": ["serve", "--no-scheduler"]}
+def test_the_units_split_the_gateway_the_scheduler_and_the_housekeeping():
+    commands = {path.name: [shlex.split(line)[1:] for line in unit(path)["ExecStart"]]
+                for path in UNITS}
+    assert commands == {
+        "postdesk-scheduler.service": [["scheduler"]],
+        "postdesk-serve.service": [["serve", "--no-scheduler"]],
+        "postdesk-housekeeping.service": [["quarantine", "purge", "--older-than", "30d"],
+                                          ["outbox", "purge", "--sent", "--older-than", "90d"]]}
+    timer = unit(DEPLOY / "systemd" / "postdesk-housekeeping.timer")
+    assert timer["OnCalendar"] == ["daily"]
     sysusers = (DEPLOY / "systemd" / "postdesk.sysusers.conf").read_text()
     assert re.search(r"^u postdesk - .* /var/lib/postdesk ", sysusers, re.M)
 
