@@ -16,6 +16,7 @@ import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -49,6 +50,7 @@ class DeskSettings:
     locale: str = "fr"
     tag: str = "[#{id}]"
     history_address: str = ""
+    timezone: str = "UTC"  # IANA name; every time shown to a person is in it, labelled
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class BounceSettings:
 class LoggingSettings:
     level: str = "INFO"
     redact_addresses: bool = True
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -273,12 +276,14 @@ def validate(settings: Settings) -> Settings:
                           'write it like "[#{id}]" or "[ACME #{id}]"')
     if desk.locale not in ("fr", "en"):
         raise ConfigError("desk.locale", f"{desk.locale!r} is not a shipped locale", 'use "fr" or "en"')
+    _check_timezone(desk.timezone)
     domains = tuple(d.lower() for d in desk.domains) or (desk.address.rpartition("@")[2].lower(),)
     settings = dataclasses.replace(settings, desk=dataclasses.replace(desk, domains=domains))
     _check_listen(settings.smtp.listen)
     _check_choice("outbound.transport", settings.outbound.transport, ("maildir", "smtp"))
     _check_choice("lifecycle.on_agent_reply", settings.lifecycle.on_agent_reply, ("pending", "open"))
     _check_choice("logging.level", settings.logging.level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))
+    _check_choice("logging.format", settings.logging.format, ("text", "json"))
     if not settings.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database.url", f"{settings.database.url!r} is not supported",
                           'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')
@@ -396,6 +401,14 @@ def _check_agents(settings: Settings) -> None:
         if unknown:
             raise ConfigError(f"agents[{i}].queues", f"names unknown queue(s) {unknown}",
                               f"define them in [[queues]] or use one of {sorted(queues)}")
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("desk.timezone", f"{name!r} is not an IANA time zone name",
+                          'write e.g. "Europe/Paris" or "UTC"') from None
 
 
 def _check_listen(listen: str) -> None:

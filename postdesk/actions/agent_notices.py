@@ -55,7 +55,7 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
                      "commands_help": list(COMMANDS_HELP), "undeliverable": undeliverable,
                      **(extra or {})}
         desk.notifier.notify(session, now, ticket, key, [address], variables=variables,
-                             automatic="auto-generated", limit=False,
+                             automatic="auto-generated", limit=False, internal=True,
                              in_reply_to=message.message_id if message else None)
     return to
 

@@ -71,15 +71,16 @@ def _flag(session: Session, desk: Desk, ticket: Ticket, answer: SurveyAnswer,
     if not review:
         return "flagged for review (no [survey] review_address: event only)"
     row = _tell(session, desk, ticket, now, "survey_review_alert", [review], answer,
-                locale=desk.settings.desk.locale)
+                locale=desk.settings.desk.locale, internal=True)
     return "flagged for review" + ("" if row else " (alert suppressed)")
 
 
 def _tell(session: Session, desk: Desk, ticket: Ticket, now: datetime, key: str,
-          to: list[str], answer: SurveyAnswer, locale: str | None = None):
+          to: list[str], answer: SurveyAnswer, locale: str | None = None,
+          internal: bool = False):
     variables = {"answer": answer.as_variable()}
     return desk.notifier.notify(session, now, ticket, key, to, variables=variables,
-                                automatic=AUTOMATIC, locale=locale)
+                                automatic=AUTOMATIC, locale=locale, internal=internal)
 
 
 def describe(answer: SurveyAnswer) -> str:

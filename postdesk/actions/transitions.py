@@ -18,6 +18,7 @@ from sqlmodel import Session
 from postdesk import lifecycle
 from postdesk.actions.services import Desk
 from postdesk.lifecycle import Resolution, Status
+from postdesk.localtime import local_date
 from postdesk.store import tickets
 from postdesk.store.models import Ticket
 
@@ -131,7 +132,7 @@ _AUTOMATIC = {"auto_resolved": "auto-generated", "ticket_resolved": "auto-replie
 def _tell_resolved(session: Session, desk: Desk, ticket: Ticket, now: datetime,
                    resolution: str) -> None:
     lc = desk.settings.lifecycle
-    reopen_until = (now + timedelta(days=lc.reopen_days)).date()
+    reopen_until = local_date(now + timedelta(days=lc.reopen_days), desk.settings.desk.timezone)
     if resolution == Resolution.NO_RESPONSE:
         variables = {"waited_days": int(lc.resolve_after_days), "reopen_until": reopen_until}
         key = "auto_resolved"

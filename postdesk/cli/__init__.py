@@ -39,7 +39,7 @@ class Lazy:
                 click.echo(f"postdesk: configuration error: {exc}", err=True)
                 sys.exit(EX_CONFIG)
             _setup_logging(self.log_level or settings.logging.level,
-                           settings.logging.redact_addresses)
+                           settings.logging.redact_addresses, settings.logging.format)
             self._app = App(settings)
         return self._app
 

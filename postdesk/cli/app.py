@@ -52,7 +52,8 @@ class App:
         from postdesk.store.template_overrides import StoredOverrides
         from postdesk.templates.render import Renderer
 
-        return Renderer(overrides=StoredOverrides(self.db), default_locale=self.settings.desk.locale)
+        return Renderer(overrides=StoredOverrides(self.db), default_locale=self.settings.desk.locale,
+                        timezone=self.settings.desk.timezone)
 
     @cached_property
     def desk(self):

@@ -121,3 +121,12 @@ def require_schema(app) -> None:
     if current != head:
         fail(f"the database {app.settings.database.url} is at revision {current or 'empty'}, "
              f"postdesk needs {head} (run `postdesk init` first)", 78)
+
+
+def check_queue(session, settings, queue: str | None) -> None:
+    """An unknown ``--queue`` ends the command with one line naming the queues."""
+    from postdesk.store import reports  # noqa: PLC0415  (only the commands that filter)
+
+    configured = {q.name for q in settings.queues} | {settings.routing.default_queue}
+    if queue and queue not in configured and not reports.queue_known(session, queue):
+        fail(f"unknown queue {queue!r} (queues: {', '.join(sorted(configured))})")

@@ -1,4 +1,8 @@
-"""How the CLI talks to people and scripts: aligned tables, JSON, and one-line errors."""
+"""How the CLI talks to people and scripts: aligned tables, JSON, and one-line errors.
+
+Times are shown in the desk's time zone (``[desk] timezone`` of the command's settings), labelled
+(``2026-12-08 06:00 CET``); JSON carries them as ISO-8601 with the zone's offset.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from datetime import datetime
 
 import click
 
+from postdesk.localtime import local, stamp
+
 
 def to_json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=_default)
@@ -16,14 +22,23 @@ def to_json(value) -> str:
 
 def _default(value):
     if isinstance(value, datetime):
-        return value.isoformat()
+        return local(value, desk_timezone()).isoformat()
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
 
 
 def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+    """``2026-12-08 06:00 CET``: the time in the desk's zone, labelled; ``-`` for none."""
+    return stamp(value, desk_timezone())
+
+
+def desk_timezone() -> str:
+    """The desk's zone, from the settings of the running command (UTC before they are read)."""
+    context = click.get_current_context(silent=True)
+    lazy = context.find_root().obj if context is not None else None
+    app = getattr(lazy, "_app", None)
+    return app.settings.desk.timezone if app is not None else "UTC"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "(none)") -> None:

@@ -182,7 +182,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     from postdesk.cli.app import App  # noqa: PLC0415
     from postdesk.cli.serve import Services, freeze_startup_heap  # noqa: PLC0415
 
-    _setup_logging(level, settings.logging.redact_addresses)
+    _setup_logging(level, settings.logging.redact_addresses, settings.logging.format)
     _lower_priority(settings.worker.nice)
     stop = threading.Event()
     # The parent decides when to stop (it says so on the lifeline); a terminal's Ctrl-C

@@ -3,8 +3,10 @@ and delete what is no longer wanted (``delete``, ``purge --older-than``; ``--dry
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 
@@ -145,6 +147,44 @@ def outbox_list(lazy, status: str | None, as_json: bool) -> None:
             ", ".join(json.loads(r.rcpts)), r.attempts,
             when(r.next_attempt_at) if r.status == "queued" else "", r.last_error)
            for r in rows], empty="outbox is empty")
+
+
+@outbox_group.command("show")
+@click.argument("outbox_id", type=int, metavar="ID")
+@click.option("--raw", is_flag=True, help="Print the mail's bytes exactly as they are sent.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def outbox_show(lazy, outbox_id: int, raw: bool, as_json: bool) -> None:
+    """Show one outbound mail: its state, then its headers and its text."""
+    with lazy.app.db.reader() as session:
+        row = outbox.get(session, outbox_id)
+        if row is None:
+            fail(f"there is no outbox mail {outbox_id} (see postdesk outbox list)")
+    if raw:
+        click.get_binary_stream("stdout").write(row.raw)
+        return
+    mail = email.message_from_bytes(row.raw, policy=email.policy.default)
+    body = mail.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    summary = _outbox_summary(row)
+    if as_json:
+        headers = [[name, str(value)] for name, value in mail.items()]
+        click.echo(to_json({**summary, "headers": headers, "text": text}))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:16} {_shown(value)}")
+    click.echo("")
+    for name, value in mail.items():
+        click.echo(f"{name}: {value}")
+    click.echo("\n" + text.rstrip("\n"))
+
+
+def _shown(value) -> str:
+    if value in (None, ""):
+        return "-"
+    if isinstance(value, datetime):
+        return when(value)
+    return ", ".join(value) if isinstance(value, list) else str(value)
 
 
 @outbox_group.command("retry")

@@ -14,6 +14,7 @@ import click
 
 from postdesk.actions.escalations import STEPS
 from postdesk.cli import cli
+from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, to_json, when
 from postdesk.cli.spans import parse_span
 from postdesk.store import reports
@@ -61,7 +62,7 @@ def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None
         data = reports.figures(session, start, now, queue, steps=STEPS)
         weeks = reports.weekly(session, start, now, queue) if chart else []
     if chart:
-        draw_chart(weeks, chart, f"{when(start)} → {when(now)} UTC, queue {queue or 'all'}")
+        draw_chart(weeks, chart, f"{when(start)} → {when(now)}, queue {queue or 'all'}")
     if as_json:
         click.echo(to_json(data))
     else:
@@ -79,15 +80,13 @@ def _need_matplotlib() -> None:
 
 
 def _check_queue(session, settings, queue: str | None) -> None:
-    configured = {q.name for q in settings.queues} | {settings.routing.default_queue}
-    if queue and queue not in configured and not reports.queue_known(session, queue):
-        fail(f"unknown queue {queue!r} (queues: {', '.join(sorted(configured))})")
+    check_queue(session, settings, queue)
 
 
 def print_report(data: dict) -> None:
     period = data["period"]
     rows = [
-        ("Period", f"{when(period['since'])} → {when(period['until'])} UTC"),
+        ("Period", f"{when(period['since'])} → {when(period['until'])}"),
         ("Queue", data["queue"] or "all"),
         ("Opened", data["opened"]),
         ("Resolved", f"{data['resolved']} (auto-resolved: "

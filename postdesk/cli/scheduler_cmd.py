@@ -1,14 +1,16 @@
 """``postdesk scheduler``: the sweeps as a daemon, or once (``--once``, ``--now``, ``--dry-run``).
 
 As a daemon it runs every sweep each ``[scheduler] interval_seconds`` until SIGTERM/SIGINT.
-``--once`` runs each sweep once and prints one line per action; ``--now`` sets the clock of that
-run (ISO-8601; a time without offset is UTC); ``--dry-run`` prints the actions a run would take
+``--once`` runs each sweep once and prints one line per action; ``--now`` sets the tickets' clock
+of that run (ISO-8601; a time without offset is UTC) while the mail it queues keeps the real
+clock: due at once, dated when it is queued; ``--dry-run`` prints the actions a run would take
 and changes nothing; ``--json`` prints the actions for scripts. Exit 0, or 1 when a ticket
 failed (its line says why; it stays due) or on a usage error, 75 when the store is unreachable.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -16,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 
 from postdesk.cli import EX_TEMPFAIL, cli
 from postdesk.cli.commands import require_schema
-from postdesk.cli.output import fail, to_json
+from postdesk.cli.output import desk_timezone, fail, to_json
+from postdesk.localtime import local
 from postdesk.scheduler.batches import Action
 from postdesk.scheduler.daemon import run_until_signalled
 from postdesk.scheduler.sweeps import run_sweeps
@@ -44,8 +47,9 @@ def scheduler(lazy, once: bool, now_text: str | None, dry_run: bool, as_json: bo
         run_until_signalled(app)
         return
     now = now or utcnow()
+    desk = replace(app.desk, notifier=app.desk.notifier.with_clock(utcnow))
     try:
-        actions = run_sweeps(app.db, app.desk, now, dry_run=dry_run)
+        actions = run_sweeps(app.db, desk, now, dry_run=dry_run)
     except OperationalError as exc:
         fail(f"cannot reach the database: {str(exc.orig).strip()}", EX_TEMPFAIL)
     _report(actions, now, dry_run, as_json)
@@ -62,7 +66,7 @@ def parse_now(text: str) -> datetime:
 
 
 def _report(actions: list[Action], now: datetime, dry_run: bool, as_json: bool) -> None:
-    when = now.isoformat(timespec="seconds")
+    when = local(now, desk_timezone()).isoformat(timespec="seconds")
     if as_json:
         rows = [{**a.as_dict(), "message_id": None if dry_run else a.message_id}
                 for a in actions]

@@ -118,6 +118,7 @@ def _refuse(ctx: Context, errors: list[dict]) -> None:
                       actor=ctx.agent.address, errors=errors)
     ctx.desk.notifier.notify(ctx.session, ctx.now, ctx.ticket, "command_error",
                              [ctx.agent.address], automatic="auto-replied", limit=False,
+                             internal=True,
                              variables={"agent": _agent(ctx.agent), "errors": errors},
                              in_reply_to=ctx.mail.message_id)
     ctx.outcome.append(f"commands refused on #{ctx.ticket.id}: "

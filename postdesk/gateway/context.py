@@ -62,6 +62,7 @@ class Context:
     now: datetime
     mail: ParsedMail | None = None
     automatic: str | None = None
+    dmarc_failure: str | None = None  # the trusted server says the From failed DMARC
     unreachable: str | None = None  # the raw From of a mail with no usable sender address
     bounce: Bounce | None = None  # a delivery report, and the recipients it says failed
     decision: Decision | None = None

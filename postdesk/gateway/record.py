@@ -205,6 +205,7 @@ def _add_message(ctx: Context, ticket: Ticket, *, text: str | None = None,
         message_id=mail.message_id, in_reply_to=" ".join(mail.in_reply_to) or None,
         text=ctx.text_without_quotes() if text is None else text, body=mail.text,
         html=mail.html, automatic=ctx.automatic and ctx.automatic[:200],
+        dmarc_failed=ctx.dmarc_failure is not None,
         threaded_by=ctx.decision.threaded_by,
         evidence=ctx.decision.evidence if evidence is None else evidence)
     for verdict in judge(mail.attachments, ctx.desk.settings.attachments):

@@ -179,7 +179,7 @@ class _Handler:
     def _announce(self, stored_id: int, mail: Envelope, size: int) -> None:
         log.info(
             "accepted raw mail id=%s size=%d source=%s peer=%s",
-            stored_id, size, mail.source, mail.peer,
+            stored_id, size, mail.source, mail.peer, extra={"inbound": stored_id},
         )
         log.debug("raw mail id=%s from %s to %s", stored_id, mail.mail_from, mail.rcpt_tos)
         if self._on_accepted is None:

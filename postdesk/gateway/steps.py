@@ -22,6 +22,7 @@ from postdesk.gateway import record, sent_mail
 from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
+from postdesk.mail.authresults import dmarc_failure
 from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
@@ -94,20 +95,36 @@ def step_authenticate(ctx: Context) -> None:
     elif check.claimed is not None and check.agent is None:
         ctx.spoof = check.reason
         log.warning("inbound=%s claims agent %s without proof: %s", ctx.inbound.id,
-                    check.claimed.address, check.reason)
+                    check.claimed.address, check.reason,
+                    extra={"inbound": ctx.inbound.id, "step": ctx.step})
 
 
 @step
 def step_flood(ctx: Context) -> None:
+    """Count the sender's recent mails: by From; a mail without From, or whose From the trusted
+    server says failed DMARC (a forger must not spend the real sender's limit), by its envelope
+    sender, else by the peer that sent it (a mail with none of these has no sender to count)."""
     limits = ctx.desk.settings.limits
-    sender = ctx.mail.from_addr
-    if ctx.agent or not sender:
+    if ctx.agent:
         return
     since = ctx.now - timedelta(seconds=limits.inbound_window)
-    lock_address(ctx.session, sender)
-    seen = tickets.messages_from_since(ctx.session, sender, since)
+    sender, peer = ctx.mail.from_addr, ctx.envelope.peer
+    if sender:
+        ctx.dmarc_failure = dmarc_failure(ctx.mail, ctx.desk.settings.agent_auth.trusted_authserv_id)
+        sender = None if ctx.dmarc_failure else sender
+    mail_from = "" if ctx.envelope.is_bounce else ctx.envelope.mail_from  # "<>" names no one
+    if sender:
+        lock_address(ctx.session, sender)
+        seen = tickets.messages_from_since(ctx.session, sender, since)
+        who = "this sender"
+    elif mail_from or peer:
+        lock_address(ctx.session, f"envelope:{mail_from}" if mail_from else f"peer:{peer}")
+        seen = inbound.processed_from_since(ctx.session, since, mail_from=mail_from, peer=peer)
+        who = "this envelope sender" if mail_from else "this peer"
+    else:
+        return
     if seen >= limits.inbound_per_sender:
-        raise Quarantine(f"flood: {seen} mails from this sender in the last "
+        raise Quarantine(f"flood: {seen} mails from {who} in the last "
                          f"{int(limits.inbound_window)} s (limit {limits.inbound_per_sender})")
 
 

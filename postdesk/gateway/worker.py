@@ -258,7 +258,8 @@ class Worker:
         except NotYet as wait:
             savepoint.rollback()
             batch.deferred.append(row)
-            log.info("inbound=%s waits at %s: %s", row.id, step, wait)
+            log.info("inbound=%s waits at %s: %s", row.id, step, wait,
+                     extra={"inbound": row.id, "step": step})
             return
         except Disposition as disposition:
             savepoint.rollback()
@@ -270,7 +271,8 @@ class Worker:
                 batch.conflicts[row.id] += 1
                 savepoint.rollback()
                 log.info("inbound=%s met a concurrent write at step %s; processing it again "
-                         "(%s)", row.id, step, _describe(exc).splitlines()[0])
+                         "(%s)", row.id, step, _describe(exc).splitlines()[0],
+                         extra={"inbound": row.id, "step": step})
                 raise _Restart from exc
             if is_unavailable(exc):
                 raise
@@ -323,7 +325,8 @@ class Worker:
                          ticket_id=ticket_id, message_id=ctx.mail.message_id):
             return False
         log.info("processed inbound=%s message_id=%s ticket=%s: %s", ctx.inbound.id,
-                 ctx.mail.message_id, ticket_id, outcome)
+                 ctx.mail.message_id, ticket_id, outcome,
+                 extra={"inbound": ctx.inbound.id, "ticket": ticket_id})
         return True
 
     def _finish_disposition(self, session, row: Inbound, disposition: Disposition,
@@ -332,14 +335,15 @@ class Worker:
         if self._end(session, row.id, status, utcnow(), outcome=disposition.reason,
                      step=step if isinstance(disposition, Quarantine) else None,
                      error=disposition.reason if status == inbound.QUARANTINED else None):
-            log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason)
+            log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason,
+                     extra={"inbound": row.id, "step": step})
 
     def _finish_failed(self, session, row: Inbound, step: str, error: str) -> None:
         if self._end(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
                      error=f"{error} (attempt {row.attempts})",
                      outcome=f"quarantined at step {step}"):
             log.error("quarantined inbound=%s at step %s (attempt %s): %s",
-                      row.id, step, row.attempts, error)
+                      row.id, step, row.attempts, error, extra={"inbound": row.id, "step": step})
 
     def _end(self, session, inbound_id: int, status: str, now, **fields) -> bool:
         """Record how the mail ended; False (and a warning) when this worker no longer holds

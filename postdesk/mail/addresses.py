@@ -2,23 +2,34 @@
 
 A help desk matches people by address (is this sender a participant?) and threads by
 Message-ID (does this reply name a mail we know?). Both only work on one canonical form:
-addresses are stripped and lower-cased, with non-ASCII domains in IDNA form; Message-IDs are
-``<left@right>`` exactly as the sender wrote them inside the brackets. Anything unusable
-becomes ``None`` rather than a half-valid value that would match by accident.
+addresses are stripped, their ASCII letters lower-cased, their domain in IDNA form;
+Message-IDs are ``<left@right>`` exactly as the sender wrote them inside the brackets.
+Anything unusable becomes ``None`` rather than a half-valid value that would match by accident.
+
+Every function here reads hostile text in linear time: long values are cut before any
+pattern sees them, and no pattern has two unbounded quantifiers that can take the same
+characters.
 """
 
 from __future__ import annotations
 
 import re
 
+import idna
+
 MAX_ADDRESS_LEN = 254
 MAX_MESSAGE_ID_LEN = 500
 MAX_MESSAGE_IDS = 100
+# A References value is read at most this far (its first id, the thread's root, and the
+# latest ones): 100 ids of 500 characters, with their brackets and blanks.
+MAX_REFERENCES_CHARS = MAX_MESSAGE_IDS * (MAX_MESSAGE_ID_LEN + 3)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\s<>()\[\],;:\"\\\x00-\x1f\x7f]")
 _DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _BRACKETED_ID = re.compile(r"<([^<>]{1,998})>")
-_BARE_ID = re.compile(r"[^\s<>,;()\"]+@[^\s<>,;()\"]+")
+_BARE_SEPARATORS = re.compile(r"[\s<>,;()\"]+")
+_SEPARATOR_CHARACTERS = " \t\r\n<>,;()\""
 _ID_FORBIDDEN = re.compile(r"[\s<>\"\\\x00-\x1f\x7f]")
 _SEPARATORS = re.compile(r"[._+=]")
 _NOREPLY_ANYWHERE = re.compile(r"(?:^|-)(?:no-?reply|do-?not-?reply|ne-?pas-?r[eé]pondre)(?:-|$)")
@@ -26,12 +37,15 @@ _SYSTEM_SENDER = re.compile(r"^(?:mailer-?daemon|postmaster|bounces?|no-?answer)
 
 
 def normalise_address(s: str | None) -> str | None:
-    """``s`` as ``local@domain`` in lower case, or None when it is not exactly one address.
+    """``s`` as ``local@domain``, or None when it is not exactly one address.
 
-    The local part is lower-cased too, although RFC 5321 lets a server treat it as
-    case-sensitive: no mainstream mail provider does, customers type their address with any
-    capitals, and a help desk that told ``Jean.Dupont@`` from ``jean.dupont@`` would open a
-    second ticket or refuse a participant's reply. Non-ASCII domains become their IDNA form.
+    The ASCII letters of the local part are lower-cased, although RFC 5321 lets a server treat
+    it as case-sensitive: no mainstream mail provider does, customers type their address with
+    any capitals, and a help desk that told ``Jean.Dupont@`` from ``jean.dupont@`` would open a
+    second ticket or refuse a participant's reply. Other characters are kept as written:
+    Unicode lower-casing merges distinct addresses (U+212A KELVIN SIGN becomes ``k``: a
+    stranger writing it for the K of ``Kate@`` would be ``kate@``). The domain is ASCII lower
+    case, or its IDNA form (UTS #46, the mapping every resolver applies).
     """
     if not s:
         return None
@@ -44,17 +58,19 @@ def normalise_address(s: str | None) -> str | None:
     domain = _normalise_domain(domain)
     if not local or domain is None or _FORBIDDEN_IN_ADDRESS.search(local):
         return None
-    address = f"{local.lower()}@{domain}"
+    address = f"{local.translate(_ASCII_LOWER)}@{domain}"
     return address if len(address) <= MAX_ADDRESS_LEN else None
 
 
 def _normalise_domain(domain: str) -> str | None:
     """The domain in lower-case ASCII (IDNA for non-ASCII labels), or None when invalid."""
-    domain = domain.strip().rstrip(".").lower()
-    if not domain.isascii():
+    domain = domain.strip().rstrip(".")
+    if domain.isascii():
+        domain = domain.translate(_ASCII_LOWER)
+    else:
         try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
             return None
     labels = domain.split(".")
     if len(labels) < 2 and domain != "localhost":
@@ -99,12 +115,28 @@ def parse_message_ids(header_value: str | None) -> tuple[str, ...]:
 
     Bracketed ids are taken first; a value without brackets falls back to bare ``a@b`` tokens.
     At most ``MAX_MESSAGE_IDS`` are kept: the first (the thread's root) and the latest ones.
+    A longer value is read only at its two ends (``MAX_REFERENCES_CHARS``).
     """
     if not header_value:
         return ()
-    found = _BRACKETED_ID.findall(header_value) or _BARE_ID.findall(header_value)
+    value = _both_ends(header_value)
+    found = _BRACKETED_ID.findall(value) or [
+        token for token in _BARE_SEPARATORS.split(value) if "@" in token]
     ids = dict.fromkeys(filter(None, map(normalise_message_id, found)))
     kept = tuple(ids)
     if len(kept) > MAX_MESSAGE_IDS:
         kept = kept[:1] + kept[-(MAX_MESSAGE_IDS - 1) :]
     return kept
+
+
+def _both_ends(value: str) -> str:
+    """``value``, or its first id and its last ``MAX_REFERENCES_CHARS`` characters when longer;
+    an id cut in two at the start of the tail is left out."""
+    if len(value) <= MAX_REFERENCES_CHARS:
+        return value
+    head = value[: MAX_MESSAGE_ID_LEN + 3]
+    head = head[: max(head.rfind(separator) for separator in _SEPARATOR_CHARACTERS) + 1]
+    tail = value[-MAX_REFERENCES_CHARS:]
+    cut = _BARE_SEPARATORS.search(tail)
+    tail = tail[cut.start():] if cut else ""
+    return f"{head} {tail}"

@@ -15,9 +15,18 @@ import codecs
 import quopri
 import re
 
+from charset_normalizer import from_bytes
+
 # Declared charsets read as a wider one: what WHATWG browsers do, and what the senders meant.
 _WIDER = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "utf-8"}
 _FALLBACKS = ("utf-8", "cp1252", "latin-1")
+_ISO_2022_JP = re.compile(rb"\x1b\$[@B]|\x1b\([BJ]")
+_DETECT_BYTES = 16384
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+# The charsets undeclared mail comes in, most frequent first: a tie goes to the earlier one.
+_CANDIDATES = ["cp1252", "iso8859_15", "gb18030", "big5", "shift_jis", "euc_jp", "cp1251",
+               "koi8_r", "euc_kr", "iso8859_2", "cp1250", "iso8859_7", "cp1253", "iso8859_9"]
+_WESTERN = frozenset({"cp1252", "iso8859_15", "iso8859_1", "latin_1", "iso8859_9"})
 # The encoded text may hold blanks and folds a careless mailer put inside the word: they are
 # dropped (``_word_bytes``), as Python's email package and mail clients read such words too.
 _ENCODED_WORD = re.compile(
@@ -26,8 +35,19 @@ _ENCODED_WORD = re.compile(
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
-    """Decode ``data`` as text; return it with a note when the declared charset did not fit."""
+    """Decode ``data`` as text; return it with a note when the declared charset did not fit.
+
+    Bytes in no declared charset (or in "us-ascii" that lies) that are not UTF-8 are given to
+    charset-normalizer, which tells a Chinese, Japanese, Korean or Cyrillic text from Western
+    European; ISO-2022-JP, 7-bit with escape sequences, is recognised by those."""
     wanted = _codec_name(declared)
+    if wanted in (None, "utf-8") and _ISO_2022_JP.search(data[:65536]):
+        wanted = "iso2022_jp"
+    elif wanted in (None, "utf-8") and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            wanted = _detected(data) or wanted
     for name in dict.fromkeys((wanted or "utf-8", *_FALLBACKS)):
         try:
             text = data.decode(name)
@@ -37,6 +57,20 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
             return text, f"charset {declared.strip()[:40]!r} did not fit, read as {name}"
         return text, None
     return data.decode("latin-1"), None  # not reached: latin-1 maps every byte
+
+
+def _detected(data: bytes) -> str | None:
+    """The charset charset-normalizer finds for undeclared 8-bit bytes, among those mail uses;
+    None when it finds none or a Western European one (Windows-1252 reads those)."""
+    if len(_NON_ASCII.findall(data[:_DETECT_BYTES])) < 8:
+        return None  # too little to tell: a name, an accented word or two
+    found = from_bytes(data[:_DETECT_BYTES], cp_isolation=_CANDIDATES, preemptive_behaviour=False)
+    if not found:
+        return None
+    scores = {m.encoding: (round(m.chaos, 3), -round(m.coherence, 3)) for m in found}
+    top = min(scores.values())
+    best = next(c for c in _CANDIDATES if scores.get(c) == top)
+    return None if best in _WESTERN else best
 
 
 def _codec_name(declared: str | None) -> str | None:

@@ -9,14 +9,16 @@ that names its Message-ID threads back to the ticket.
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.config import Settings
+from postdesk.localtime import local
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
 from postdesk.store import contacts, outbox, tickets
@@ -28,11 +30,24 @@ log = logging.getLogger("postdesk.notify")
 
 
 class Notifier:
-    def __init__(self, settings: Settings, renderer, tags: TagFormat) -> None:
+    def __init__(self, settings: Settings, renderer, tags: TagFormat,
+                 mail_clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.renderer = renderer
         self.tags = tags
         self.domain = settings.desk.address.rpartition("@")[2]
+        self.mail_clock = mail_clock
+
+    def with_clock(self, mail_clock: Callable[[], datetime]) -> Notifier:
+        """This notifier, its mail timed by ``mail_clock`` rather than by the ticket's ``now``:
+        ``scheduler --now`` moves the tickets' clock, while the mail it queues is due at once
+        and dated when it is queued (the outbox row, the rate limits, ``Date:``)."""
+        moved = copy.copy(self)
+        moved.mail_clock = mail_clock
+        return moved
+
+    def _mail_time(self, now: datetime) -> datetime:
+        return self.mail_clock() if self.mail_clock is not None else now
 
     def ticket_variables(self, session: Session, ticket: Ticket) -> dict:
         requester = tickets.contact(session, ticket.requester)
@@ -54,9 +69,14 @@ class Notifier:
                automatic: str | None = "auto-replied", kind: str = "system",
                in_reply_to: str | None = None, from_name: str | None = None,
                locale: str | None = None, attachments: tuple = (),
-               record_as: Mapping | None = None, limit: bool = True) -> Row | None:
+               record_as: Mapping | None = None, limit: bool = True,
+               internal: bool = False) -> Row | None:
         """Queue one mail about ``ticket``; None when a loop or flood rule suppressed it, or
-        when every ``to`` address is undeliverable (bounced past ``[bounces] threshold``)."""
+        when every ``to`` address is undeliverable (bounced past ``[bounces] threshold``).
+
+        ``internal``: a mail to the desk's people (agents, reviewers), stored as kind
+        ``internal``; it threads on the whole ticket. Any other mail goes to the customer's
+        side and threads only on what the customer saw (``tickets.thread_seen_by_customer``)."""
         to = [a for a in to if a and "@" in a]  # a requester known only by a raw From: none
         blocked = contacts.undeliverable(session, [*to, *cc]) if to else set()
         if blocked:
@@ -65,7 +85,9 @@ class Notifier:
                               addresses=sorted(blocked), sent=bool(to))
             log.info("%s: %d undeliverable address(es) left out%s", key, len(blocked),
                      "" if to else ", nothing sent")
-        if not to or (automatic and limit and self._suppressed(session, now, ticket, key, to[0])):
+        sent = self._mail_time(now)
+        if not to or (automatic and limit and self._suppressed(session, now, sent, ticket,
+                                                               key, to[0])):
             return None
         values = {**self.ticket_variables(session, ticket), **(variables or {})}
         rendered = self.renderer.render(key, locale or ticket.locale, values)
@@ -76,9 +98,10 @@ class Notifier:
                         rendered.fallback_error)
         message_id = new_message_id(self.domain)
         out = self._outgoing(session, ticket, key, rendered, to, cc, message_id, automatic,
-                             in_reply_to, from_name, attachments)
-        raw = compose(out, now)
-        row = outbox.add(session, now, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
+                             in_reply_to, from_name, attachments, internal)
+        kind = "internal" if internal and kind == "system" else kind
+        raw = compose(out, local(sent, self.settings.desk.timezone))  # Date: in the desk's zone
+        row = outbox.add(session, sent, rcpts=[*to, *cc], ticket_id=ticket.id, template=key,
                          mail_from=self.settings.desk.address, message_id=message_id, raw=raw,
                          automatic=bool(automatic))
         fields = {"from_addr": self.settings.desk.address, "from_name": out.from_name,
@@ -93,6 +116,7 @@ class Notifier:
                       variables: Mapping, locale: str, in_reply_to: str | None = None) -> Row | None:
         """Queue an automatic mail about no single ticket (``ticket_history``) to one person."""
         desk = {"name": self.settings.desk.name, "address": self.settings.desk.address}
+        now = self._mail_time(now)
         rendered = self.renderer.render(key, locale, {"desk": desk, **variables})
         if rendered.fallback_error:
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
@@ -111,18 +135,22 @@ class Notifier:
                        reply_to=self.settings.desk.address, in_reply_to=in_reply_to,
                        automatic="auto-replied", language=rendered.locale)
         return outbox.add(session, now, rcpts=[to], template=key, message_id=message_id,
-                          mail_from=self.settings.desk.address, raw=compose(out, now),
+                          mail_from=self.settings.desk.address, raw=compose(out, local(now, self.settings.desk.timezone)),
                           automatic=True)
 
     def _outgoing(self, session, ticket, key, rendered, to, cc, message_id, automatic,
-                  in_reply_to, from_name, attachments) -> Outgoing:
+                  in_reply_to, from_name, attachments, internal) -> Outgoing:
         subject = rendered.subject
         if self.tags.find(subject) != ticket.id:
             subject = f"{subject} {self.tags.tag(ticket.id)}"
-        thread = tickets.thread_message_ids(session, ticket.id)
-        if in_reply_to is None:
-            last_in = tickets.last_message(session, ticket.id, direction="in")
-            in_reply_to = last_in.message_id if last_in and last_in.message_id else None
+        if internal:
+            thread = tickets.thread_message_ids(session, ticket.id)
+            if in_reply_to is None:
+                last_in = tickets.last_message(session, ticket.id, direction="in")
+                in_reply_to = last_in.message_id if last_in and last_in.message_id else None
+        else:
+            thread, last_seen = tickets.thread_seen_by_customer(session, ticket.id)
+            in_reply_to = in_reply_to or last_seen
         return Outgoing(
             from_name=from_name or self.settings.desk.name, from_addr=self.settings.desk.address,
             to=tuple(to), cc=tuple(cc), subject=subject, text=rendered.text, html=rendered.html,
@@ -137,9 +165,9 @@ class Notifier:
         lock_address(session, to)
         return outbox.automatic_sent_since(session, to, now - timedelta(hours=1))
 
-    def _suppressed(self, session: Session, now: datetime, ticket: Ticket, key: str,
-                    rcpt: str) -> bool:
-        reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, now,
+    def _suppressed(self, session: Session, now: datetime, sent: datetime, ticket: Ticket,
+                    key: str, rcpt: str) -> bool:
+        reason = "no-reply address" if is_noreply(rcpt) else self._over_limit(session, sent,
                                                                               ticket, rcpt)
         if reason:
             tickets.add_event(session, ticket.id, "notification_suppressed", now,

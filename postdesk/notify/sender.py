@@ -121,7 +121,8 @@ class Sender:
             self._fail(row, str(exc))
             return False
         log.info("sent outbox=%s template=%s message_id=%s ticket=%s",
-                 row.id, row.template, row.message_id, row.ticket_id)
+                 row.id, row.template, row.message_id, row.ticket_id,
+                 extra={"ticket": row.ticket_id})
         return True
 
     def _mark_sent(self, ids: list[int]) -> None:

@@ -150,6 +150,17 @@ class SmtpTransport:
         self._smtp, self._used_at = smtp, self.clock()
         return smtp
 
+    def probe(self) -> str:
+        """Connect, EHLO (STARTTLS and login as configured) and QUIT, sending no mail: the
+        relay's EHLO greeting line, or the error (``postdesk doctor``)."""
+        try:
+            code, reply = self._connect().ehlo()
+            if code != 250:
+                raise PermanentError(f"EHLO answered {code} {reply.decode(errors='replace')}")
+            return reply.decode(errors="replace").splitlines()[0]
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Say QUIT on the kept connection, if any; never raises."""
         smtp, self._smtp = self._smtp, None

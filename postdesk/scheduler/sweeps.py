@@ -20,10 +20,10 @@ from postdesk import lifecycle
 from postdesk.actions import transitions
 from postdesk.actions.services import Desk
 from postdesk.lifecycle import Resolution, Status
+from postdesk.localtime import local_date
 from postdesk.scheduler.batches import Action, run
 from postdesk.store import sweeps as store
 from postdesk.store import tickets
-from postdesk.store.db import as_utc
 from postdesk.store.models import Ticket
 
 AUTOMATIC = "auto-generated"  # RFC 3834: not a reply to a mail of theirs
@@ -80,7 +80,7 @@ def remind(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Ac
     timer = lifecycle.pending_due(ticket.pending_since, ticket.reminders_sent, now,
                                   lc.reminder_days, lc.resolve_after_days)
     if timer.resolve:
-        since = as_utc(ticket.pending_since).date()
+        since = local_date(ticket.pending_since, desk.settings.desk.timezone)
         transitions.resolve(session, desk, ticket, now, resolution=Resolution.NO_RESPONSE)
         return Action(ticket.id, "resolve no_response",
                       f"#{ticket.id} resolved (no_response): no answer since {since}")
@@ -93,9 +93,10 @@ def remind(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Ac
 def _send_reminder(session: Session, ticket: Ticket, desk: Desk, now: datetime,
                    timer: lifecycle.PendingTimer) -> Action:
     number, total = timer.reminder, len(desk.settings.lifecycle.reminder_days)
-    resolve_on = as_utc(timer.resolve_at).date()
+    timezone = desk.settings.desk.timezone
+    resolve_on = local_date(timer.resolve_at, timezone)
     reminder = {"number": number, "total": total, "resolve_on": resolve_on,
-                "asked_on": as_utc(ticket.pending_since).date()}
+                "asked_on": local_date(ticket.pending_since, timezone)}
     row = desk.notifier.notify(session, now, ticket, "pending_reminder", [ticket.requester],
                                variables={"reminder": reminder}, automatic=AUTOMATIC)
     ticket.reminders_sent = number
@@ -118,7 +119,7 @@ def close(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Act
     if (ticket.status != Status.RESOLVED or ticket.resolved_at is None
             or ticket.resolved_at > now - timedelta(days=days)):
         return None
-    resolved_on = as_utc(ticket.resolved_at).date()
+    resolved_on = local_date(ticket.resolved_at, desk.settings.desk.timezone)
     transitions.close(session, ticket, now)
     return Action(ticket.id, "close", f"#{ticket.id} closed: resolved on {resolved_on}, "
                   f"the {days:g}-day reopen window is over")

@@ -26,6 +26,9 @@ from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
 DISCARDED, QUARANTINED = "discarded", "quarantined"
+# An envelope sender is stored at most this long (RFC 5321 allows 256 octets): it is indexed,
+# and PostgreSQL refuses an index entry over 2,704 bytes.
+MAX_MAIL_FROM = 512
 
 # The edge's one statement (a Core INSERT: the ORM's bulk insert cost twice the CPU).
 _ADD_RAW = insert(Inbound.__table__).returning(Inbound.__table__.c.id,
@@ -63,6 +66,16 @@ _EARLIER_COPIES = union_all(
     .where(Inbound.message_id == bindparam("message_id"), Inbound.id != bindparam("other_than")))
 
 
+# Mails processed since a time from one envelope sender, or one peer (the flood limit of
+# mail without From): one equality and a range on the ``(mail_from|peer, received_at)`` index.
+_PROCESSED_FROM_SINCE = select(func.count()).select_from(Inbound).where(
+    Inbound.mail_from == bindparam("mail_from"), Inbound.received_at >= bindparam("since"),
+    Inbound.status == PROCESSED)
+_PROCESSED_FROM_PEER_SINCE = select(func.count()).select_from(Inbound).where(
+    Inbound.peer == bindparam("peer"), Inbound.received_at >= bindparam("since"),
+    Inbound.status == PROCESSED)
+
+
 @dataclass(frozen=True)
 class RawMail:
     """What the edge hands to the store for one accepted mail."""
@@ -92,7 +105,8 @@ def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> 
 
 def _row(mail: RawMail, now: datetime, raw: bytes | bytearray | None) -> dict:
     env = mail.envelope
-    return {"received_at": now, "source": env.source[:300], "mail_from": env.mail_from,
+    return {"received_at": now, "source": env.source[:300],
+            "mail_from": env.mail_from[:MAX_MAIL_FROM],
             "rcpt_tos": json.dumps(list(env.rcpt_tos)), "peer": env.peer, "size": mail.size,
             "sha256": mail.sha256, "raw": raw, "blob_path": mail.blob_path,
             "imap_key": mail.imap_key, "status": RECEIVED, "attempts": 0}
@@ -290,3 +304,14 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
             return read_large(session.connection(), Inbound.__table__.c.raw, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
     return row.raw or b""
+
+
+def processed_from_since(session: Session, since: datetime, *, mail_from: str | None = None,
+                         peer: str | None = None) -> int:
+    """How many mails of envelope sender ``mail_from`` (as stored), else of ``peer``, were
+    processed among those received since ``since`` (the flood limit of mail without From)."""
+    if mail_from:
+        query, params = _PROCESSED_FROM_SINCE, {"mail_from": mail_from[:MAX_MAIL_FROM]}
+    else:
+        query, params = _PROCESSED_FROM_PEER_SINCE, {"peer": peer}
+    return execute(session, query, {**params, "since": since}).scalar() or 0

@@ -39,6 +39,17 @@ def upgrade(database: Database, revision: str = "head") -> tuple[str | None, str
     return before, after
 
 
+def downgrade(database: Database, revision: str) -> tuple[str | None, str | None]:
+    """Take the schema back to ``revision`` (tests of a migration over a filled store; a
+    downgrade drops what later migrations added); returns (revision before, revision after)."""
+    before = current_revision(database)
+    with database.engine.connect() as connection, _foreign_keys_deferred(connection):
+        with connection.begin():
+            command.downgrade(_config(connection), revision)
+            _check_foreign_keys(connection)
+    return before, current_revision(database)
+
+
 def _truncate_wal(database: Database) -> None:
     """Copy a migration's WAL into the database file and empty it: a table rebuild writes the
     whole table to the WAL, which would otherwise keep that size on disk until a checkpoint."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, LargeBinary, Text, UniqueConstraint,
+                        false)
 from sqlmodel import Field, SQLModel
 
 
@@ -19,7 +20,10 @@ class Inbound(SQLModel, table=True):
     """One received raw mail, stored before it was acknowledged; the worker's queue."""
 
     __tablename__ = "inbound"
-    __table_args__ = (Index("ix_inbound_status_id", "status", "id"),)
+    # The envelope indexes count the mails of a sender that gave no From (the flood limit).
+    __table_args__ = (Index("ix_inbound_status_id", "status", "id"),
+                      Index("ix_inbound_mail_from_received", "mail_from", "received_at"),
+                      Index("ix_inbound_peer_received", "peer", "received_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime
@@ -128,6 +132,10 @@ class Message(SQLModel, table=True):
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     automatic: str | None = Field(default=None, max_length=200)
+    # The trusted receiving server said its From failed DMARC: it counts toward no one's
+    # inbound flood limit but the envelope sender's (docs/security.md).
+    dmarc_failed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
+                                                                server_default=false()))
     threaded_by: str = Field(default="new", max_length=30)
     evidence: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime

@@ -19,7 +19,7 @@ from sqlalchemy import case, delete, or_, select
 from sqlmodel import Session
 
 from postdesk.config import Settings
-from postdesk.mail.addresses import domain_of
+from postdesk.mail.addresses import domain_of, normalise_address
 from postdesk.store.models import Escalation, Organisation, Participant, Ticket
 
 CONFIG, STORE = "config", "store"
@@ -35,15 +35,21 @@ class OrgInfo:
     source: str
 
     def is_admin(self, address: str) -> bool:
-        return address.strip().lower() in self.admins
+        return _address(address) in self.admins
 
     def owns(self, address: str) -> bool:
         return domain_of(address) in self.domains
 
 
 def _info(name: str, domains: Iterable[str], admins: Iterable[str], source: str) -> OrgInfo:
-    return OrgInfo(name, tuple(d.strip().lower() for d in domains),
-                   tuple(a.strip().lower() for a in admins), source)
+    return OrgInfo(name, tuple(domain_of(f"x@{d.strip()}") or d.strip().lower() for d in domains),
+                   tuple(_address(a) for a in admins), source)
+
+
+def _address(address: str) -> str:
+    """``address`` normalised (ASCII letters lower-cased only: U+212A KELVIN SIGN is not
+    ``k``, so a look-alike is never an admin); as written, stripped, when it is no address."""
+    return normalise_address(address) or address.strip()
 
 
 def configured(settings: Settings) -> list[OrgInfo]:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, event, func, insert, select, union, update
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select, union, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -42,9 +42,22 @@ _THREAD_IDS = union(
            .order_by(Message.id).limit(1).subquery()),
     select(select(Message.id, Message.message_id).where(*_IN_THREAD)
            .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
+# What the customer saw: their side's mails and what was sent to them; never an internal note
+# (an agent's own Message-ID) nor a notification to agents (kind "internal").
+CUSTOMER_VISIBLE = or_(and_(Message.direction == "in", Message.kind == "customer"),
+                       and_(Message.direction == "out", Message.kind.in_(("system", "agent"))))
+_SEEN = (*_IN_THREAD, CUSTOMER_VISIBLE)
+_SEEN_IDS = union(
+    select(select(Message.id, Message.message_id).where(*_SEEN)
+           .order_by(Message.id).limit(1).subquery()),
+    select(select(Message.id, Message.message_id).where(*_SEEN)
+           .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
+_LAST_FROM_CUSTOMER = (select(Message.message_id)
+                       .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
+                       .order_by(Message.id.desc()).limit(1))
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
-    Message.created_at >= bindparam("since"))
+    Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 
 
 def contact(session: Session, address: str) -> Row | None:
@@ -209,6 +222,17 @@ def thread_message_ids(session: Session, ticket_id: int) -> list[str]:
     return [message_id for _id, message_id in sorted(rows)]
 
 
+def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str], str | None]:
+    """The thread as the customer knows it: the Message-IDs of what they sent and received
+    (first and latest nine, oldest first), and the one a mail to them answers: their latest
+    mail, else the latest mail they got. Internal notes and agents' notifications never
+    appear."""
+    seen = [message_id for _id, message_id in
+            sorted(execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all())]
+    last = execute(session, _LAST_FROM_CUSTOMER, {"ticket_id": ticket_id}).scalar()
+    return seen, last or (seen[-1] if seen else None)
+
+
 def last_message(session: Session, ticket_id: int, direction: str | None = None,
                  kinds: Sequence[str] = ()) -> Message | None:
     query = select(Message).where(Message.ticket_id == ticket_id)
@@ -248,7 +272,8 @@ def events(session: Session, ticket_id: int) -> list[Event]:
 
 
 def messages_from_since(session: Session, address: str, since: datetime) -> int:
-    """How many mails ``address`` sent us since ``since`` (the inbound flood limit)."""
+    """How many mails ``address`` sent us since ``since`` (the inbound flood limit); mail in
+    its name that failed DMARC is not its own."""
     return execute(session, _MESSAGES_FROM_SINCE, {"address": address, "since": since}).scalar() or 0
 
 

@@ -3,7 +3,8 @@
 Each filter is a small function of a value and a locale, without Babel: we ship two languages
 and need four formats. ``filters_for(locale)`` binds them for one environment. A value of an
 unexpected type is shown as text rather than failing, so a filter never blocks a mail.
-Dates are shown as given: the caller passes them in the desk's time zone.
+Times are shown as given (the renderer has moved them to the desk's time zone); an aware time
+is labelled with its zone's abbreviation or offset (``CET``, ``+04``).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def format_date(value: Any, locale: str) -> str:
 
 
 def format_datetime(value: Any, locale: str) -> str:
-    """``3 mars 2025 à 09:12`` / ``3 March 2025 at 09:12``; a plain date shows as a date."""
+    """``3 mars 2025 à 09:12 CET`` / ``3 March 2025 at 09:12 CET`` (the label when the time
+    knows its zone); a plain date shows as a date."""
     moment = _as_date(value)
     if not isinstance(moment, datetime):
         return format_date(value, locale)
     joiner = "à" if locale == "fr" else "at"
-    return f"{format_date(moment, locale)} {joiner} {moment:%H:%M}"
+    label = f" {moment:%Z}" if moment.tzinfo is not None else ""
+    return f"{format_date(moment, locale)} {joiner} {moment:%H:%M}{label}"
 
 
 def format_filesize(value: Any, locale: str) -> str:

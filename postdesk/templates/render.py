@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Mapping, Protocol
 
 from postdesk.errors import TemplateError
 from postdesk.templates.budget import Budget, spending
+from postdesk.localtime import local, zone
 from postdesk.templates.environment import compile_template, explain
 from postdesk.templates.keys import LOCALES, PARTS, example_values, template_key
 from postdesk.templates.validate import InvalidTemplate, Problem, static_problems, validate
@@ -55,10 +57,12 @@ def packaged_source(key: str, locale: str, part: str) -> str:
 
 
 class Renderer:
-    """Renders notifications; ``default_locale`` is used for readers whose language we lack."""
+    """Renders notifications; ``default_locale`` is used for readers whose language we lack.
+    With ``timezone`` (the desk's IANA zone) every time among the values is shown in that zone,
+    and ``|datetime`` labels it (``9 mars 2025 à 10:12 CET``)."""
 
     def __init__(self, overrides: OverrideSource | None = None,
-                 default_locale: str = LOCALES[0],
+                 default_locale: str = LOCALES[0], timezone: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if default_locale not in LOCALES:
             raise TemplateError(f"default locale {default_locale!r} is not shipped "
@@ -66,6 +70,7 @@ class Renderer:
         self._overrides = overrides
         self.default_locale = default_locale
         self.clock = clock  # the deadline of the rendering budget runs on it
+        self.timezone = timezone and zone(timezone).key
 
     def resolve_locale(self, locale: str | None) -> str:
         """``fr-CA`` → ``fr``; a language we do not ship → the desk's default."""
@@ -98,12 +103,25 @@ class Renderer:
     def _render(self, key: str, locale: str, variables: Mapping[str, Any],
                 pick: Callable[[str], str | None]) -> Rendered:
         admin = {part: source for part in PARTS if (source := pick(part))}
+        if self.timezone:
+            variables = in_zone(variables, self.timezone)
         try:
             return _render_parts(key, locale, admin, variables, self.clock)
         except InvalidTemplate as exc:
             error = f"admin version of {key} ({locale}) not used: {exc}"
             log.warning("template fallback: %s", error)
             return replace(_render_parts(key, locale, {}, variables), fallback_error=error)
+
+
+def in_zone(value: Any, timezone: str) -> Any:
+    """``value`` with every time in it (in dicts and lists too) moved to ``timezone``."""
+    if isinstance(value, datetime):
+        return local(value, timezone)
+    if isinstance(value, Mapping):
+        return {key: in_zone(item, timezone) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [in_zone(item, timezone) for item in value]
+    return value
 
 
 def _render_parts(key: str, locale: str, admin: dict[str, str], variables: Mapping[str, Any],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from postdesk.config import AgentSettings, Settings
 from postdesk.mail.authresults import result_properties, trusted_results
+from postdesk.mail.addresses import normalise_address
 from postdesk.mail.parse import ParsedMail
 
 
@@ -27,7 +28,7 @@ class AgentCheck:
 
 
 def agents_by_address(settings: Settings) -> dict[str, AgentSettings]:
-    return {a.address.lower(): a for a in settings.agents}
+    return {normalise_address(a.address) or a.address.lower(): a for a in settings.agents}
 
 
 def check_agent(mail: ParsedMail, settings: Settings, source: str) -> AgentCheck:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 
 from postdesk.config import Settings
+from postdesk.mail.addresses import normalise_address
 
 STATUSES = ("open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -123,9 +126,25 @@ def _queue(rest: str, settings: Settings):
 
 def _cc(rest: str, _settings):
     parts = rest.split()
-    if len(parts) != 2 or parts[0].lower() not in ("add", "remove") or "@" not in parts[1]:
+    address = one_address(parts[1]) if len(parts) == 2 else None
+    if address is None or parts[0].lower() not in ("add", "remove"):
         return Problem(0, "", "invalid_value", ("add ADDRESS", "remove ADDRESS"))
-    return (parts[0].lower(), parts[1].strip("<>").lower())
+    return (parts[0].lower(), address)
+
+
+def one_address(text: str) -> str | None:
+    """``text`` as one normalised address when it is exactly one RFC 5322 addr-spec
+    (``<...>`` allowed), else None: ``a@b.test,c@d.test`` and ``a@b@c`` are not one address.
+
+    The standard library's parser refuses a non-ASCII local part (RFC 6532 allows it), so it
+    reads the address with each non-ASCII character standing as one ASCII letter."""
+    spec = text.strip().removeprefix("<").removesuffix(">")
+    shape = "".join(c if c.isascii() else "u" for c in spec)
+    try:
+        parsed = Address(addr_spec=shape)
+    except (ValueError, IndexError, HeaderParseError):  # MessageDefect is a ValueError
+        return None
+    return normalise_address(spec) if parsed.addr_spec == shape else None
 
 
 def _merge(rest: str, _settings):

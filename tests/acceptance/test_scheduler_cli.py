@@ -146,3 +146,43 @@ def test_daemon_sweeps_on_its_interval_and_stops_on_sigterm(tmp_path, db_url):
     text = desk.log.read_text()
     assert "#1 reminder 1 of 2 sent" in text and "scheduler stopped" in text
     assert [row["template"] for row in desk.outbox()].count("pending_reminder") == 1
+
+
+def test_now_moves_the_tickets_clock_not_the_outbox(desk, db_url):
+    """``--now`` far ahead: the reminder is due at once, dated now, and ``serve`` sends it."""
+    from email.utils import parsedate_to_datetime
+
+    from tests.faults.support import Serve, wait_until
+    from tests.helpers import outbound_mails
+
+    t0 = utcnow().replace(microsecond=0)
+    desk.pending_ticket(t0)
+    before = utcnow()
+    lines = desk.lines("scheduler", "--once", "--now", iso(t0 + 2 * DAY))
+    assert lines[0].startswith("#1 reminder 1 of 2 sent")
+    rows = json.loads(desk.run("outbox", "list", "--status", "queued", "--json").stdout)
+    [reminder] = [row for row in rows if row["template"] == "pending_reminder"]
+    assert reminder["next_attempt_at"] <= utcnow().isoformat()
+    shown = desk.run("outbox", "show", str(reminder["id"])).stdout.decode()
+    assert "Subject: " in shown and "To: alice@example.com" in shown
+    date = parsedate_to_datetime(shown.split("\nDate: ", 1)[1].split("\n", 1)[0])
+    assert before.replace(microsecond=0) <= date <= utcnow()
+    raw = desk.run("outbox", "show", str(reminder["id"]), "--raw").stdout
+    assert raw.startswith(b"Content-Type:") and b"\r\nDate: " in raw
+    history = json.loads(desk.run("tickets", "show", "1", "--json").stdout)
+    assert [e["at"] for e in history["events"] if e["kind"] == "reminder_sent"] == [
+        (t0 + 2 * DAY).isoformat()]
+    serve = Serve(desk.folder, db_url)
+    serve.start()
+    try:
+        wait_until(lambda: any(m["Message-ID"] == reminder["message_id"]
+                               for m in outbound_mails(desk.folder / "outbound")),
+                   30, "the reminder delivered by serve", log=serve.log)
+    finally:
+        serve.kill()
+
+
+def test_outbox_show_of_an_unknown_mail_is_a_one_line_error(desk):
+    result = desk.run("outbox", "show", "99", check=False)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert b"99" in result.stderr and b"Traceback" not in result.stderr

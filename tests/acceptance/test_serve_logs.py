@@ -5,6 +5,7 @@ no agent mail can ever be recognised."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import smtplib
 
@@ -90,3 +91,33 @@ def test_serve_does_not_warn_when_agents_can_be_recognised(tmp_path):
     serve.start()
     assert serve.stop() == 0
     assert "trusted_authserv_id" not in serve.log_text()
+
+
+@pytest.mark.timeout(180)
+def test_json_logs_are_one_object_a_line_with_the_mails_ticket_and_inbound(tmp_path):
+    url = f"sqlite:///{tmp_path / 'postdesk.db'}"
+    serve = Serve(tmp_path, url, '[logging]\nformat = "json"\n')
+    serve.run("init")
+    store = Store(url)
+    try:
+        serve.start()
+        send(serve.port, make_mail("carol@customer.example", "Cannot log in",
+                                   message_id="<j1@customer.example>"), "carol@customer.example")
+        wait_until(lambda: "processed inbound=" in serve.log_text()
+                   and "sent outbox=" in serve.log_text(), 60, "the mail processed, the "
+                   "acknowledgement sent", log=serve.log)
+        ticket, inbound = store.rows("SELECT ticket_id, id FROM inbound")[0]
+    finally:
+        assert serve.stop() == 0
+        store.close()
+    lines = [line for line in serve.log_text().splitlines()
+             if line.strip() and not line.startswith("=== start")]
+    entries = [json.loads(line) for line in lines]  # every line parses
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    processed = [e for e in entries if e["message"].startswith("processed inbound=")]
+    assert [(e["ticket"], e["inbound"]) for e in processed] == [(ticket, inbound)]
+    accepted = [e for e in entries if e["message"].startswith("accepted raw mail")]
+    assert [e["inbound"] for e in accepted] == [inbound]
+    sent = [e for e in entries if e["message"].startswith("sent outbox=")]
+    assert sent and all(e["ticket"] == ticket for e in sent)
+    assert "carol@customer.example" not in serve.log_text()

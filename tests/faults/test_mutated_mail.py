@@ -165,3 +165,29 @@ def test_the_mutations_make_what_they_say():
         assert nested.is_multipart()
 
     check()
+
+
+SWEEP_FILLERS = ["a", "=?"]  # no "@" and open encoded-words: the shapes that were quadratic
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_megabyte_of_each_filler_in_each_field_is_processed_in_linear_time(desk, field):
+    """Deterministic: every field gets a megabyte of each filler that once made a pattern
+    quadratic (no ``@``, open encoded-words, only ``<``, many ids); each mail ends with a reason
+    and the next plain mail is processed. The timeout is far above a linear pass."""
+    source = (FIXTURES / "multipart-alternative.eml").read_bytes()
+    fields, body = _split(source)
+    worker = desk.worker()
+    for filler in SWEEP_FILLERS:
+        value = filler.encode() * (MEGABYTE // len(filler))
+        stored = desk.intake().store(_join(fields + [field.encode() + b": " + value], body),
+                                     ENVELOPE)
+        worker.process_until_idle()
+        with desk.db.reader() as session:
+            row = inbound.get(session, stored)
+            assert row.status in {"processed", "discarded", "quarantined"}, (field, filler)
+    plain = desk.intake().store(make_mail(sender=f"plain{next(_plain)}@example.com"), ENVELOPE)
+    worker.process_until_idle()
+    with desk.db.reader() as session:
+        assert inbound.get(session, plain).status == "processed"

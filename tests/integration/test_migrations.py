@@ -54,13 +54,14 @@ def _contents(path) -> dict:
 def test_a_sqlite_store_holding_mail_gets_its_big_columns_last(tmp_path):
     path = tmp_path / "postdesk.db"
     database = Database(f"sqlite:///{path}")
-    migrate.upgrade(database, "0005")
+    migrate.upgrade(database)  # filled by today's code, then taken back to 0005
     app = App(config.load(write_config(tmp_path, database.url), environ={}))
     for n in range(3):
         app.intake().store(_with_file(f"<m{n}@example.com>", f"a,b\n{n},2\n".encode()), SMTP)
     app.worker().process_until_idle()
     app.intake().store(make_mail(message_id="<waiting@example.com>"), SMTP)  # still queued
     app.db.dispose()
+    migrate.downgrade(database, "0005")
     before = _contents(path)
     assert _columns(path, "inbound")[-1] != "raw" and len(before["attachment"]) == 3
     assert [status for _, _, status, _ in before["inbound"]].count("received") == 1
@@ -69,7 +70,8 @@ def test_a_sqlite_store_holding_mail_gets_its_big_columns_last(tmp_path):
 
     assert _columns(path, "inbound")[-1] == "raw"
     assert _columns(path, "attachment")[-1] == "data"
-    assert _contents(path) == before
+    later = [("ix_inbound_mail_from_received",), ("ix_inbound_peer_received",)]  # 0008
+    assert _contents(path) == {**before, "indexes": sorted(before["indexes"] + later)}
     wal = tmp_path / "postdesk.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0  # the rebuild's WAL was copied back
     with database.engine.connect() as connection:

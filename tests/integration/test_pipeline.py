@@ -340,6 +340,24 @@ def test_inbound_flood_is_quarantined(make_app):
     assert len(flooded) == 2 and all(r.error.startswith("flood:") for r in flooded)
 
 
+@pytest.mark.parametrize("mail_from, who", [("flood@example.org", "envelope sender"),
+                                             ("<>", "peer")])
+def test_inbound_flood_without_from_counts_the_envelope_sender_else_the_peer(make_app,
+                                                                             mail_from, who):
+    app = make_app("[limits]\ninbound_per_sender = 3\n")
+    envelope = Envelope(mail_from, ("support@desk.test",), "smtp", "192.0.2.7")
+    for n in range(5):
+        raw = (f"To: support@desk.test\r\nSubject: Spam {n}\r\n"
+               f"Reply-To: r{n}@example.org\r\n\r\nBuy.\r\n").encode()
+        app.intake().store(raw, envelope)
+        app.worker().process_until_idle()
+    with app.db.reader() as session:
+        flooded = inbound.by_status(session, inbound.QUARANTINED)
+        processed = inbound.by_status(session, inbound.PROCESSED)
+    assert (len(processed), len(flooded)) == (3, 2)
+    assert all(f"mails from this {who}" in r.error for r in flooded), [r.error for r in flooded]
+
+
 @pytest.mark.parametrize("body, subject, expected", [
     ("Hello, I cannot open the invoice you sent me yesterday, the file seems broken.",
      "Broken invoice", "en"),

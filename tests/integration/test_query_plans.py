@@ -76,12 +76,19 @@ def pipeline_statements(app, monkeypatch) -> dict[str, tuple]:
     for raw in mails:
         intake.store(raw, SMTP)
         worker.process_until_idle()
+    # Without From: the flood limit counts by the envelope sender, else by the peer.
+    no_from = b"To: support@desk.test\r\nSubject: no From\r\nReply-To: erin@example.com\r\n\r\nHi\r\n"
+    for envelope in (Envelope("erin@example.com", ("support@desk.test",), "smtp", "127.0.0.1"),
+                     Envelope("", ("support@desk.test",), "smtp", "127.0.0.1")):
+        intake.store(no_from.replace(b"no From", envelope.mail_from.encode() or b"peer"), envelope)
+        worker.process_until_idle()
     return seen
 
 
 def test_no_per_mail_statement_reads_a_growing_table_whole(app, monkeypatch):
     statements = pipeline_statements(app, monkeypatch)
     assert any("UNION ALL" in s for s in statements), "the dedupe query was not seen"
+    assert any("inbound.peer =" in s for s in statements), "the flood count by peer was not seen"
     path = app.db.url.removeprefix("sqlite:///")
     bad = []
     with sqlite3.connect(path) as conn:

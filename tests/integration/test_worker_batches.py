@@ -150,14 +150,14 @@ def test_readings_that_fail_ahead_fail_again_in_turn_and_quarantine(make_app, mo
 
     app = make_app("[worker]\ncommit_interval_seconds = 60\n")
     store(app, 3)
-    real = context.strip_quotes
+    real = context.reply_text
 
-    def strip_quotes(text, locales):
-        if "boom" in text:
+    def reply_text(mail, locales):
+        if "boom" in mail.text:
             raise RuntimeError("quote stripper broke")
-        return real(text, locales)
+        return real(mail, locales)
 
-    monkeypatch.setattr(context, "strip_quotes", strip_quotes)
+    monkeypatch.setattr(context, "reply_text", reply_text)
     app.intake().store(make_mail(sender="x@example.com", message_id="<boom@example.com>",
                                  body="boom\n"), SMTP)
     assert app.worker().process_batch() == 4

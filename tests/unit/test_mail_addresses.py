@@ -135,3 +135,29 @@ def test_parse_message_ids_keeps_root_and_latest_when_too_many() -> None:
     assert len(ids) == MAX_MESSAGE_IDS
     assert ids[0] == "<m0@x>"
     assert ids[-1] == "<m499@x>"
+
+
+@pytest.mark.parametrize("bare", [False, True])
+def test_parse_message_ids_reads_a_long_value_at_both_ends(bare: bool) -> None:
+    ids = [f"m{i}-{'x' * 400}@x" for i in range(2000)]  # about 800 kB
+    value = " ".join(ids if bare else (f"<{i}>" for i in ids))
+    found = parse_message_ids(value)
+    assert found[0] == f"<{ids[0]}>" and found[-1] == f"<{ids[-1]}>"
+    assert len(found) == MAX_MESSAGE_IDS
+    assert all(f[1:-1] in ids for f in found)  # no id cut in two where the value was cut
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("\u212aate@example.org", "\u212aate@example.org"),  # KELVIN SIGN is not "k"
+        ("KATE@Example.ORG", "kate@example.org"),
+        ("Jos\u00c9@example.org", "jos\u00c9@example.org"),  # only ASCII letters are lowered
+        ("bob@\u00c9cole.fr", "bob@xn--cole-9oa.fr"),  # IDNA (UTS 46) for the domain
+        ("bob@exa\u212aple.test", "bob@exakple.test"),  # the resolver's own mapping
+        ("bob@-bad.test", None),
+    ],
+)
+def test_normalise_address_lowers_ascii_letters_only(raw: str, expected: str | None) -> None:
+    assert normalise_address(raw) == expected
+    assert normalise_address("\u212aate@example.org") != normalise_address("kate@example.org")

@@ -64,3 +64,30 @@ def test_raw_header_text_decodes_undeclared_8bit() -> None:
     assert raw_header_text(as_stored) == "Problème"
     assert raw_header_text("Probl\udcc3\udca8me") == "Problème"
     assert raw_header_text("ascii") == "ascii"
+
+
+@pytest.mark.parametrize(("text", "codec"), [
+    ("您好，我的打印机坏了，请帮忙", "gb18030"),
+    ("您好，我的印表機壞了，請幫忙", "big5"),
+    ("こんにちは、プリンターが壊れました。助けてください", "shift_jis"),
+    ("Здравствуйте, принтер сломался, помогите", "cp1251"),
+    ("안녕하세요 프린터가 고장났어요", "euc_kr"),
+    ("Bonjour, l'imprimante est cassée, à l'aide", "latin-1"),
+    ("Grüße aus München, der Drucker ist kaputt", "latin-1"),
+    ("こんにちは、プリンター", "iso2022_jp"),
+])
+def test_undeclared_8bit_text_is_detected(text: str, codec: str) -> None:
+    assert decode_bytes(text.encode(codec))[0] == text
+    assert decode_bytes(text.encode(codec), "us-ascii")[0] == text  # a charset that lies
+
+
+def test_undeclared_chinese_subject_and_body_read_whole() -> None:
+    from postdesk.mail.parse import parse
+    raw = ("From: li@client.test\r\nTo: support@desk.test\r\nSubject: 打印机坏了\r\n"
+           "Content-Type: text/plain\r\n\r\n您好，我的打印机坏了，请帮忙。\r\n").encode("gb18030")
+    mail = parse(raw)
+    assert mail.text.strip() == "您好，我的打印机坏了，请帮忙。"
+
+
+def test_utf7_declared_is_read() -> None:
+    assert decode_bytes("Café à Noël".encode("utf-7"), "utf-7")[0] == "Café à Noël"

@@ -88,6 +88,7 @@ def test_example_values_are_fresh_mappings() -> None:
 
 def test_templates_import_only_what_the_layers_allow() -> None:
     allowed = ("postdesk.errors", "postdesk.config", "postdesk.mail", "postdesk.lifecycle",
+               "postdesk.localtime",
                "postdesk.templates")
     for path in (ROOT / "postdesk" / "templates").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

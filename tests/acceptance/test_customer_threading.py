@@ -1,0 +1,92 @@
+"""What the customer gets never names what they never saw: internal notes, agents' notifications.
+
+A real ``postdesk serve`` takes the customer's mail and the agent's notes and reply by SMTP;
+``postdesk scheduler --once --now`` sends the reminders, the resolution and the survey; every
+mail delivered to the customer (the outbound Maildir) is then read header by header.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+
+import pytest
+
+from postdesk.store.db import utcnow
+from tests.faults.support import Serve, wait_until
+from tests.helpers import make_mail, outbound_mails
+
+DESK = """
+[agent_auth]
+trusted_authserv_id = "mx.desk.test"
+
+[[agents]]
+address = "alice@desk-team.test"
+name = "Alice"
+"""
+AUTH = "mx.desk.test; dkim=pass header.d=desk-team.test; spf=pass smtp.mailfrom={addr}"
+AGENT_HOST = "laptop.desk-team.test"
+CUSTOMER = "julie@client.test"
+AGENT = "alice@desk-team.test"
+
+
+def send(serve: Serve, raw: bytes, sender: str) -> None:
+    with smtplib.SMTP("127.0.0.1", serve.port, timeout=10) as smtp:
+        smtp.sendmail(sender, ["support@desk.test"], raw)
+
+
+def delivered(serve: Serve, to: str, template_word: str | None = None) -> list:
+    return [m for m in outbound_mails(serve.folder / "outbound")
+            if m["To"] == to and (template_word is None or template_word in m["Subject"])]
+
+
+def wait_for(serve: Serve, count: int, to: str, what: str) -> list:
+    return wait_until(lambda: (found := delivered(serve, to)) and len(found) >= count and found,
+                      60, what, log=serve.log)
+
+
+def agent_mail(body: str, message_id: str, in_reply_to: str) -> bytes:
+    return make_mail(AGENT, "Re: [#1] Facture en double", body, message_id=message_id,
+                     in_reply_to=in_reply_to, headers={"Authentication-Results":
+                                                       AUTH.format(addr=AGENT)})
+
+
+@pytest.fixture
+def serve(tmp_path, db_url):
+    serve = Serve(tmp_path, db_url, DESK)
+    serve.run("init")
+    serve.start()
+    yield serve
+    serve.kill()
+
+
+def test_customer_mail_threads_only_on_what_the_customer_saw(serve):
+    send(serve, make_mail(CUSTOMER, "Facture en double", "Bonjour, deux factures.\n",
+                          message_id="<q1@client.test>"), CUSTOMER)
+    [notice] = wait_for(serve, 1, AGENT, "the agent's notification")
+    note1, note2 = f"<note1@{AGENT_HOST}>", f"<note2@{AGENT_HOST}>"
+    send(serve, agent_mail("#note\nClient VIP.\n", note1, notice["Message-ID"]), AGENT)
+    wait_until(lambda: b"internal note" in serve.run("tickets", "show", "1").stdout.lower()
+               or b"VIP" in serve.run("tickets", "show", "1", "--json").stdout, 60, "the note")
+    send(serve, agent_mail("Bonjour Julie,\nPouvez-vous m'envoyer les deux numéros ?\n",
+                           f"<reply1@{AGENT_HOST}>", notice["Message-ID"]), AGENT)
+    wait_for(serve, 2, CUSTOMER, "the relayed reply")
+    send(serve, agent_mail("#note\nRelancer vendredi.\n", note2, notice["Message-ID"]), AGENT)
+    wait_until(lambda: serve.run("tickets", "show", "1", "--json").stdout.count(b"Relancer"),
+               60, "the second note")
+    later = utcnow() + timedelta(days=11)
+    serve.run("scheduler", "--once", "--now", (utcnow() + timedelta(days=2, hours=1)).isoformat())
+    serve.run("scheduler", "--once", "--now", later.isoformat())
+    customer_mails = wait_for(serve, 5, CUSTOMER, "reminder, resolution and survey")
+    internal = {notice["Message-ID"], note1, note2}
+    internal |= {m["Message-ID"] for m in delivered(serve, AGENT)}
+    for mail in customer_mails:
+        thread = f"{mail['In-Reply-To'] or ''} {mail['References'] or ''}"
+        assert not any(mid in thread for mid in internal), (mail["Subject"], thread)
+        assert AGENT_HOST not in mail.as_string(), mail["Subject"]
+    ack, relayed, *automatic = customer_mails
+    assert relayed["In-Reply-To"] == "<q1@client.test>"
+    for mail in automatic:  # reminder, auto-resolution, survey
+        assert mail["In-Reply-To"] == "<q1@client.test>"
+        assert relayed["Message-ID"] in mail["References"]
+        assert ack["Message-ID"] in mail["References"]
