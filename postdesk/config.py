@@ -18,6 +18,7 @@ import types
 import typing
 import zoneinfo
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -286,6 +287,9 @@ def validate(settings: Settings) -> Settings:
     if not settings.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database.url", f"{settings.database.url!r} is not supported",
                           'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')
+    if settings.database.url.startswith("postgresql") and find_spec("psycopg") is None:
+        raise ConfigError("database.url", "PostgreSQL needs psycopg, which is not installed",
+                          "pip install 'postdesk[postgres]'")
     _check_choice("survey.scale", settings.survey.scale, ("1-7", "good-bad"))
     if settings.smtp.max_connections < 0:
         raise ConfigError("smtp.max_connections", f"{settings.smtp.max_connections} is negative",

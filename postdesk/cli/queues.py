@@ -1,16 +1,18 @@
-"""``postdesk quarantine`` and ``postdesk outbox``: see what is stuck and send it round again."""
+"""``postdesk quarantine`` and ``postdesk outbox``: see what is stuck and send it round again,
+and delete what is no longer wanted (``delete``, ``purge --older-than``; ``--dry-run`` counts)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import click
 
 from postdesk.cli import cli
 from postdesk.cli.output import fail, table, to_json, when
+from postdesk.cli.spans import older_than
 from postdesk.store import inbound, outbox
 from postdesk.store.db import utcnow
 
@@ -74,6 +76,47 @@ def quarantine_retry(lazy, inbound_id: int | None, retry_all: bool) -> None:
             fail(f"mail {inbound_id} is {row.status}, not quarantined")
         count = inbound.requeue(session, None if retry_all else [inbound_id])
     click.echo(f"{count} mail(s) queued again; a running postdesk serve processes them now")
+
+
+@quarantine_group.command("delete")
+@click.argument("inbound_id", type=int, metavar="ID")
+@click.pass_obj
+def quarantine_delete(lazy, inbound_id: int) -> None:
+    """Delete one quarantined mail for good (see it first with quarantine show ID --raw)."""
+    with lazy.app.db.session() as session:
+        if (row := inbound.get(session, inbound_id)) is None:
+            fail(f"there is no stored mail {inbound_id} (see postdesk quarantine list)")
+        if row.status != inbound.QUARANTINED:
+            fail(f"mail {inbound_id} is {row.status}, not quarantined; only quarantined mails "
+                 "are deleted")
+        inbound.delete_quarantined(session, [inbound_id])
+    click.echo(f"quarantined mail {inbound_id} deleted")
+
+
+@quarantine_group.command("purge")
+@click.option("--older-than", "span", required=True, metavar="SPAN",
+              help="Delete mails quarantined longer ago than this: 12h, 30d, 12w.")
+@click.option("--dry-run", is_flag=True, help="Only say which mails would be deleted.")
+@click.pass_obj
+def quarantine_purge(lazy, span: str, dry_run: bool) -> None:
+    """Delete the mails quarantined longer ago than --older-than."""
+    before = utcnow() - _span(span)
+    with lazy.app.db.session() as session:
+        ids = inbound.quarantined_before(session, before)
+        if dry_run:
+            shown = " ".join(map(str, ids[:50])) + (" …" if len(ids) > 50 else "")
+            click.echo(f"would delete {len(ids)} quarantined mail(s) older than {span}"
+                       + (f": {shown}" if ids else ""))
+            return
+        count = inbound.delete_quarantined(session, ids)
+    click.echo(f"{count} quarantined mail(s) older than {span} deleted")
+
+
+def _span(text: str) -> timedelta:
+    try:
+        return older_than(text)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _inbound_summary(row) -> dict:
@@ -159,6 +202,41 @@ def outbox_retry(lazy, outbox_id: int | None, retry_all: bool) -> None:
             fail(f"outbox mail {outbox_id} is {row.status}; only failed mails are retried")
         count = outbox.retry(session, utcnow(), None if retry_all else [outbox_id])
     click.echo(f"{count} mail(s) queued again")
+
+
+@outbox_group.command("purge")
+@click.option("--sent", is_flag=True, help="Delete sent mails (the only kind purged).")
+@click.option("--older-than", "span", required=True, metavar="SPAN",
+              help="Delete mails sent longer ago than this: 30d, 90d, 12w.")
+@click.option("--dry-run", is_flag=True, help="Only say how many mails would be deleted.")
+@click.pass_obj
+def outbox_purge(lazy, sent: bool, span: str, dry_run: bool) -> None:
+    """Delete mails sent longer ago than --older-than (queued and failed mails stay)."""
+    if not sent:
+        fail("give --sent: only sent mails are purged (failed ones: postdesk outbox retry)")
+    app = lazy.app
+    age, kept = _span(span), _rate_limit_window(app.settings)
+    if age < kept:
+        fail(f"--older-than {span} is shorter than the {_hours(kept)} the limits on automatic "
+             f"mail count back ([limits]); purge mails older than that")
+    before = utcnow() - age
+    with app.db.session() as session:
+        if dry_run:
+            count = outbox.sent_before(session, before)
+            click.echo(f"would delete {count} mail(s) sent more than {span} ago")
+            return
+        count = outbox.purge_sent(session, before)
+    click.echo(f"{count} mail(s) sent more than {span} ago deleted")
+
+
+def _rate_limit_window(settings) -> timedelta:
+    """How far back the limits on automatic mail read the outbox (a day, or the ticket window)."""
+    return max(timedelta(hours=24),
+               timedelta(seconds=float(settings.limits.auto_replies_ticket_window)))
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g} h"
 
 
 def _outbox_summary(row) -> dict:

@@ -1,6 +1,6 @@
 """``postdesk report``: how the desk did over a period, as text, JSON (for scripts) or a chart.
 
-``--since`` takes a span back from now (``7d``, ``30d``, ``12w``) or a UTC date
+``--since`` takes a span back from now (``7d``, ``30d``, ``12w``; also ``12h``) or a UTC date
 (``2026-01-01``); the period ends now. The figures come from ``store/reports.py`` and are
 described field by field in docs/reports.md. ``--chart FILE.png`` draws the weekly volume and
 satisfaction with matplotlib's Agg canvas (no screen needed; matplotlib is imported only then).
@@ -8,8 +8,7 @@ satisfaction with matplotlib's Agg canvas (no screen needed; matplotlib is impor
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import click
 
@@ -17,21 +16,20 @@ from postdesk.actions.escalations import STEPS
 from postdesk.cli import cli
 from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, to_json, when
+from postdesk.cli.spans import parse_span
 from postdesk.store import reports
 from postdesk.store.db import utcnow
 
-_SPAN = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$", re.I)
 SINCE_HELP = "write e.g. 7d, 30d, 12w or a date like 2026-01-01"
 
 
 def parse_since(text: str, now: datetime) -> datetime:
     """The start of the period ``text`` names; ``ValueError`` with what to write instead."""
-    span = _SPAN.match(text)
-    if span:
-        days = int(span.group(1)) * (7 if span.group(2).lower() == "w" else 1)
-        if days == 0:
+    span = parse_span(text)
+    if span is not None:
+        if not span:
             raise ValueError(f"--since {text!r} is an empty period: {SINCE_HELP}")
-        return now - timedelta(days=days)
+        return now - span
     try:
         start = datetime.combine(date.fromisoformat(text.strip()), datetime.min.time(), UTC)
     except ValueError:
@@ -51,6 +49,8 @@ def parse_since(text: str, now: datetime) -> datetime:
 @click.pass_obj
 def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None) -> None:
     """Tickets opened and resolved, response times, reminders, surveys, escalations."""
+    if chart:
+        _need_matplotlib()
     now = utcnow()
     try:
         start = parse_since(since, now)
@@ -69,6 +69,14 @@ def report(lazy, since: str, queue: str | None, as_json: bool, chart: str | None
         print_report(data)
     if chart and not as_json:
         click.echo(f"\nchart written to {chart}")
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401, PLC0415  (an optional dependency)
+    except ImportError:
+        fail("--chart needs matplotlib, which is not installed: install postdesk[chart] "
+             "(pip install 'postdesk[chart]')")
 
 
 def _check_queue(session, settings, queue: str | None) -> None:

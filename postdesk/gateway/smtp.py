@@ -64,6 +64,9 @@ _AIOSMTPD_LOGGER = "mail.log"  # logs every command line, addresses included, at
 # "database or disk is full" is SQLite's SQLITE_FULL (its file or a size limit).
 _NO_SPACE_TEXT = re.compile(r"space|insufficient storage|disk (?:is )?full|quota", re.IGNORECASE)
 _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Permanent refusals of a mail (unknown mailbox, too big, malformed, unusable): logged at INFO
+# with the reply, once per reply (an LMTP reply repeated per recipient too), without addresses.
+_REFUSALS = frozenset({"550", "552", "553", "554"})
 
 # aiosmtpd 1.4.6 sends these fixed texts itself; we send our named replies instead.
 _REWRITES: dict[str, Reply] = {
@@ -289,7 +292,12 @@ class _SmtpSession(SMTP):
         return str(R452_NO_STORAGE)
 
     async def push(self, status: Any) -> None:
-        await super().push(self._rewrite(status))
+        status = self._rewrite(status)
+        if isinstance(status, str) and status[:3] in _REFUSALS:
+            log.info("%s refused a mail from %s: %s", self._connections.protocol,
+                     _peer_ip(self.session.peer if self.session else None),
+                     status.split("\r\n", 1)[0])
+        await super().push(status)
 
     def _rewrite(self, status: Any) -> Any:
         reply = _REWRITES.get(status) if isinstance(status, str) else None

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import (Text, bindparam, cast, func, insert, literal, null, or_, select,
-                        union_all, update)
+from sqlalchemy import (Text, bindparam, cast, delete, func, insert, literal, null, or_,
+                        select, union_all, update)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import defer
 from sqlmodel import Session
@@ -258,6 +258,29 @@ def requeue(session: Session, ids: Sequence[int] | None = None) -> int:
         query = query.where(Inbound.id.in_(ids))
     result = session.execute(query.values(status=RECEIVED, attempts=0, error=None, error_step=None))
     return result.rowcount or 0
+
+
+def quarantined_before(session: Session, before: datetime) -> list[int]:
+    """The quarantined mails put there (or received, for old rows) before ``before``."""
+    return list(session.scalars(select(Inbound.id).where(
+        Inbound.status == QUARANTINED,
+        func.coalesce(Inbound.processed_at, Inbound.received_at) < before).order_by(Inbound.id)))
+
+
+def delete_quarantined(session: Session, ids: Sequence[int]) -> int:
+    """Delete the mails ``ids`` that are quarantined (others are left alone); a message that
+    names one as its source keeps its text and loses the link. Blob files stay: the same bytes
+    may be arriving again this moment, under the same name."""
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        chosen = select(Inbound.id).where(Inbound.status == QUARANTINED, Inbound.id.in_(chunk))
+        session.execute(update(Message).where(Message.inbound_id.in_(chosen))
+                        .values(inbound_id=None))
+        result = session.execute(delete(Inbound).where(Inbound.status == QUARANTINED,
+                                                       Inbound.id.in_(chunk)))
+        deleted += result.rowcount or 0
+    return deleted
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
@@ -121,6 +121,18 @@ def listing(session: Session, status: str | None = None, limit: int = 200) -> li
     if status:
         query = query.where(Outbox.status == status)
     return list(session.scalars(query.order_by(Outbox.id.desc()).limit(limit)))
+
+
+def sent_before(session: Session, before: datetime) -> int:
+    """How many mails were sent before ``before`` (what ``purge_sent`` would delete)."""
+    return session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.status == SENT, Outbox.sent_at < before)) or 0
+
+
+def purge_sent(session: Session, before: datetime) -> int:
+    """Delete the mails sent before ``before``; queued, sending and failed mails stay."""
+    result = session.execute(delete(Outbox).where(Outbox.status == SENT, Outbox.sent_at < before))
+    return result.rowcount or 0
 
 
 def next_due(session: Session) -> datetime | None:

@@ -529,3 +529,30 @@ def test_a_mail_whose_header_follows_a_stray_first_line_is_accepted(serve, first
         client.rcpt(HELPDESK)
         assert client.data(first_line + MAIL)[0] == 250
     assert len(store.mails) == 1
+
+
+@pytest.mark.parametrize("lmtp", [False, True])
+def test_refusals_are_logged_at_info_with_the_reason_and_no_address(serve, caplog, lmtp):
+    caplog.set_level(logging.INFO, logger="postdesk.gateway.smtp")
+    gateway, store = serve(lmtp=lmtp, max_message_bytes=2000)
+    wire = Wire(gateway.port)
+    wire.command("LHLO client.test" if lmtp else "EHLO client.test")
+    assert wire.command(f"MAIL FROM:<{SENDER}>").startswith(b"250")
+    assert wire.command("RCPT TO:<someone@other.example>").startswith(b"550")
+    assert wire.command(f"RCPT TO:<{HELPDESK}>").startswith(b"250")
+    assert wire.command("RCPT TO:<sales@support.example>").startswith(b"250")
+    assert wire.command("DATA").startswith(b"354")
+    wire.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 40 + b".\r\n")
+    replies = [wire.reply() for _ in range(2 if lmtp else 1)]
+    assert all(reply.startswith(b"552") for reply in replies)
+    assert wire.command(f"MAIL FROM:<{SENDER}> SIZE=5000").startswith(b"552")
+    wire.close()
+    refused = [r for r in caplog.records if "refused a mail" in r.getMessage()]
+    protocol = "lmtp" if lmtp else "smtp"
+    assert [(r.levelno, r.getMessage()) for r in refused] == [
+        (logging.INFO, f"{protocol} refused a mail from 127.0.0.1: {RCPT_REFUSED[0]} "
+                       f"{RCPT_REFUSED[1].decode()}"),
+        (logging.INFO, f"{protocol} refused a mail from 127.0.0.1: 552 {TOO_BIG[1].decode()}"),
+        (logging.INFO, f"{protocol} refused a mail from 127.0.0.1: 552 {TOO_BIG[1].decode()}"),
+    ]
+    assert store.mails == []
