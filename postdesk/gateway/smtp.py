@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
+from postdesk import metrics
 from postdesk.errors import TempFail
 from postdesk.gateway.inflight import ByteBudget, Hold, declared_size
 from postdesk.gateway.replies import (
@@ -231,6 +232,7 @@ class _SmtpSession(SMTP):
                         self._connections.open)
             transport.write(f"{R421_TOO_MANY_CONNECTIONS}\r\n".encode("ascii"))
             transport.close()
+            metrics.refused(str(R421_TOO_MANY_CONNECTIONS))
             return
         self._counted = True
         super().connection_made(transport)
@@ -289,7 +291,10 @@ class _SmtpSession(SMTP):
         return str(R452_NO_STORAGE)
 
     async def push(self, status: Any) -> None:
-        await super().push(self._rewrite(status))
+        status = self._rewrite(status)
+        if isinstance(status, str):
+            metrics.refused(status)
+        await super().push(status)
 
     def _rewrite(self, status: Any) -> Any:
         reply = _REWRITES.get(status) if isinstance(status, str) else None
@@ -367,6 +372,11 @@ class SmtpGateway:
         self._server = await loop.create_server(
             lambda: self._new_session(loop), self._host, self._port, start_serving=False
         )
+
+    def serving(self) -> bool:
+        """True while the server accepts connections (asked by ``/healthz``)."""
+        server = self._server
+        return server is not None and server.is_serving()
 
     async def start(self) -> None:
         await self.bind()
