@@ -15,6 +15,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -181,3 +182,26 @@ def test_a_metrics_port_in_use_ends_serve_with_one_line(tmp_path):
     assert result.returncode == 1, lines
     assert lines[-1] == (f"postdesk: cannot listen on 127.0.0.1:{port}: Address already in use "
                          "(change [metrics] listen or stop the other server)"), lines
+
+
+def test_the_scheduler_daemon_answers_too(tmp_path):
+    port = free_port()
+    config = desk_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}",
+                         f'{FAST}\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    subprocess.run([*POSTDESK, "--config", str(config), "init"], check=True,
+                   capture_output=True, timeout=60)
+    daemon = subprocess.Popen([*POSTDESK, "--config", str(config), "scheduler"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    probe = SimpleNamespace(metrics_port=port)
+    try:
+        wait_until(lambda: get(probe, "/metrics")[0] == 200 and samples(probe).get(
+            ("postdesk_sweep_runs_total", ("result", "ok"))), 60, "a sweep counted")
+        scrape = samples(probe)
+        assert scrape[("postdesk_sweep_runs_total", ("result", "ok"))] >= 1
+        assert scrape[("postdesk_sweep_duration_seconds_count",)] >= 1
+        assert scrape[("postdesk_part_up", ("part", "scheduler"))] == 1
+        assert get(probe, "/healthz") == (200, "ok\n")
+        assert get(probe, "/readyz") == (200, "ready\n")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0, daemon.stderr.read().decode()[-2000:]
