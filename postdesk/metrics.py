@@ -15,8 +15,8 @@ waiting to be started again), which ``/healthz`` reads, across processes.
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from types import SimpleNamespace
 
 from postdesk import supervision
@@ -31,9 +31,21 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROCESS_VARIABLE))
 
 
-@functools.cache
+_created: list[SimpleNamespace] = []
+_creating = threading.Lock()
+
+
 def families() -> SimpleNamespace:
-    """The metrics, created once per process (after ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+    """The metrics, created once per process (after ``PROMETHEUS_MULTIPROC_DIR`` is set), by
+    whichever thread counts first; the others wait for it."""
+    if not _created:
+        with _creating:
+            if not _created:
+                _created.append(_create())
+    return _created[0]
+
+
+def _create() -> SimpleNamespace:
     from prometheus_client import Counter, Gauge, Histogram  # noqa: PLC0415
 
     return SimpleNamespace(

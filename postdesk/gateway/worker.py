@@ -31,6 +31,7 @@ from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
+from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise
 
 log = logging.getLogger("postdesk.worker")
@@ -429,7 +430,7 @@ def outcome_of(ctx: Context) -> str:
     """How a processed mail counts in ``postdesk_mails_processed_total``."""
     if ctx.automatic:
         return "automatic"
-    if ctx.decision is not None and ctx.decision.action == "new" and ctx.ticket is not None:
+    if ctx.decision is not None and ctx.decision.action == NEW and ctx.ticket is not None:
         return "ticket"
     return "reply"
 

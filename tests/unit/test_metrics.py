@@ -163,3 +163,31 @@ def test_health_answers_name_what_is_dead(monkeypatch):
     assert call(app, "/admin")[0] == "404 Not Found"
     status, body = call(app, "/metrics")
     assert status.startswith("200") and b"postdesk_part_up" in body
+
+
+def test_the_metrics_are_created_once_whichever_threads_count_first(monkeypatch):
+    """Parts start in several threads at once: a second registration would raise
+    DuplicateTimeseries in the part that came second (it killed a sender)."""
+    monkeypatch.setattr(metrics, "_created", [])
+    created, start = [], threading.Barrier(8)
+
+    def create():
+        created.append(1)
+        start.abort()  # lets the others through while this one is still creating
+        return SimpleNamespace(made=len(created))
+
+    monkeypatch.setattr(metrics, "_create", create)
+
+    def count():
+        try:
+            start.wait(10)
+        except threading.BrokenBarrierError:
+            pass
+        metrics.families()
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert created == [1] and metrics.families().made == 1
