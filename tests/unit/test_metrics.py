@@ -191,3 +191,32 @@ def test_the_metrics_are_created_once_whichever_threads_count_first(monkeypatch)
     for thread in threads:
         thread.join(10)
     assert created == [1] and metrics.families().made == 1
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
+def test_mail_through_the_worker_moves_the_counters(make_app):
+    """In one process (no shared folder): received, processed by outcome, duration, template
+    fallbacks."""
+    from postdesk.store import template_versions as versions
+    from postdesk.store.db import utcnow
+
+    app = make_app()
+    with app.db.session() as session:  # stored without validation, as an old version could be
+        for locale in ("fr", "en"):
+            versions.save_parts(session, "ticket_created", locale,
+                                {"text": "Bonjour {{ customer.nope }}\n"}, "old", "broken",
+                                utcnow())
+    names = ("postdesk_mails_received_total", "postdesk_mails_processed_total",
+             "postdesk_template_fallbacks_total", "postdesk_processing_duration_seconds_count")
+    labels = ({"edge": "smtp"}, {"outcome": "ticket"}, {"template": "ticket_created"}, {})
+    before = [counted(n, **l) for n, l in zip(names, labels)]
+    mail = make_mail(message_id="<flow@example.com>")
+    app.intake().store(mail, Envelope("julie@example.com", ("support@desk.test",), "smtp"))
+    app.intake().store(mail, Envelope("julie@example.com", ("support@desk.test",), "smtp"))
+    app.worker().process_until_idle()
+    after = [counted(n, **l) for n, l in zip(names, labels)]
+    assert [a - b for a, b in zip(after, before)] == [2, 1, 1, 2]
+    assert counted("postdesk_mails_processed_total", outcome="duplicate") >= 1
