@@ -31,8 +31,10 @@ FAST = "[worker]\npoll_seconds = 0.2\n[scheduler]\ninterval_seconds = 1\n"
 
 def metrics_serve(tmp_path: Path, extra: str = FAST, **env: str) -> Serve:
     port = free_port()
+    # A killed serve leaves its counters folder in $TMPDIR: let it be the test's.
     serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}",
-                  f'{extra}\n[metrics]\nlisten = "127.0.0.1:{port}"\n', env=env)
+                  f'{extra}\n[metrics]\nlisten = "127.0.0.1:{port}"\n',
+                  env={"TMPDIR": str(tmp_path), **env})
     serve.metrics_port = port
     serve.run("init")
     return serve
@@ -103,7 +105,9 @@ def test_the_counters_move_as_mail_flows(tmp_path):
         assert after[("postdesk_part_up", ("part", "worker"), ("pid", str(
             processing_child(serve))))] == 1
         assert get(serve, "/nothing")[0] == 404
+        assert list(tmp_path.glob("postdesk-metrics-*"))
         assert serve.stop() == 0
+        assert not list(tmp_path.glob("postdesk-metrics-*"))  # a clean stop removes it
     finally:
         serve.kill()
 
