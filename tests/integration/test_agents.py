@@ -159,7 +159,9 @@ def test_misspelled_command_changes_nothing_and_answers_the_agent(app, ticket_on
 
 
 def test_forged_agent_mail_executes_nothing_and_is_flagged(app, ticket_one):
-    counted = lambda: REGISTRY.get_sample_value("postdesk_agent_spoofing_attempts_total")  # noqa: E731
+    def counted():
+        return REGISTRY.get_sample_value("postdesk_agent_spoofing_attempts_total")
+
     before = counted() or 0
     deliver(app, agent_mail("alice@desk-team.test", "#status resolved\nClosed!\n", auth=False))
     assert counted() == before + 1
