@@ -220,3 +220,16 @@ def test_mail_through_the_worker_moves_the_counters(make_app):
     after = [counted(n, **l) for n, l in zip(names, labels)]
     assert [a - b for a, b in zip(after, before)] == [2, 1, 1, 2]
     assert counted("postdesk_mails_processed_total", outcome="duplicate") >= 1
+
+
+def test_metrics_listen_is_off_by_default_and_checked_when_set(tmp_path):
+    from postdesk import config
+    from postdesk.errors import ConfigError
+    from tests.conftest import write_config
+
+    path = write_config(tmp_path, "sqlite:///x.db")
+    assert config.load(path, environ={}).metrics.listen == ""
+    on = config.load(path, environ={"POSTDESK_METRICS__LISTEN": "127.0.0.1:9325"})
+    assert on.metrics.listen == "127.0.0.1:9325"
+    with pytest.raises(ConfigError, match=r"metrics\.listen.*is not HOST:PORT"):
+        config.load(path, environ={"POSTDESK_METRICS__LISTEN": "9325"})
