@@ -171,6 +171,11 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str = ""  # HOST:PORT of /healthz, /readyz, /metrics; empty: off
+
+
+@dataclass(frozen=True)
 class AgentAuthSettings:
     required: bool = True
     trusted_authserv_id: str = ""
@@ -230,6 +235,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     agent_auth: AgentAuthSettings = field(default_factory=AgentAuthSettings)
     agents: tuple[AgentSettings, ...] = ()
     queues: tuple[QueueSettings, ...] = ()
@@ -280,6 +286,8 @@ def validate(settings: Settings) -> Settings:
     domains = tuple(d.lower() for d in desk.domains) or (desk.address.rpartition("@")[2].lower(),)
     settings = dataclasses.replace(settings, desk=dataclasses.replace(desk, domains=domains))
     _check_listen(settings.smtp.listen)
+    if settings.metrics.listen:
+        _check_listen(settings.metrics.listen, "metrics.listen")
     _check_choice("outbound.transport", settings.outbound.transport, ("maildir", "smtp"))
     _check_choice("lifecycle.on_agent_reply", settings.lifecycle.on_agent_reply, ("pending", "open"))
     _check_choice("logging.level", settings.logging.level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -411,10 +419,10 @@ def _check_timezone(name: str) -> None:
                           'write e.g. "Europe/Paris" or "UTC"') from None
 
 
-def _check_listen(listen: str) -> None:
+def _check_listen(listen: str, key: str = "smtp.listen") -> None:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError("smtp.listen", f"{listen!r} is not HOST:PORT", 'write e.g. "127.0.0.1:2525"')
+        raise ConfigError(key, f"{listen!r} is not HOST:PORT", 'write e.g. "127.0.0.1:2525"')
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

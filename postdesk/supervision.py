@@ -10,6 +10,9 @@ with exit code 70 (``EX_SOFTWARE``) and one CRITICAL line naming the part, so th
 ``serve``'s own watch, for the processing child) starts a fresh one. A process that looks alive
 while one of its parts is dead is what this module exists to prevent.
 
+Each part's state (``running``, ``restarting``, ``stopped``, ``given-up``) is told to the
+observers given to :func:`watch_states` (the health metrics of ``serve``).
+
 ``fault_point`` is for tests only: ``POSTDESK_TEST_FAULTS="intake-writer,worker:2"`` makes the
 named points raise :class:`InjectedFault` (once, N times, or ``always``), so that a test can
 break each part of a real ``postdesk serve``. Unset, a fault point costs one dictionary lookup.
@@ -32,6 +35,14 @@ MAX_PAUSE = 60.0
 DEATHS_ALLOWED = 5
 DEATH_WINDOW = 300.0
 FAULTS_VARIABLE = "POSTDESK_TEST_FAULTS"
+
+
+_observers: list[Callable[[str, str], None]] = []
+
+
+def watch_states(observer: Callable[[str, str], None]) -> None:
+    """Call ``observer(name, state)`` each time a part of this process changes state."""
+    _observers.append(observer)
 
 
 def end_process(name: str, deaths: int, window: float) -> None:
@@ -61,7 +72,7 @@ class Supervised:
         self.give_up = give_up
         self.clock = clock
         self.restarts = 0
-        self.state = "new"  # running, restarting, stopped, given-up
+        self._state = "new"  # running, restarting, stopped, given-up
         self._deaths: deque[float] = deque()
         self._wake = threading.Event()  # cuts a restart pause short once stopping
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -75,6 +86,16 @@ class Supervised:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._state = state
+        for observer in _observers:
+            observer(self.name, state)
 
     def _run(self) -> None:
         while True:

@@ -55,7 +55,7 @@ def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: b
         asyncio.run(run(app, smtp=not no_smtp, worker=not no_worker, sender=not no_sender,
                         scheduler=not no_scheduler))
     except CannotListen as exc:  # nothing else has started yet
-        fail(f"{exc} (change [smtp] listen or stop the other server)")
+        fail(f"{exc} (change [{exc.section}] listen or stop the other server)")
 
 
 @cli.command()

@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 
+from postdesk.cli.metrics_http import process_gone
 from postdesk.config import Settings
 from postdesk.gateway.priority import WritePriority
 from postdesk.supervision import supervise
@@ -97,6 +98,10 @@ class ProcessingChild:
         self._stopping = threading.Event()
         self._watcher = None  # a supervised thread (postdesk.supervision)
 
+    def alive(self) -> bool:
+        """The child runs (asked by ``/healthz``)."""
+        return self.process is not None and self.process.exitcode is None
+
     def wake_worker(self) -> None:
         if self._doorbell is not None:
             ring(self._doorbell)
@@ -147,6 +152,7 @@ class ProcessingChild:
                 continue
             log.error("processing process %s stopped unexpectedly (exit %s); starting it again "
                       "in %.0f s", self.process.pid, self.process.exitcode, pause)
+            process_gone(self.process.pid)
             self._close_pipes()
             self.priority.worker_gone()
             if self._stopping.wait(pause):

@@ -44,7 +44,10 @@ def scheduler(lazy, once: bool, now_text: str | None, dry_run: bool, as_json: bo
     app = lazy.app
     require_schema(app)
     if not (once or dry_run):
-        run_until_signalled(app)
+        from postdesk.cli.metrics_http import metrics_for  # noqa: PLC0415
+
+        with metrics_for(app):
+            run_until_signalled(app)
         return
     now = now or utcnow()
     desk = replace(app.desk, notifier=app.desk.notifier.with_clock(utcnow))

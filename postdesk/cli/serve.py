@@ -38,7 +38,11 @@ log = logging.getLogger("postdesk.serve")
 
 
 class CannotListen(Exception):
-    """The SMTP/LMTP address cannot be taken (in use, not ours, no permission)."""
+    """The SMTP/LMTP (or metrics) address cannot be taken (in use, not ours, no permission)."""
+
+    def __init__(self, message: str, section: str = "smtp") -> None:
+        super().__init__(message)
+        self.section = section
 
 
 class Services:
@@ -206,8 +210,40 @@ class _Ringer:
         self.set = ring
 
 
+def bind_metrics(app: App, services: Services):
+    """``[metrics] listen``: take its address now (raises :class:`CannotListen`); None if off."""
+    from postdesk.cli.metrics_http import Health, MetricsServer, registry_for  # noqa: PLC0415
+
+    listen = app.settings.metrics.listen
+    if not listen:
+        return None
+    health = Health(app.db)
+    if services.want["smtp"]:
+        health.add("smtp", lambda: services.gateway is not None and services.gateway.serving())
+    health.add("processing", lambda: all(child.alive() for child in services.children))
+    server = MetricsServer(listen, health, registry_for(app.db))
+    try:
+        server.bind()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"cannot listen on {listen}: {reason}", "metrics") from exc
+    return server
+
+
 async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: bool = True,
                 scheduler: bool = True) -> None:
+    """Run until SIGTERM/SIGINT; with ``[metrics] listen``, the processes share a folder of
+    counters that lasts as long as this call."""
+    if not app.settings.metrics.listen:
+        await _serve(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
+        return
+    from postdesk.cli.metrics_http import multiprocess_folder  # noqa: PLC0415
+
+    with multiprocess_folder():
+        await _serve(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
+
+
+async def _serve(app: App, *, smtp: bool, worker: bool, sender: bool, scheduler: bool) -> None:
     for warning in startup_warnings(app.settings):
         log.warning("%s", warning)
     # Handlers first: a SIGTERM while the parts start stops them once they have started,
@@ -219,13 +255,16 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     services = Services(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
     if smtp:
         await services.bind_smtp()  # a port in use ends here, before any child is started
-    checkpointer = None
+    checkpointer = exporter = None
     try:
+        exporter = bind_metrics(app, services)
         checkpointer = start_checkpointer(app.db)
         services.start_processing()
         services.start_pollers()
         if smtp:
             await services.start_smtp()
+        if exporter is not None:
+            exporter.start()
         freeze_startup_heap()
         await stopping.wait()
         log.info("stopping")
@@ -233,4 +272,6 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
         await services.stop()
         if checkpointer is not None:
             checkpointer.stop()
+        if exporter is not None:
+            exporter.stop()
     log.info("stopped")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 
+from postdesk import metrics
 from postdesk.errors import TempFail
 from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
@@ -68,6 +69,7 @@ class Intake:
                 ids = inbound.add_raw(connection, records, utcnow())
         for stored_id, (raw, env) in zip(ids, mails):
             log.debug("stored inbound=%s size=%s source=%s", stored_id, len(raw), env.source)
+            metrics.received(env.source)
         self.on_stored()
         return ids
 

@@ -12,6 +12,7 @@ from email.utils import parseaddr
 
 from sqlalchemy.engine import Row
 
+from postdesk import metrics
 from postdesk.actions import agent_notices, bounces, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
@@ -148,6 +149,7 @@ def survey_message(ctx: Context, ticket: Ticket, text: str) -> Row:
 
 
 def spoofing_attempt(ctx: Context) -> None:
+    metrics.spoofing_attempt()
     tickets.add_event(ctx.session, ctx.ticket.id if ctx.ticket else None, "spoofing_attempt",
                       ctx.now, actor=ctx.mail.from_addr or "", reason=ctx.spoof,
                       inbound=ctx.inbound.id)

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
+from postdesk import metrics
 from postdesk.errors import TempFail
 from postdesk.gateway.inflight import ByteBudget, Hold, declared_size
 from postdesk.gateway.replies import (
@@ -234,6 +235,7 @@ class _SmtpSession(SMTP):
                         self._connections.open)
             transport.write(f"{R421_TOO_MANY_CONNECTIONS}\r\n".encode("ascii"))
             transport.close()
+            metrics.refused(str(R421_TOO_MANY_CONNECTIONS))
             return
         self._counted = True
         super().connection_made(transport)
@@ -293,6 +295,8 @@ class _SmtpSession(SMTP):
 
     async def push(self, status: Any) -> None:
         status = self._rewrite(status)
+        if isinstance(status, str):
+            metrics.refused(status)
         if isinstance(status, str) and status[:3] in _REFUSALS:
             log.info("%s refused a mail from %s: %s", self._connections.protocol,
                      _peer_ip(self.session.peer if self.session else None),
@@ -375,6 +379,11 @@ class SmtpGateway:
         self._server = await loop.create_server(
             lambda: self._new_session(loop), self._host, self._port, start_serving=False
         )
+
+    def serving(self) -> bool:
+        """True while the server accepts connections (asked by ``/healthz``)."""
+        server = self._server
+        return server is not None and server.is_serving()
 
     async def start(self) -> None:
         await self.bind()

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from postdesk import metrics
 from postdesk.errors import Discard, Disposition, NotYet, Quarantine
 from postdesk.gateway import pipeline
 from postdesk.gateway.context import LOCALES, Context, Desk, Readings
@@ -30,6 +31,7 @@ from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
+from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise
 
 log = logging.getLogger("postdesk.worker")
@@ -242,7 +244,7 @@ class Worker:
             self._finish_failed(session, row, "worker", f"processing did not finish after "
                                 f"{row.attempts - 1} attempts (the worker stopped each time)")
             return
-        self._alive_at = time.monotonic()
+        self._alive_at = started = time.monotonic()
         step = "load"
         savepoint = session.begin_nested()
         try:
@@ -279,6 +281,7 @@ class Worker:
             savepoint.rollback()
             self._finish_failed(session, row, step, _describe(exc))
         batch.prepared.pop(row.id, None)
+        metrics.processing_took(time.monotonic() - started)
 
     def _context(self, session, row: Inbound, batch: _Batch) -> Context:
         envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
@@ -327,6 +330,7 @@ class Worker:
         log.info("processed inbound=%s message_id=%s ticket=%s: %s", ctx.inbound.id,
                  ctx.mail.message_id, ticket_id, outcome,
                  extra={"inbound": ctx.inbound.id, "ticket": ticket_id})
+        metrics.processed(outcome_of(ctx))
         return True
 
     def _finish_disposition(self, session, row: Inbound, disposition: Disposition,
@@ -337,6 +341,7 @@ class Worker:
                      error=disposition.reason if status == inbound.QUARANTINED else None):
             log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason,
                      extra={"inbound": row.id, "step": step})
+            metrics.processed("duplicate" if status == inbound.DISCARDED else "quarantined")
 
     def _finish_failed(self, session, row: Inbound, step: str, error: str) -> None:
         if self._end(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
@@ -344,6 +349,7 @@ class Worker:
                      outcome=f"quarantined at step {step}"):
             log.error("quarantined inbound=%s at step %s (attempt %s): %s",
                       row.id, step, row.attempts, error, extra={"inbound": row.id, "step": step})
+            metrics.processed("quarantined")
 
     def _end(self, session, inbound_id: int, status: str, now, **fields) -> bool:
         """Record how the mail ended; False (and a warning) when this worker no longer holds
@@ -422,6 +428,15 @@ class Worker:
             given = inbound.give_back(session, self.holder)
         if given:
             log.warning("gave back %d mails this worker held when its loop stopped", given)
+
+
+def outcome_of(ctx: Context) -> str:
+    """How a processed mail counts in ``postdesk_mails_processed_total``."""
+    if ctx.automatic:
+        return "automatic"
+    if ctx.decision is not None and ctx.decision.action == NEW and ctx.ticket is not None:
+        return "ticket"
+    return "reply"
 
 
 def _describe(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
+from postdesk import metrics
 from postdesk.config import Settings
 from postdesk.localtime import local
 from postdesk.mail.addresses import is_noreply
@@ -92,6 +93,7 @@ class Notifier:
         values = {**self.ticket_variables(session, ticket), **(variables or {})}
         rendered = self.renderer.render(key, locale or ticket.locale, values)
         if rendered.fallback_error:
+            metrics.template_fallback(key)
             tickets.add_event(session, ticket.id, "template_fallback", now, template=key,
                               locale=rendered.locale, error=rendered.fallback_error)
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
@@ -119,6 +121,7 @@ class Notifier:
         now = self._mail_time(now)
         rendered = self.renderer.render(key, locale, {"desk": desk, **variables})
         if rendered.fallback_error:
+            metrics.template_fallback(key)
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
                         rendered.fallback_error)
         if contacts.undeliverable(session, [to]):

@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import timedelta
 
+from postdesk import metrics
 from postdesk.config import OutboundSettings
 from postdesk.notify.transports import PermanentError, RelayUnavailable, TransientError
 from postdesk.store import claims, outbox
@@ -110,14 +111,18 @@ class Sender:
 
     def _deliver(self, row) -> bool:
         """Hand ``row`` to the relay; True once delivered (it is marked sent later)."""
+        metrics.send_attempt()
         try:
             self.transport.deliver(row.raw, row.mail_from, json.loads(row.rcpts))
         except RelayUnavailable:
+            metrics.send_failure("relay-unavailable")
             raise
         except TransientError as exc:
+            metrics.send_failure("temporary")
             self._retry(row, str(exc))
             return False
         except PermanentError as exc:
+            metrics.send_failure("permanent")
             self._fail(row, str(exc))
             return False
         log.info("sent outbox=%s template=%s message_id=%s ticket=%s",

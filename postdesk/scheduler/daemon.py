@@ -25,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler, SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from postdesk import metrics
 from postdesk.scheduler.sweeps import run_sweeps
 from postdesk.store.db import is_unavailable, utcnow
 from postdesk.supervision import fault_point, supervise
@@ -36,9 +37,11 @@ JOB_ID = "postdesk-sweeps"
 def sweep_once(db, desk, clock: Callable[[], datetime] = utcnow) -> int:
     """One run of every sweep at ``clock()``; logs each action; never raises. Returns the count."""
     now = clock()
+    started = time.monotonic()
     try:
         actions = run_sweeps(db, desk, now)
     except Exception as exc:  # noqa: BLE001 - the daemon must survive any failed run
+        metrics.sweep_run(time.monotonic() - started, [], failed=True)
         if is_unavailable(exc):
             log.warning("sweep at %s: store unavailable, retrying next interval: %s",
                         now.isoformat(timespec="seconds"), str(exc).splitlines()[0][:300])
@@ -46,6 +49,7 @@ def sweep_once(db, desk, clock: Callable[[], datetime] = utcnow) -> int:
             log.exception("sweep at %s failed; retrying next interval",
                           now.isoformat(timespec="seconds"))
         return 0
+    metrics.sweep_run(time.monotonic() - started, [action.kind for action in actions])
     for action in actions:
         level = logging.ERROR if action.kind.startswith("failed") else logging.INFO
         log.log(level, "%s%s", action.line,

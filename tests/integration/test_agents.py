@@ -11,6 +11,7 @@ import email.policy
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from postdesk.mail.envelope import Envelope
 from postdesk.store import outbox, tickets
@@ -158,7 +159,12 @@ def test_misspelled_command_changes_nothing_and_answers_the_agent(app, ticket_on
 
 
 def test_forged_agent_mail_executes_nothing_and_is_flagged(app, ticket_one):
+    def counted():
+        return REGISTRY.get_sample_value("postdesk_agent_spoofing_attempts_total")
+
+    before = counted() or 0
     deliver(app, agent_mail("alice@desk-team.test", "#status resolved\nClosed!\n", auth=False))
+    assert counted() == before + 1
     assert get(app, 1).status == "new"
     assert queued(app, "agent_reply") == []
     with app.db.reader() as session:
