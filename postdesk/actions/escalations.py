@@ -1,4 +1,4 @@
-"""Escalations (seed 004): reference ``CP-<n>``, a timeline the customer follows step by step.
+"""Escalations: reference ``CP-<n>``, a timeline the customer follows step by step.
 
 Steps: submitted → evaluating → engineering → verifying → resolved, with an optional estimated
 date. The customer gets ``escalation_update`` at each step; at ``verifying`` they are asked to

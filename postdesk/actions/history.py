@@ -1,4 +1,4 @@
-"""Ticket history by mail (seed 004, "Mes Tickets"): is a mail a history request, and the
+"""Ticket history by mail ("Mes Tickets"): is a mail a history request, and the
 variables of the ``ticket_history`` answer.
 
 A customer sees the tickets they requested or take part in; an organisation admin sees every

@@ -5,7 +5,7 @@ Answers count for ``[survey] answer_days`` after the survey was sent; the last o
 ``answers`` says how many came. Each answer is an event and is thanked (``survey_thanks``); an
 unsatisfied one (below ``[survey] satisfied_from``, or "Mauvaise") is also an event
 ``survey_low_score`` and goes with its comment to ``[survey] review_address``
-(``survey_review_alert``) so someone looks at it, as seeds 000 and 002 ask.
+(``survey_review_alert``) so someone looks at it.
 """
 
 from __future__ import annotations

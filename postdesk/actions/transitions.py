@@ -94,7 +94,7 @@ def clear_timers(ticket: Ticket) -> None:
 
 def resolve(session: Session, desk: Desk, ticket: Ticket, now: datetime, resolution: str,
             actor: str = "system", notify: bool = True) -> None:
-    """Resolve the ticket (the only way to close, seed 002), plan its survey, tell the customer."""
+    """Resolve the ticket (the only way to close), plan its survey, tell the customer."""
     check(ticket, Status.RESOLVED)
     before = ticket.status
     ticket.status = Status.RESOLVED

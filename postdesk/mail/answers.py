@@ -2,8 +2,8 @@
 
 Pure functions on the reply text *above* the quoted mail (the caller strips quotes); they never
 raise on any text. A survey answer starts the reply: on the ``1-7`` scale a standalone digit,
-optionally labelled ("Note : 3/7 — trop lent"), or a label of the 7-point scale of seed 000
-(``SCALE_WORDS``); on the ``good-bad`` scale of seed 002 "Bonne, je suis satisfait(e)" /
+optionally labelled ("Note : 3/7 — trop lent"), or a label of the 7-point scale
+(``SCALE_WORDS``); on the ``good-bad`` scale "Bonne, je suis satisfait(e)" /
 "Mauvaise, je suis mécontent(e)" (or English). The rest of the reply is the comment. Matching
 ignores case and accents. ``is_confirmation`` is deliberately cautious: one negation, doubt or
 question anywhere in the reply makes it false, because a wrong "yes" closes an escalation.
@@ -23,7 +23,7 @@ _INSAT = r"in" + _SAT
 _MEC = r"mecontent(?:\(es?\)|es|e|s)?"
 _ME = r"(?:je\s+(?:ne\s+)?suis\s+|i\s+am\s+|i'm\s+|we\s+are\s+|nous\s+sommes\s+)?"
 
-# The 7-point scale (seed 000: "Plutôt satisfait(e)" = 6, "Extrêmement satisfait(e)" = 7).
+# The 7-point scale ("Plutôt satisfait(e)" = 6, "Extrêmement satisfait(e)" = 7).
 # Order matters: longer phrases first. Matched at the start of the reply, after _ME.
 SCALE_WORDS: tuple[tuple[str, int], ...] = (
     (rf"ni\s+{_SAT}\s+ni\s+{_INSAT}", 4), (r"neither\s+satisfied\s+nor\s+dissatisfied", 4),
@@ -39,7 +39,7 @@ SCALE_WORDS: tuple[tuple[str, int], ...] = (
     (rf"(?:{_INSAT}|{_MEC})", 2), (r"(?:dis|un)satisfied", 2),
     (r"neutre|neutral", 4), (_SAT, 6), (r"satisfied", 6),
 )
-# The good-bad scale (seed 002); a bare "Bonne"/"Good" only counts when a comma, full stop or
+# The good-bad scale; a bare "Bonne"/"Good" only counts when a comma, full stop or
 # the end of the line follows ("Bonne journée" is not an answer).
 GOOD_BAD: tuple[tuple[str, bool], ...] = (
     (rf"(?:bonne|bon|good)\s*[,.;:!–—-]?\s*{_ME}(?:{_SAT}|satisfied)", True),
