@@ -128,7 +128,7 @@ def _fold_char(char: str) -> str:
     return base if len(base) == 1 else (char.lower() if len(char.lower()) == 1 else char)
 
 
-# Confirmations for an escalation at "verifying" (seed 004: the customer confirms the fix).
+# Confirmations for an escalation at "verifying" (the customer confirms the fix).
 _HARMLESS = re.compile(r"\b(?:pas\s+de\s+(?:souci|probleme)s?|sans\s+(?:souci|probleme)s?|"
                        r"no\s+(?:problem|worries)s?|not\s+a\s+problem)\b")
 _NEGATIVE = re.compile(

@@ -1,4 +1,4 @@
-"""Which attachments a desk keeps (seed 004: at most 5 files, 500 KB each, listed types).
+"""Which attachments a desk keeps (by default at most 5 files, 500 KB each, listed types).
 
 Pure: given the parsed attachments and the policy, say for each file whether it is kept or
 which rule it breaks (``count``, ``size``, ``type``). The type is checked from the name's

@@ -159,7 +159,7 @@ class Survey(SQLModel, table=True):
 
 
 class Escalation(SQLModel, table=True):
-    """An escalation of a ticket (seed 004): reference CP-<id>, current step, estimated date."""
+    """An escalation of a ticket: reference CP-<id>, current step, estimated date."""
 
     __tablename__ = "escalation"
 

@@ -1,4 +1,4 @@
-"""Customer organisations (seed 004) and the tickets that belong to a customer or an organisation.
+"""Customer organisations and the tickets that belong to a customer or an organisation.
 
 An organisation owns mail domains and names admins who may see all its tickets. Organisations
 come from two places: ``[[organisations]]`` in the configuration (changed by editing the file)

@@ -69,7 +69,7 @@ def parse_commands(text: str, settings: Settings) -> Parsed:
 
 
 def customer_closes(text: str) -> tuple[bool, str]:
-    """A customer closes their own ticket by answering ``#close`` (seed 004); other lines are text."""
+    """A customer closes their own ticket by answering ``#close``; other lines are text."""
     stripped = text.lstrip()
     first, _, rest = stripped.partition("\n")
     if re.fullmatch(r"#close\b.*", first.strip(), re.I):

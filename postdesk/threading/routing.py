@@ -1,4 +1,4 @@
-"""Which queue a new ticket goes to, and how urgent it is (seed 000: by product group, language,
+"""Which queue a new ticket goes to, and how urgent it is (by product group, language,
 urgency).
 
 The queue comes from the recipient address first, then keywords in the subject and text, then
