@@ -32,7 +32,7 @@ ACTIVE = frozenset({Status.NEW, Status.OPEN, Status.PENDING})
 
 # Who may move a ticket where: every status change (agent command, agent or customer reply,
 # scheduler sweep) is checked against this table. Nothing moves back to ``new``; ``resolved``
-# is the only way to ``closed`` (seed: tickets close only as "Résolu"), and ``closed`` is final
+# is the only way to ``closed`` (tickets close only as "Résolu"), and ``closed`` is final
 # (a later mail opens a follow-up ticket). A resolved ticket may be taken up again: reopened
 # (``open``), or set waiting for the customer (``pending``) by an agent's ``#status pending``.
 _ALLOWED: dict[Status, frozenset[Status]] = {
