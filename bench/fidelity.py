@@ -8,11 +8,16 @@ knows, on the same parsed text) is scored beside it. Prints figures; never passe
 
     python -m bench.fidelity            # the table
     python -m bench.fidelity --misses   # also each case postdesk gets wrong, with its answer
+
+Then ``tests/corpus/bounces``: how many bounces are recognised with exactly the failed and
+delayed recipients ``expected.json`` gives, how many are answered (must be 0), and how many
+people's mails that look like bounces are taken for one (must be 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -21,10 +26,13 @@ from typing import NamedTuple
 
 from mailparser_reply import EmailReplyParser
 
+from postdesk.mail.automatic import automatic_reason
+from postdesk.mail.bounces import read_bounce
 from postdesk.gateway.context import Readings
 from postdesk.mail.parse import ParsedMail, parse
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "replies"
+BOUNCES = CORPUS.parent / "bounces"
 LIBRARY_LANGUAGES = ["en", "fr", "de", "es", "it", "nl", "pl", "sv", "da", "cs", "ja", "zh", "ko"]
 
 
@@ -107,6 +115,30 @@ def main(argv: list[str] | None = None) -> None:
         if options.misses and label == "postdesk":
             for name, found in misses:
                 print(f"  miss {name}: {found[:300]!r}")
+    print()
+    for kind, count in bounce_counts().items():
+        print(f"{'bounce corpus: ' + kind:<40} {count:>4}")
+
+
+def bounce_counts(folder: Path = BOUNCES) -> dict[str, int]:
+    """Counts per kind over the bounce corpus (the classify step's own readers)."""
+    expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+    counts = dict.fromkeys(("bounces", "recognised", "recipients right", "answered", "people",
+                            "people taken for a bounce"), 0)
+    for name, case in expected.items():
+        raw = (folder / f"{name}.eml").read_bytes()
+        mail = parse(raw)
+        bounce = read_bounce(raw, mail)
+        if case["bounce"]:
+            counts["bounces"] += 1
+            counts["recognised"] += bounce is not None
+            counts["recipients right"] += bounce is not None and (
+                list(bounce.permanent), list(bounce.temporary)) == (case["permanent"], case["temporary"])
+            counts["answered"] += bounce is None and automatic_reason(mail) is None
+        else:
+            counts["people"] += 1
+            counts["people taken for a bounce"] += bounce is not None
+    return counts
 
 
 if __name__ == "__main__":
