@@ -208,6 +208,7 @@ def test_ingest_into_an_older_schema_says_run_init(tmp_path):
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}")
     assert run(tmp_path, "--config", str(config), "init")[0] == 0
     with sqlite3.connect(tmp_path / "desk.db") as db:  # as if a column came in a later version
+        db.execute("DROP INDEX ix_inbound_peer_received")
         db.execute("ALTER TABLE inbound DROP COLUMN peer")
     code, err = run(tmp_path, "--config", str(config), "ingest", input=make_mail())
     assert code == EX_CONFIG and "older than this version" in one_line(err)
