@@ -9,10 +9,14 @@ import logging
 import mailbox
 import os
 import subprocess
+import time
 import traceback
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+
+from postdesk.mail.envelope import Envelope
 
 
 def make_mail(sender: str = "alice@example.com", subject: str = "Cannot log in",
@@ -39,6 +43,31 @@ def make_mail(sender: str = "alice@example.com", subject: str = "Cannot log in",
         msg[key] = value
     msg.set_content(body)
     return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def deliver(app, raw: bytes, mail_from: str = "x@example.com",
+            rcpts: tuple[str, ...] = ("support@desk.test",), *, source: str = "smtp",
+            peer: str | None = None) -> int:
+    """Store ``raw`` as a mail received over SMTP, then run the worker until nothing is left;
+    returns the inbound id."""
+    stored = app.intake().store(raw, Envelope(mail_from, tuple(rcpts), source, peer))
+    app.worker().process_until_idle()
+    return stored
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               every: float = 0.1, log: Path | None = None):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds
+    (with the tail of ``log``, e.g. a server's, in the message)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+        time.sleep(every)
 
 
 def outbound_mails(folder: Path) -> list[email.message.EmailMessage]:

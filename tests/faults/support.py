@@ -35,7 +35,7 @@ from postdesk.cli.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 from tests.conftest import write_config
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_until  # noqa: F401 - shared with the fault tests
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
 REPO = Path(__file__).resolve().parents[2]
@@ -46,20 +46,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str,
-               every: float = 0.1, log: Path | None = None):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
-        time.sleep(every)
 
 
 def desk_config(folder: Path, db_url: str, extra: str = "", port: int | None = None) -> Path:
