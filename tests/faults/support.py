@@ -74,8 +74,10 @@ class Serve:
     def run(self, *args: str, input: bytes | None = None, check: bool = True,
             timeout: float = 60) -> subprocess.CompletedProcess:
         """``postdesk ARGS`` on this desk: in-process (click's runner), but ``ingest`` in a real
-        process, the way an MTA runs it."""
-        if args and args[0] == "ingest":
+        process, the way an MTA runs it, and every command when ``env`` holds more than
+        ``POSTDESK_*`` settings (e.g. a ``PYTHONPATH`` that changes the interpreter)."""
+        if (args and args[0] == "ingest") or any(not key.startswith("POSTDESK_")
+                                                 for key in self.extra_env):
             result = subprocess.run([*POSTDESK, "--config", str(self.config), *args],
                                     input=input, capture_output=True, timeout=timeout,
                                     cwd=self.folder, env=self.env)
