@@ -4,6 +4,7 @@ the user's back."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_config
-from tests.helpers import make_mail
+from tests.helpers import make_mail, run_cli
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
 REPO = Path(__file__).resolve().parents[2]
@@ -20,8 +21,15 @@ EX_DATAERR, EX_CONFIG = 65, 78
 
 
 def run(folder: Path, *args: str, input: bytes | None = None, env: dict | None = None):
-    import os
+    """``postdesk ARGS`` in ``folder`` with no ``POSTDESK_*`` variable but ``env``; in-process
+    (click's runner), but for ``serve``, which forks: a real subprocess."""
+    if "serve" in args:
+        return run_process(folder, *args, input=input, env=env)
+    result = run_cli(*args, input=input, env=env, cwd=folder, clean_env=True)
+    return result.returncode, result.stderr.decode(errors="replace")
 
+
+def run_process(folder: Path, *args: str, input: bytes | None = None, env: dict | None = None):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("POSTDESK_")}
     environ["PYTHONPATH"] = str(REPO)
     result = subprocess.run([*POSTDESK, *args], input=input, capture_output=True, timeout=120,

@@ -1,10 +1,9 @@
 """Drive ``postdesk scheduler`` as ops do: ``--once --now``, ``--dry-run``, ``--json``, the daemon.
 
 The ticket comes in through ``postdesk ingest`` and the worker; an agent's question sets it
-pending in-process (agent commands are another part of the desk). The command runs in a
-subprocess; the outbound result is read with ``postdesk outbox list --json``. ``COMMAND``
-imports the scheduler's command module before ``main()``, so these tests pass whether or not
-``postdesk.cli.main`` registers it yet; once it does, ``python -m postdesk`` is the same thing.
+pending in-process (agent commands are another part of the desk). ``--once`` and ``--dry-run``
+run in-process (click's runner: output and exit codes as a shell sees them); the daemon runs in a
+subprocess, stopped with SIGTERM. The outbound result is read from the store.
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from postdesk.cli.app import App
 from postdesk.store import outbox, tickets
 from postdesk.store.db import utcnow
 from tests.conftest import write_config
-from tests.helpers import make_mail
+from tests.helpers import make_mail, run_cli
 
-COMMAND = [sys.executable, "-c",
-           "import postdesk.cli.scheduler_cmd; from postdesk.cli import main; main()"]
+COMMAND = [sys.executable, "-m", "postdesk"]
 DAY = timedelta(days=1)
 
 
@@ -41,8 +39,7 @@ class Desk:
         self.log = folder / "scheduler.log"
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True):
-        result = subprocess.run([*COMMAND, "--config", str(self.config), *args], input=input,
-                                capture_output=True, timeout=60, cwd=self.folder)
+        result = run_cli("--config", str(self.config), *args, input=input, cwd=self.folder)
         if check and result.returncode != 0:
             raise AssertionError(f"postdesk {' '.join(args)} exited {result.returncode}: "
                                  f"{result.stderr.decode()}")

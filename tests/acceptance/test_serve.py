@@ -1,8 +1,9 @@
 """Drive the ``postdesk`` command as ops and customers do: init, serve, send with smtplib, read.
 
-Each test runs the real command in a subprocess on a free loopback port, sends mail with
+Each test runs the real ``serve`` in a subprocess on a free loopback port, sends mail with
 ``smtplib`` (and swaks when installed), and reads tickets with ``postdesk tickets show --json``
-and the acknowledgements from the outbound Maildir.
+(in-process, click's runner) and the acknowledgements from the outbound Maildir. ``ingest`` runs
+in a real process, as an MTA runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_config
-from tests.helpers import make_mail, outbound_mails
+from tests.helpers import make_mail, outbound_mails, run_cli
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
 
@@ -46,8 +47,11 @@ class Desk:
         self.log = folder / "serve.log"
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True):
-        result = subprocess.run([*POSTDESK, "--config", str(self.config), *args], input=input,
-                                capture_output=True, timeout=60, cwd=self.folder)
+        if args[0] == "ingest":
+            result = subprocess.run([*POSTDESK, "--config", str(self.config), *args],
+                                    input=input, capture_output=True, timeout=60, cwd=self.folder)
+        else:
+            result = run_cli("--config", str(self.config), *args, input=input, cwd=self.folder)
         if check and result.returncode != 0:
             raise AssertionError(f"postdesk {' '.join(args)} exited {result.returncode}: "
                                  f"{result.stderr.decode()}")

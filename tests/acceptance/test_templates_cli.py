@@ -1,4 +1,4 @@
-"""Drive ``postdesk templates`` as an admin does: the real command in a subprocess, on one SQLite
+"""Drive ``postdesk templates`` as an admin does: the command in-process (click's runner), on one SQLite
 desk per module (``postdesk init`` once). Each refusal is checked against the exact lines the
 admin reads on stderr; ``edit`` runs a scripted ``$EDITOR``; ``preview --ticket`` renders a
 ticket made by ``postdesk ingest`` and the worker. PostgreSQL is covered by the integration tests.
@@ -7,20 +7,16 @@ ticket made by ``postdesk ingest`` and the worker. PostgreSQL is covered by the 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from postdesk import config
 from postdesk.cli.app import App
 from tests.conftest import write_config
-from tests.helpers import make_mail
-
-POSTDESK = [sys.executable, "-m", "postdesk"]
+from tests.helpers import make_mail, run_cli
 
 EDITOR_SCRIPT = '''
 import pathlib, sys
@@ -77,23 +73,20 @@ def desk(tmp_path_factory):
 
 def run(config_path, *args: str, input: str | None = None, env: dict | None = None,
         code: int | None = 0) -> subprocess.CompletedProcess:
-    result = subprocess.run([*POSTDESK, "--config", str(config_path), *args], input=input,
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "POSTDESK_AUTHOR": "camille", **(env or {})})
+    result = run_cli("--config", str(config_path), *args, input=input if input is not None else "",
+                     env={"POSTDESK_AUTHOR": "camille", **(env or {})})
     assert code is None or result.returncode == code, result.stderr
     return result
 
 
 @pytest.fixture(scope="module")
 def refused(desk) -> dict[str, subprocess.CompletedProcess]:
-    """Every refusal and error case of this module, run at once (none changes anything)."""
+    """Every refusal and error case of this module, run once (none changes anything)."""
     calls = {case: (["save", "ticket_created", "--locale", "fr", "--part", part, "--file", "-"],
                     source) for case, (part, source, _) in REFUSALS.items()}
     calls |= {case: (args, None) for case, (args, _) in ERRORS.items()}
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = {case: pool.submit(run, desk, "templates", *args, input=source, code=None)
-                   for case, (args, source) in calls.items()}
-    return {case: future.result() for case, future in futures.items()}
+    return {case: run(desk, "templates", *args, input=source, code=None)
+            for case, (args, source) in calls.items()}
 
 
 @pytest.mark.parametrize("case", REFUSALS)

@@ -35,6 +35,7 @@ from postdesk.cli.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 from tests.conftest import write_config
+from tests.helpers import run_cli, wait_until  # noqa: F401 - shared with the fault tests
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
 REPO = Path(__file__).resolve().parents[2]
@@ -45,20 +46,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str,
-               every: float = 0.1, log: Path | None = None):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
-        time.sleep(every)
 
 
 def desk_config(folder: Path, db_url: str, extra: str = "", port: int | None = None) -> Path:
@@ -78,16 +65,25 @@ class Serve:
         self.folder = folder
         self.port = free_port()
         self.config = desk_config(folder, db_url, extra, self.port)
-        self.env = {**os.environ, **(env or {})}
+        self.extra_env = env or {}
+        self.env = {**os.environ, **self.extra_env}
         self.log = folder / "serve.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True,
             timeout: float = 60) -> subprocess.CompletedProcess:
-        result = subprocess.run([*POSTDESK, "--config", str(self.config), *args], input=input,
-                                capture_output=True, timeout=timeout, cwd=self.folder,
-                                env=self.env)
+        """``postdesk ARGS`` on this desk: in-process (click's runner), but ``ingest`` in a real
+        process, the way an MTA runs it, and every command when ``env`` holds more than
+        ``POSTDESK_*`` settings (e.g. a ``PYTHONPATH`` that changes the interpreter)."""
+        if (args and args[0] == "ingest") or any(not key.startswith("POSTDESK_")
+                                                 for key in self.extra_env):
+            result = subprocess.run([*POSTDESK, "--config", str(self.config), *args],
+                                    input=input, capture_output=True, timeout=timeout,
+                                    cwd=self.folder, env=self.env)
+        else:
+            result = run_cli("--config", str(self.config), *args, input=input, cwd=self.folder,
+                             env=self.extra_env)
         if check and result.returncode != 0:
             raise AssertionError(f"postdesk {' '.join(args)} exited {result.returncode}: "
                                  f"{result.stderr.decode(errors='replace')}")

@@ -26,18 +26,16 @@ from sqlalchemy import text
 
 from postdesk.cli.views import ticket_document
 from postdesk.gateway import steps
-from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
 from tests.faults.support import Serve, Sink, figures, free_port, sqlite_app, wait_until
+from tests import helpers
 from tests.helpers import make_mail
 
 AGENTS = '[[agents]]\naddress = "agent@desk.test"\nname = "Agent"\n[agent_auth]\nrequired = false\n'
 
 
 def deliver(app, raw: bytes, sender: str) -> int:
-    stored = app.intake().store(raw, Envelope(sender, ("support@desk.test",), "smtp", "127.0.0.1"))
-    app.worker().process_until_idle()
-    return stored
+    return helpers.deliver(app, raw, sender, peer="127.0.0.1")
 
 
 def header_block(raw: bytes) -> list[bytes]:

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from postdesk.mail.envelope import Envelope
 from postdesk.store import outbox, tickets
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 DESK = """
 [agent_auth]
@@ -43,11 +43,6 @@ keywords = ["api", "login"]
 notify = ["bob@desk-team.test"]
 """
 AUTH_OK = "mx.desk.test; dkim=pass header.d=desk-team.test; spf=pass smtp.mailfrom={addr}"
-
-
-def deliver(app, raw: bytes, rcpt: str = "support@desk.test") -> None:
-    app.intake().store(raw, Envelope("x@example.com", (rcpt,), "smtp"))
-    app.worker().process_until_idle()
 
 
 def queued(app, template: str | None = None) -> list[email.message.EmailMessage]:
@@ -187,7 +182,7 @@ def test_authentication_from_another_server_does_not_count(app, ticket_one):
     ("support@desk.test", "Bonjour", "Une question générale", "default"),
 ])
 def test_routing_picks_the_queue_and_notifies_it(app, rcpt, subject, body, queue):
-    deliver(app, make_mail("julie@client.test", subject, body, to=rcpt), rcpt=rcpt)
+    deliver(app, make_mail("julie@client.test", subject, body, to=rcpt), rcpts=(rcpt,))
     assert get(app, 1).queue == queue
     expected = {"billing": "alice@desk-team.test", "tech": "bob@desk-team.test",
                 "default": "alice@desk-team.test"}[queue]

@@ -12,10 +12,9 @@ import pytest
 
 from postdesk.actions import bounces
 from postdesk.mail.bounces import Bounce
-from postdesk.mail.envelope import Envelope
 from postdesk.store import contacts, outbox, tickets
 from postdesk.store.db import utcnow
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "bounces"
 FAILED = Bounce("delivery-status report", ("claire@client.test",), ())
@@ -27,11 +26,6 @@ def app(make_app):
     deliver(app, make_mail("claire@client.test", "Imprimante en panne", "Elle ne s'allume plus.\n",
                            message_id="<q1@client.test>"), "claire@client.test")
     return app
-
-
-def deliver(app, raw: bytes, mail_from: str) -> None:
-    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), "smtp"))
-    app.worker().process_until_idle()
 
 
 def count(app, when, bounce: Bounce = FAILED) -> list[str]:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from postdesk.mail.envelope import Envelope
 from postdesk.store import outbox, tickets
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "bounces"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
@@ -26,11 +25,6 @@ def app(make_app):
     deliver(app, make_mail("claire@client.test", "Imprimante en panne", "Elle ne s'allume plus.\n",
                            message_id="<q1@client.test>"), "claire@client.test")
     return app
-
-
-def deliver(app, raw: bytes, mail_from: str) -> None:
-    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), "smtp"))
-    app.worker().process_until_idle()
 
 
 def queued(app) -> list:

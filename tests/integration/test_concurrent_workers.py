@@ -35,7 +35,7 @@ from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, tickets
 from postdesk.store.db import utcnow
 from postdesk.store.models import Contact, Message
-from tests.helpers import make_mail
+from tests.helpers import make_mail, wait_until
 from tests.integration import test_agents as agents_test
 
 SMTP = Envelope("customer@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
@@ -265,13 +265,6 @@ def claimed_by(app, holder: str) -> int:
                               .where(inbound.Inbound.claimed_by == holder))
 
 
-def wait_until(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_live_worker_keeps_its_claims_past_the_claim_timeout(make_app, monkeypatch):
     """A running worker renews its claims four times per claim timeout, from a thread of its
@@ -294,12 +287,13 @@ def test_a_live_worker_keeps_its_claims_past_the_claim_timeout(make_app, monkeyp
     worker = slow.worker()
     stop, run = run_in_thread(worker)
     try:
-        wait_until(lambda: claimed_by(slow, worker.holder) == 3)
+        wait_until(lambda: claimed_by(slow, worker.holder) == 3, 30, "three claims", every=0.02)
         time.sleep(1.3)  # the batch was claimed 1.3 claim timeouts ago, and still runs
         other.worker().release_stale_claims()  # if the slow worker's own look has not yet
         assert claimed_by(slow, "elsewhere:1:1") == 0
         assert claimed_by(slow, worker.holder) >= 1
-        wait_until(lambda: statuses(slow) == {"processed": 4})
+        wait_until(lambda: statuses(slow) == {"processed": 4}, 30, "four processed mails",
+                   every=0.02)
     finally:
         stop.set()
     assert failures_of(run) == []

@@ -15,11 +15,10 @@ import pytest
 
 from postdesk.actions import escalations, transitions
 from postdesk.actions.history import history_request, history_variables
-from postdesk.mail.envelope import Envelope
 from postdesk.store import organisations, tickets
 from postdesk.store.db import utcnow
 from postdesk.templates import Renderer
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 ORG = "Conciergerie du Vieux-Port"
 DESK = f"""
@@ -37,11 +36,6 @@ admins = ["Boss@client.test"]
 """
 AUTH_OK = "mx.desk.test; dkim=pass header.d=desk-team.test; spf=pass smtp.mailfrom={addr}"
 ALICE = "alice@desk-team.test"
-
-
-def deliver(app, raw: bytes) -> None:
-    app.intake().store(raw, Envelope("x@example.com", ("support@desk.test",), "smtp"))
-    app.worker().process_until_idle()
 
 
 def customer(app, sender: str, subject: str, body: str, name: str = "", **kwargs) -> None:

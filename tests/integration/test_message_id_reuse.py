@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import email
 
-from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox
+from tests import helpers
 from tests.helpers import make_mail
 
 
 def deliver(app, raw: bytes) -> object:
-    stored = app.intake().store(raw, Envelope("x@example.com", ("support@desk.test",), "smtp"))
-    app.worker().process_until_idle()
+    stored = helpers.deliver(app, raw)
     with app.db.reader() as session:
         return inbound.get(session, stored)
 

@@ -16,10 +16,9 @@ import json
 import pytest
 
 from postdesk.actions import transitions
-from postdesk.mail.envelope import Envelope
 from postdesk.store import outbox, tickets
 from postdesk.store.db import utcnow
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 DESK = """
 [agent_auth]
@@ -39,11 +38,6 @@ def app(make_app):
                            "Bonjour, j'ai reçu deux factures pour mars.\n",
                            cc="marc@client.test", message_id="<q1@client.test>"))
     return app
-
-
-def deliver(app, raw: bytes, mail_from: str = "x@example.com") -> None:
-    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), "smtp"))
-    app.worker().process_until_idle()
 
 
 def agent_says(app, body: str) -> None:
