@@ -70,7 +70,7 @@ def truncate(draw, fields, body):
 def lengthen(draw, fields, body):
     name = draw(st.sampled_from(FIELDS)).encode()
     filler = draw(st.sampled_from(FILLERS)).encode()
-    value = filler * (MEGABYTE // len(filler))
+    value = filler * -(-MEGABYTE // len(filler))  # at least a megabyte
     return fields + [name + b": " + value], body
 
 
