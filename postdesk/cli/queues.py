@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import sys
 from datetime import datetime, timedelta
 
 import click
@@ -161,7 +162,10 @@ def outbox_show(lazy, outbox_id: int, raw: bool, as_json: bool) -> None:
         if row is None:
             fail(f"there is no outbox mail {outbox_id} (see postdesk outbox list)")
     if raw:
-        click.get_binary_stream("stdout").write(row.raw)
+        out = sys.stdout
+        out.flush()
+        out.buffer.write(row.raw)  # the exact bytes (click 9 drops get_binary_stream)
+        out.buffer.flush()
         return
     mail = email.message_from_bytes(row.raw, policy=email.policy.default)
     body = mail.get_body(("plain",))
