@@ -62,7 +62,9 @@ class Context:
     now: datetime
     mail: ParsedMail | None = None
     automatic: str | None = None
-    dmarc_failure: str | None = None  # the trusted server says the From failed DMARC
+    # Why the trusted server does not vouch for the From (DMARC failed), read once by the flood
+    # step for every mail with a From but an agent's; the #close check reads it too.
+    dmarc_failure: str | None = None
     unreachable: str | None = None  # the raw From of a mail with no usable sender address
     bounce: Bounce | None = None  # a delivery report, and the recipients it says failed
     decision: Decision | None = None

@@ -18,7 +18,6 @@ from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
-from postdesk.mail.authresults import dmarc_failure
 from postdesk.mail.subject import strip_reply_prefixes
 from postdesk.store import tickets
 from postdesk.threading import routing
@@ -121,8 +120,9 @@ def customer_reply(ctx: Context) -> None:
 
 def _close_refused(ctx: Context, ticket: Ticket) -> bool:
     """A ``#close`` whose From the trusted server does not vouch for (DMARC failed) is refused:
-    the mail is kept as a plain reply and an event says why."""
-    reason = dmarc_failure(ctx.mail, ctx.desk.settings.agent_auth.trusted_authserv_id)
+    the mail is kept as a plain reply and an event says why (the verdict was read by the flood
+    step, which every customer's mail goes through)."""
+    reason = ctx.dmarc_failure
     if reason is None:
         return False
     tickets.add_event(ctx.session, ticket.id, "close_refused", ctx.now,

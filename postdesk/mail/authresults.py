@@ -99,8 +99,3 @@ def dmarc_failure(mail: ParsedMail, authserv_id: str) -> str | None:
             domain = result_properties(result).get("header.from") or "(no header.from)"
             return f"dmarc=fail header.from={domain} by {authserv_id}"
     return None
-
-
-def dmarc_failed(mail: ParsedMail, authserv_id: str) -> bool:
-    """True when the trusted server says DMARC failed for this mail, or cannot be read."""
-    return dmarc_failure(mail, authserv_id) is not None

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from flufl.bounce import all_failures
 
 from postdesk.mail.addresses import normalise_address
+from postdesk.mail.automatic import empty_envelope_sender
 from postdesk.mail.model import ParsedMail
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,9 @@ def outer_evidence(mail: ParsedMail, envelope_from: str | None) -> str | None:
         local = (address or "").split("@")[0].replace("_", "-")
         if local in _SYSTEM_LOCALS:
             return f"sender {'MAILER-DAEMON' if local != 'postmaster' else 'postmaster'}"
-    if envelope_from is not None and envelope_from.strip("<> ") == "":
-        return "empty envelope sender"
-    return_path = mail.header("return-path")
-    if return_path is not None and return_path.strip("<> ") == "":
-        return "empty envelope sender"
+    empty = empty_envelope_sender(mail, envelope_from, "")
+    if empty:
+        return empty
     found = _BOUNCE_SUBJECT.match(mail.subject[:200])
     if found:
         return f"bounce subject: {found.group(0).strip()[:60]}"

@@ -119,14 +119,14 @@ class Notifier:
         """Queue an automatic mail about no single ticket (``ticket_history``) to one person."""
         desk = {"name": self.settings.desk.name, "address": self.settings.desk.address}
         now = self._mail_time(now)
+        if contacts.undeliverable(session, [to]):
+            log.info("suppressed %s: the address is undeliverable", key)
+            return None
         rendered = self.renderer.render(key, locale, {"desk": desk, **variables})
         if rendered.fallback_error:
             metrics.template_fallback(key)
             log.warning("template %s/%s failed, default used: %s", key, rendered.locale,
                         rendered.fallback_error)
-        if contacts.undeliverable(session, [to]):
-            log.info("suppressed %s: the address is undeliverable", key)
-            return None
         if is_noreply(to) or self._sent_in_hour(session, now, to) \
                 >= self.settings.limits.auto_replies_per_address_per_hour:
             log.info("suppressed %s: no-reply address or hourly limit reached", key)

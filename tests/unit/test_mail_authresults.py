@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from postdesk import config
-from postdesk.mail.authresults import dmarc_failed, dmarc_failure, trusted_results
+from postdesk.mail.authresults import dmarc_failure, trusted_results
 from postdesk.mail.parse import parse
 from postdesk.threading.agents import check_agent
 from tests.helpers import make_mail
@@ -67,7 +67,7 @@ def test_an_unreadable_block_proves_nothing(fields):
     check = check_agent(parsed, settings(), "smtp")
     assert check.agent is None and check.claimed is not None
     assert "cannot be read" in check.reason and ID in check.reason
-    assert dmarc_failed(parsed, ID)
+    assert dmarc_failure(parsed, ID) is not None
 
 
 def test_a_readable_pass_proves_the_agent():
@@ -107,7 +107,7 @@ def test_dmarc_failure(fields, expected):
 
 
 def test_no_trusted_server_means_no_dmarc_verdict():
-    assert not dmarc_failed(mail(ar(f"{ID}; dmarc=fail header.from=client.test")), "")
+    assert dmarc_failure(mail(ar(f"{ID}; dmarc=fail header.from=client.test")), "") is None
 
 
 def settings(authserv_id: str = ID) -> config.Settings:
