@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
+from postdesk.desk.services import Desk
 from postdesk.config import AgentSettings
 from postdesk.mail.bounces import Bounce
 from postdesk.mail.envelope import Envelope

@@ -1,4 +1,10 @@
-"""The pipeline's steps, each a small function of the context, registered by name.
+"""The way of one stored mail through the worker: a tuple of named steps over one context.
+
+Each step is a small function ``step(ctx)`` registered by name; the pipeline is :data:`STEPS`,
+a tuple of names, so adding a step is one line. A step ends processing early by raising a
+disposition (``Discard``, ``Quarantine``); any other exception is caught by the worker, which
+quarantines the mail with the name of the step that failed (``ctx.step``). Everything the steps
+write goes into the context's one transaction: a mail is recorded whole or not at all.
 
 ``parse`` reads the raw bytes (never raises); ``dedupe`` ends the run for a mail already
 recorded (same Message-ID, or same bytes when it has none), and quarantines a mail whose
@@ -17,9 +23,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from postdesk.errors import Discard, NotYet, Quarantine
-from postdesk.actions import history, surveys
-from postdesk.gateway import record, sent_mail
-from postdesk.gateway.agent_mail import agent_mail
+from postdesk.desk import history, surveys
+from postdesk.desk import customer_mail as record, sent_mail
+from postdesk.desk.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
 from postdesk.mail.authresults import dmarc_failure
@@ -30,7 +36,7 @@ from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
 from postdesk.store.db import lock_address, lock_until_commit
 from postdesk.threading import decide
-from postdesk.threading.agents import check_agent
+from postdesk.threading.trust import check_agent
 
 log = logging.getLogger("postdesk.pipeline")
 
@@ -235,3 +241,17 @@ def step_notify(ctx: Context) -> None:
     if ctx.rejected:
         record.tell_rejected(ctx)
     record.tell_agents(ctx)
+
+
+STEPS: tuple[str, ...] = (
+    "parse", "dedupe", "classify", "authenticate", "flood", "history", "thread", "survey",
+    "record", "notify",
+)
+
+
+def run(ctx: Context, names: tuple[str, ...] = STEPS) -> None:
+    for name in names:
+        ctx.step = name
+        REGISTRY[name](ctx)
+        if ctx.done:
+            return

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from postdesk import metrics
 from postdesk.errors import Discard, Disposition, NotYet, Quarantine
-from postdesk.gateway import pipeline
+from postdesk.gateway import steps
 from postdesk.gateway.context import LOCALES, Context, Desk, Readings
 from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
@@ -250,7 +250,7 @@ class Worker:
         try:
             ctx = self._context(session, row, batch)
             try:
-                pipeline.run(ctx)
+                steps.run(ctx)
             finally:
                 step = ctx.step
             if self._finish(session, ctx):

@@ -12,11 +12,11 @@ A status change the lifecycle refuses (anything on a closed ticket) is such a wr
 from __future__ import annotations
 
 from postdesk import lifecycle
-from postdesk.actions import ticket_commands
-from postdesk.actions.transitions import MoveRefused, set_open, set_pending
+from postdesk.desk import commands
+from postdesk.desk.transitions import MoveRefused, set_open, set_pending
 from postdesk.lifecycle import Status
 from postdesk.gateway.context import Context
-from postdesk.gateway.record import attachment_fields
+from postdesk.desk.customer_mail import attachment_fields
 from postdesk.store import tickets
 from postdesk.threading.commands import parse_commands
 
@@ -48,7 +48,7 @@ def _apply(ctx: Context, parsed, outcome: list[str]) -> None:
     first = [c for c in parsed.commands if c.name != "merge"]
     last = [c for c in parsed.commands if c.name == "merge"]
     for command in first:
-        outcome.append(ticket_commands.apply(ctx.session, ctx.desk, ticket, command, agent,
+        outcome.append(commands.apply(ctx.session, ctx.desk, ticket, command, agent,
                                              ctx.now, relayed=public))
     if public:
         _relay(ctx, parsed.text, outcome)
@@ -57,10 +57,10 @@ def _apply(ctx: Context, parsed, outcome: list[str]) -> None:
     else:
         _note(ctx, parsed.text or "\n".join(c.line for c in parsed.commands), outcome)
     for command in last:
-        outcome.append(ticket_commands.apply(ctx.session, ctx.desk, ticket, command, agent,
+        outcome.append(commands.apply(ctx.session, ctx.desk, ticket, command, agent,
                                              ctx.now))
     if ticket.assignee is None and public:
-        ticket_commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
+        commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
 
 
 def _not_allowed(refused: MoveRefused, parsed) -> dict:

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
+from postdesk.desk.services import Desk
 from postdesk.mail.answers import SurveyAnswer, parse_survey_answer
-from postdesk.store import sweeps as store
+from postdesk.store import sweep_queries as store
 from postdesk.store import tickets
 from postdesk.store.db import as_utc
 from postdesk.store.models import Survey, Ticket

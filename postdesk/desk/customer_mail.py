@@ -13,14 +13,14 @@ from email.utils import parseaddr
 from sqlalchemy.engine import Row
 
 from postdesk import metrics
-from postdesk.actions import agent_notices, bounces, escalations, transitions
+from postdesk.desk import agent_notices, bounces, escalations, transitions
 from postdesk.lifecycle import Resolution
 from postdesk.gateway.context import LOCALES, Context
 from postdesk.mail.addresses import is_noreply, normalise_address
 from postdesk.mail.attachment_policy import judge
 from postdesk.mail.subject import strip_reply_prefixes
 from postdesk.store import tickets
-from postdesk.threading import routing
+from postdesk.desk import routing
 from postdesk.threading.matchers import RETURNED
 from postdesk.threading.commands import customer_closes
 from postdesk.store.models import Ticket

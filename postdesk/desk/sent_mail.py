@@ -10,12 +10,12 @@ when its From is the shared address itself.
 
 from __future__ import annotations
 
-from postdesk.actions import ticket_commands
-from postdesk.actions.transitions import MoveRefused, set_open, set_pending
+from postdesk.desk import commands
+from postdesk.desk.transitions import MoveRefused, set_open, set_pending
 from postdesk.config import AgentSettings
 from postdesk.gateway.context import Context
-from postdesk.gateway.record import attachment_fields
-from postdesk.gateway.record import from_sent_folder as is_sent  # noqa: F401  (re-exported)
+from postdesk.desk.customer_mail import attachment_fields
+from postdesk.desk.customer_mail import from_sent_folder as is_sent  # noqa: F401  (re-exported)
 from postdesk.store import tickets
 
 
@@ -48,7 +48,7 @@ def record_sent(ctx: Context) -> None:
                       via="sent folder")
     _wait_for_customer(ctx, ticket, agent)
     if ticket.assignee is None and agent.address in {a.address for a in ctx.desk.settings.agents}:
-        ticket_commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
+        commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
     ctx.outcome.append(f"agent mail from the Sent folder recorded on #{ticket.id} (not re-sent)")
 
 

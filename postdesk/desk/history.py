@@ -16,8 +16,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from postdesk.actions import escalations
-from postdesk.actions.services import Desk
+from postdesk.desk import escalations
+from postdesk.desk.services import Desk
 from postdesk.lifecycle import ACTIVE
 from postdesk.mail.addresses import normalise_address
 from postdesk.store import organisations, tickets
