@@ -11,56 +11,86 @@ A status change the lifecycle refuses (anything on a closed ticket) is such a wr
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from postdesk import lifecycle
+from postdesk.config import AgentSettings
 from postdesk.desk import commands
+from postdesk.desk.arrival import Arrival, Outcome, Path
+from postdesk.desk.messages import NOTE, add_message
+from postdesk.desk.services import Desk
 from postdesk.desk.transitions import MoveRefused, set_open, set_pending
 from postdesk.lifecycle import Status
-from postdesk.gateway.context import Context
-from postdesk.desk.customer_mail import attachment_fields
 from postdesk.store import tickets
+from postdesk.store.models import Ticket
 from postdesk.threading.commands import parse_commands
 
 
-def agent_mail(ctx: Context) -> None:
-    ticket = tickets.get_for_update(ctx.session, ctx.decision.ticket_id)
-    ctx.ticket = ticket
-    parsed = parse_commands(ctx.text_without_quotes(), ctx.desk.settings)
+def agent_mail(session: Session, desk: Desk, arrival: Arrival) -> Outcome:
+    ticket = tickets.get_for_update(session, arrival.decision.ticket_id)
+    outcome = Outcome(Path.AGENT, ticket)
+    parsed = parse_commands(arrival.text, desk.settings)
     if parsed.problems:
-        _refuse(ctx, [{"line": p.line, "command": p.command, "problem": p.problem,
-                       "allowed": list(p.allowed)} for p in parsed.problems])
-        return
-    outcome: list[str] = []
+        _refuse(session, desk, arrival, outcome, [
+            {"line": p.line, "command": p.command, "problem": p.problem,
+             "allowed": list(p.allowed)} for p in parsed.problems])
+        return outcome
+    applied = Outcome(Path.AGENT, ticket)
     try:
-        with ctx.session.begin_nested():  # a refused status change undoes the whole mail
-            _apply(ctx, parsed, outcome)
+        with session.begin_nested():  # a refused status change undoes the whole mail
+            _apply(session, desk, arrival, parsed, applied)
     except MoveRefused as refused:
-        _refuse(ctx, [_not_allowed(refused, parsed)])
-        return
-    ctx.outcome.extend(outcome)
+        _refuse(session, desk, arrival, outcome, [_not_allowed(refused, parsed)])
+        return outcome
+    return applied
 
 
-def _apply(ctx: Context, parsed, outcome: list[str]) -> None:
+def _apply(session: Session, desk: Desk, arrival: Arrival, parsed, outcome: Outcome) -> None:
     """The commands, then the reply to the customer (so it shows the new status and a
     resolution is told in that one mail), then ``#merge`` (the reply moves with the ticket)."""
-    ticket, agent = ctx.ticket, ctx.agent
+    ticket, agent, now = outcome.ticket, arrival.agent, arrival.now
     names = {c.name for c in parsed.commands}
     public = bool(parsed.text.strip()) and "note" not in names
     first = [c for c in parsed.commands if c.name != "merge"]
     last = [c for c in parsed.commands if c.name == "merge"]
     for command in first:
-        outcome.append(commands.apply(ctx.session, ctx.desk, ticket, command, agent,
-                                             ctx.now, relayed=public))
+        outcome.lines.append(commands.apply(session, desk, ticket, command, agent, now,
+                                            relayed=public))
     if public:
-        _relay(ctx, parsed.text, outcome)
-        if not names & {"status", "merge"}:
-            _after_public_reply(ctx, outcome)
+        cc = _relay(session, desk, arrival, ticket, parsed.text)
+        outcome.lines.append(f"agent reply relayed to the customer on #{ticket.id}")
+        said = public_reply(session, desk, ticket, agent.address, now,
+                            move=not names & {"status", "merge"}, to=ticket.requester, cc=cc)
+        outcome.lines.extend(filter(None, [said]))
     else:
-        _note(ctx, parsed.text or "\n".join(c.line for c in parsed.commands), outcome)
+        _note(session, desk, arrival, outcome,
+              parsed.text or "\n".join(c.line for c in parsed.commands))
     for command in last:
-        outcome.append(commands.apply(ctx.session, ctx.desk, ticket, command, agent,
-                                             ctx.now))
+        outcome.lines.append(commands.apply(session, desk, ticket, command, agent, now))
     if ticket.assignee is None and public:
-        commands.assign(ctx.session, ticket, agent.address, agent.address, ctx.now)
+        commands.assign(session, ticket, agent.address, agent.address, now)
+
+
+def public_reply(session: Session, desk: Desk, ticket: Ticket, actor: str, now, *,
+                 move: bool = True, **event) -> str | None:
+    """What an agent's public reply does to its ticket, whether postdesk relayed it or the
+    agent sent it from the shared mailbox: the first response time, an ``agent_replied`` event
+    (``event``: its details), then (``move``) the ticket waits for the customer, or reopens,
+    per ``[lifecycle] on_agent_reply``. On a resolved ticket the status does not change (a
+    courtesy after the resolution must not restart the reminders; the line returned says
+    so); on a closed one the lifecycle refuses it (``MoveRefused``)."""
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    tickets.add_event(session, ticket.id, "agent_replied", now, actor=actor, **event)
+    if not move:
+        return None
+    if ticket.status == Status.RESOLVED:
+        return f"#{ticket.id} stays resolved"
+    if desk.settings.lifecycle.on_agent_reply == Status.PENDING:
+        set_pending(session, desk, ticket, now, actor=actor)
+    elif ticket.status != Status.OPEN:
+        set_open(session, ticket, now, actor=actor)
+    return None
 
 
 def _not_allowed(refused: MoveRefused, parsed) -> dict:
@@ -77,65 +107,45 @@ def _not_allowed(refused: MoveRefused, parsed) -> dict:
             "allowed": list(lifecycle.moves_from(refused.current))}
 
 
-def _relay(ctx: Context, text: str, outcome: list[str]) -> None:
-    ticket, agent, desk = ctx.ticket, ctx.agent, ctx.desk
-    cc = [p.address for p in tickets.participants(ctx.session, ticket.id) if p.role == "cc"]
+def _relay(session: Session, desk: Desk, arrival: Arrival, ticket: Ticket, text: str) -> list[str]:
+    """Send the reply to the requester and the CC'd participants; returns the CC'd addresses."""
+    agent, mail, now = arrival.agent, arrival.mail, arrival.now
+    cc = [p.address for p in tickets.participants(session, ticket.id) if p.role == "cc"]
     display = f"{agent.name or agent.address} via {desk.settings.desk.name}"
-    files = tuple((a.filename, a.content_type, a.payload) for a in ctx.mail.attachments)
+    files = tuple((a.filename, a.content_type, a.payload) for a in mail.attachments)
     variables = {"agent": _agent(agent), "signed": signed(text, agent.name or ""),
                  "message": {"text": text, "from_name": agent.name, "from_address": agent.address,
-                             "subject": ctx.mail.subject, "at": ctx.now,
-                             "attachments": [a.filename for a in ctx.mail.attachments]}}
-    desk.notifier.notify(ctx.session, ctx.now, ticket, "agent_reply", [ticket.requester], cc=cc,
+                             "subject": mail.subject, "at": now,
+                             "attachments": [a.filename for a in mail.attachments]}}
+    desk.notifier.notify(session, now, ticket, "agent_reply", [ticket.requester], cc=cc,
                          variables=variables, automatic=None, kind="agent", from_name=display,
                          attachments=files, record_as={"from_addr": agent.address,
                                                        "from_name": agent.name, "text": text,
-                                                       "body": ctx.mail.text})
-    if ticket.first_response_at is None:
-        ticket.first_response_at = ctx.now
-    tickets.add_event(ctx.session, ticket.id, "agent_replied", ctx.now, actor=agent.address,
-                      to=ticket.requester, cc=cc)
-    outcome.append(f"agent reply relayed to the customer on #{ticket.id}")
+                                                       "body": mail.text})
+    return cc
 
 
-def _note(ctx: Context, text: str, outcome: list[str]) -> None:
-    message = tickets.add_message(
-        ctx.session, ctx.ticket.id, ctx.now, inbound_id=ctx.inbound.id, direction="in",
-        kind="note", from_addr=ctx.agent.address, from_name=ctx.agent.name,
-        to=ctx.mail.to, cc=ctx.mail.cc, subject=ctx.mail.subject,
-        message_id=ctx.mail.message_id, text=text, body=ctx.mail.text,
-        threaded_by=ctx.decision.threaded_by, evidence=ctx.decision.evidence)
-    for attachment in ctx.mail.attachments:
-        tickets.add_attachment(ctx.session, message.id, **attachment_fields(ctx, attachment))
-    ctx.message = message
-    tickets.add_event(ctx.session, ctx.ticket.id, "note_added", ctx.now, actor=ctx.agent.address)
-    outcome.append(f"internal note on #{ctx.ticket.id}")
+def _note(session: Session, desk: Desk, arrival: Arrival, outcome: Outcome, text: str) -> None:
+    agent, ticket = arrival.agent, outcome.ticket
+    outcome.message, _ = add_message(session, desk, arrival, ticket.id, kind=NOTE,
+                                     from_addr=agent.address, from_name=agent.name, text=text,
+                                     evidence=arrival.decision.evidence)
+    tickets.add_event(session, ticket.id, "note_added", arrival.now, actor=agent.address)
+    outcome.lines.append(f"internal note on #{ticket.id}")
 
 
-def _refuse(ctx: Context, errors: list[dict]) -> None:
-    _note(ctx, ctx.text_without_quotes(), ctx.outcome)
-    tickets.add_event(ctx.session, ctx.ticket.id, "command_error", ctx.now,
-                      actor=ctx.agent.address, errors=errors)
-    ctx.desk.notifier.notify(ctx.session, ctx.now, ctx.ticket, "command_error",
-                             [ctx.agent.address], automatic="auto-replied", limit=False,
-                             internal=True,
-                             variables={"agent": _agent(ctx.agent), "errors": errors},
-                             in_reply_to=ctx.mail.message_id)
-    ctx.outcome.append(f"commands refused on #{ctx.ticket.id}: "
-                       + ", ".join(f"{e['command']} {e['problem']}" for e in errors))
-
-
-def _after_public_reply(ctx: Context, outcome: list[str]) -> None:
-    """A reply waits for the customer (or reopens, per ``[lifecycle] on_agent_reply``); on a
-    resolved ticket it changes nothing (a courtesy after the resolution must not restart the
-    reminders); on a closed one the lifecycle refuses it."""
-    if ctx.ticket.status == Status.RESOLVED:
-        outcome.append(f"#{ctx.ticket.id} stays resolved")
-        return
-    if ctx.desk.settings.lifecycle.on_agent_reply == "pending":
-        set_pending(ctx.session, ctx.desk, ctx.ticket, ctx.now, actor=ctx.agent.address)
-    elif ctx.ticket.status != "open":
-        set_open(ctx.session, ctx.ticket, ctx.now, actor=ctx.agent.address)
+def _refuse(session: Session, desk: Desk, arrival: Arrival, outcome: Outcome,
+            errors: list[dict]) -> None:
+    agent, ticket = arrival.agent, outcome.ticket
+    _note(session, desk, arrival, outcome, arrival.text)
+    tickets.add_event(session, ticket.id, "command_error", arrival.now, actor=agent.address,
+                      errors=errors)
+    desk.notifier.notify(session, arrival.now, ticket, "command_error", [agent.address],
+                         automatic="auto-replied", limit=False, internal=True,
+                         variables={"agent": _agent(agent), "errors": errors},
+                         in_reply_to=arrival.mail.message_id)
+    outcome.lines.append(f"commands refused on #{ticket.id}: "
+                         + ", ".join(f"{e['command']} {e['problem']}" for e in errors))
 
 
 def signed(text: str, name: str) -> bool:
@@ -154,5 +164,5 @@ def signed(text: str, name: str) -> bool:
     return False
 
 
-def _agent(agent) -> dict:
+def _agent(agent: AgentSettings) -> dict:
     return {"name": agent.name or agent.address, "address": agent.address}
