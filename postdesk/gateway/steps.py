@@ -28,6 +28,7 @@ from postdesk.desk.arrival import Path, from_sent_folder
 from postdesk.errors import Discard, NotYet, Quarantine
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
+from postdesk.lifecycle import InboundStatus
 from postdesk.mail.authresults import dmarc_failure
 from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
@@ -69,7 +70,7 @@ def step_dedupe(ctx: Context) -> None:
             raise Quarantine(forged)
         if earlier.kind == "message":
             raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
-        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")
+        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or InboundStatus.PROCESSED})")
     # Two copies without a Message-ID taken by two workers at once: the second waits for the
     # first's commit here, then sees it (nothing unique would stop it later).
     lock_until_commit(ctx.session, f"inbound_sha256:{ctx.inbound.sha256}")
