@@ -1,7 +1,7 @@
 """The scheduler's sweeps: reminders and resolution of pending tickets, closing, surveys.
 
-Each sweep is a claim (``postdesk.store.sweep_queries``) and a rule applied to one locked ticket; the
-rule re-checks the ticket, then changes it and queues its mail through ``actions.transitions``
+Each sweep is a claim (``store.sweep_queries``) and a rule applied to one locked ticket; the
+rule re-checks the ticket, then changes it and queues its mail through ``desk.transitions``
 and the notifier, in the batch's transaction (``batches.run``). ``now`` is always given: the
 daemon passes the wall clock, tests and ``postdesk scheduler --now`` pass any time.
 ``run_sweeps`` runs them in a fixed order, so a ticket resolved at J+10 gets its survey in the

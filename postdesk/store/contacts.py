@@ -2,7 +2,7 @@
 
 The pipeline reads a contact's name and locale through ``store.tickets``; this module owns the
 bounce columns (``bounce_score``, ``last_bounce_at``, ``undeliverable_since``). Rules live in
-``actions.bounces``.
+``desk.bounces``.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class Contact(SQLModel, table=True):
     name: str = Field(default="", max_length=300)
     locale: str | None = Field(default=None, max_length=10)
     created_at: datetime
-    # Permanent delivery failures reported by bounces (``actions.bounces``): the score, when the
+    # Permanent delivery failures reported by bounces (``desk.bounces``): the score, when the
     # last one counted, and since when the desk stops mailing the address (None: it mails it).
     bounce_score: float = Field(default=0.0, sa_column=Column(Float, nullable=False,
                                                               server_default="0"))
