@@ -11,9 +11,13 @@ recorded (same Message-ID, or same bytes when it has none), and quarantines a ma
 Message-ID is already recorded from another sender (``shadowing``); ``classify`` notes whether the
 mail is automatic (RFC 3834 and friends) and why; ``authenticate`` tells a proven agent from a
 mail that only claims an agent's address; ``flood`` quarantines a sender over the inbound
-limit; ``history`` answers a request for the sender's ticket history; ``thread`` asks the matchers which ticket it belongs
-to; ``survey`` records a reply that answers a resolved ticket's satisfaction survey; ``record`` writes the ticket, message, participants and events (or runs an agent's
-commands and relays their reply); ``notify`` queues the mails the change causes.
+limit; ``history`` answers a request for the sender's ticket history; ``thread`` asks the
+matchers which ticket it belongs to; ``survey`` records a reply that answers a resolved
+ticket's satisfaction survey; ``record`` chooses the mail's :class:`~postdesk.desk.arrival.Path`
+(kept in ``ctx.path``) and writes the ticket, message, participants and events (or runs an
+agent's commands and relays their reply); ``notify`` queues the mails the change causes, by
+that path. What a mail does to a ticket is the desk's (``postdesk.desk``): the steps hand it
+the mail as plain values (``Context.arrival``) and copy its answer back (``Context.take``).
 """
 
 from __future__ import annotations
