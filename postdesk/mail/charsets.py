@@ -97,7 +97,13 @@ def _detected(data: bytes) -> str | None:
 # Read short undeclared text in the first of these whose reading is text (``_reads_as``).
 _SHORT_CANDIDATES = ("gb18030", "big5", "cp932", "cp949", "cp1251", "koi8_r", "iso8859_2", "cp1250")
 _CENTRAL = frozenset({"iso8859_2", "cp1250"})
+_CENTRAL_ORDER = ("iso8859_2", "cp1250")  # 0x80-0x9f make cp1250, which iso8859_2 reads as controls
+_POLISH_ONLY = frozenset("ąćęłńśźżĄĆĘŁŃŚŹŻ")
+_CZECH_SLOVAK_ONLY = frozenset("řěůťďňšľĺŕčžŘĚŮŤĎŇŠĽĹŔČŽ")
+_GLUED_BEFORE_WORDS = frozenset("¿¡«»“”‘’„‚‹›°€£")  # marks that may open a word in Western text
+_GLUED_AFTER_WORDS = frozenset("°²³ºª’”»›´·…–—€")  # and that may close one ("m²", "n°", "1ª")
 _INSIDE_WORDS = frozenset("’‘·´")  # marks that sit between letters in Western text
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _MIXED_WORD = re.compile(r"[A-Za-z][^\x00-\x7f]|[^\x00-\x7f][A-Za-z]")
 _INSIDE_LATIN = re.compile(r"[A-Za-z][^\x00-\x7f][A-Za-z]")
 _RUSSIAN = frozenset("абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґў")
@@ -110,11 +116,13 @@ def _by_letters(data: bytes, prefer: str | None = None) -> str | None:
     first candidate (``prefer`` first) whose reading is made of the letters of its script."""
     if prefer is None and _reads_as(data, "cp1252"):
         return None
-    first = (prefer, *sorted(_CENTRAL - {prefer})) if prefer in _CENTRAL else (prefer,) if prefer else ()
-    for name in dict.fromkeys((*first, *_SHORT_CANDIDATES)):
-        if _reads_as(data, name):
-            return name
-    return prefer
+    first = (prefer, *_CENTRAL_ORDER) if prefer in _CENTRAL else (prefer,) if prefer else ()
+    found = next((name for name in dict.fromkeys((*first, *_SHORT_CANDIDATES)) if _reads_as(data, name)), prefer)
+    if found in ("gb18030", "big5", "cp932", "cp949") and _MIXED_WORD.search(data.decode(found)):
+        # a few ideographs glued to Latin letters ("G甓" for "Gęś"): a Central European word
+        # read that way is likelier, when it reads as one
+        return next((name for name in ("iso8859_2", "cp1250") if _reads_as(data, name)), found)
+    return found
 
 
 def _reads_as(data: bytes, codec: str) -> bool:
@@ -127,7 +135,7 @@ def _reads_as(data: bytes, codec: str) -> bool:
     except (UnicodeDecodeError, LookupError):
         return False
     if codec in ("cp1252", "iso8859_2", "cp1250"):
-        return _western_text(text)
+        return _western_text(text, longest_run=2 if codec == "cp1252" else 8)
     if codec in ("cp1251", "koi8_r"):  # no Cyrillic letter glued to a Latin one: "przesyіka"
         return not _MIXED_WORD.search(text) and _cyrillic_text(text)
     if _INSIDE_LATIN.search(text):
@@ -136,25 +144,42 @@ def _reads_as(data: bytes, codec: str) -> bool:
     return all(ch.isascii() or _CJK_MARKS.match(ch) or _common_cjk(ch, codec) for ch in text)
 
 
-def _western_text(text: str) -> bool:
-    run = 0
-    for index, ch in enumerate(text):
-        if ch.isascii():
-            run = 0
-            continue
-        run += 1
-        if run > 2 or unicodedata.category(ch) in ("Cc", "Co", "Cn"):
+def _western_text(text: str, longest_run: int) -> bool:
+    """Latin letters, at most ``longest_run`` of them non-ASCII in a row (two in Western
+    languages: "Größe", "ação"; more in Polish and Czech: "żółć", "příští"), no symbol inside
+    a word, no control or unassigned character."""
+    for index, run in _non_ascii(text):
+        ch = text[index]
+        if run > longest_run or unicodedata.category(ch) in ("Cc", "Co", "Cn"):
             return False
         if not ch.isalpha() and ch not in _INSIDE_WORDS and 0 < index < len(text) - 1 \
                 and text[index - 1].isalpha() and text[index + 1].isalpha():
             return False  # a symbol inside a word: "przesy³ka", "pa¼dziernik"
-        if run == 2 and not (ch.isalpha() and text[index - 1].isalpha()):
+        if run >= 2 and not (ch.isalpha() and text[index - 1].isalpha()):
             return False
+        if ch == "Ÿ" and text[index - 1:index].islower() or ch in "œŒ" and run >= 2:
+            return False  # Windows-1250's ź and ś ("paŸdziernik", "gêœ"): no Western word has them so
+        if not ch.isalpha() and ch not in _GLUED_BEFORE_WORDS and text[index + 1:index + 2].isalpha():
+            return False  # a symbol opening a word: "¬le" (ISO-8859-2's "Źle")
+        if not ch.isalpha() and ch not in _GLUED_AFTER_WORDS and text[index - 1:index].isalpha():
+            return False  # a symbol closing a word: "dziêkuj¹" (Windows-1250's "dziękują")
+    if longest_run > 2:
+        for word in text.split():
+            letters = set(word)
+            if letters & _POLISH_ONLY and letters & _CZECH_SLOVAK_ONLY:
+                return False  # the other Central European charset: "příątí", "dziękujš"
     return True
 
 
+def _non_ascii(text: str):
+    """``(index, place in its run)`` of each non-ASCII character of ``text`` (ASCII skipped in C)."""
+    for found in _NON_ASCII_RUN.finditer(text):
+        for index in range(found.start(), found.end()):
+            yield index, index - found.start() + 1
+
+
 def _cyrillic_text(text: str) -> bool:
-    for word in re.findall(r"[^\x00-\x7f]+", text):
+    for word in _NON_ASCII_RUN.findall(text):
         if not all(ch.lower() in _RUSSIAN for ch in word):
             return False
         if not (word.islower() or word.isupper() or (word[0].isupper() and word[1:].islower())):
