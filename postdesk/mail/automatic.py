@@ -156,6 +156,31 @@ def desk_message_id(message_id: str | None, domains: tuple[str, ...]) -> str | N
     return None
 
 
+MAX_DESK_REFERENCES = 50  # the newest ones a mail names are looked up; a thread's end is there
+
+
+def desk_references(mail: ParsedMail, domains: tuple[str, ...]) -> tuple[str, ...]:
+    """The Message-IDs in ``References`` and ``In-Reply-To`` in the desk's own form on its
+    domains (the newest ``MAX_DESK_REFERENCES``), which the desk may or may not have sent."""
+    named = dict.fromkeys((*mail.references, *mail.in_reply_to))
+    own = [m for m in named if (found := _DESK_MESSAGE_ID.fullmatch(m)) and found.group(1).lower() in domains]
+    return tuple(own[-MAX_DESK_REFERENCES:])
+
+
+def unsent_desk_references(mail: ParsedMail, domains: tuple[str, ...],
+                           sent_any: Callable[[tuple[str, ...]], bool]) -> str | None:
+    """The mail answers only mails in the desk's own form that the desk did not send: another
+    desk on the same domain, or a loop through one, wrote them, and answering would ping-pong.
+
+    ``sent_any(ids)`` says whether the desk sent one of ``ids`` (one lookup, made only when
+    the mail names such an ID). A mail that names one the desk did send is a reply in one of
+    its threads (a customer answering an acknowledgement) and never caught here."""
+    own = desk_references(mail, domains)
+    if not own or sent_any(own):
+        return None
+    return "References in the desk's own form that it did not send (a loop)"
+
+
 RULES: tuple[Rule, ...] = (
     own_notification,
     auto_submitted,
