@@ -42,3 +42,14 @@ def test_a_body_line_with_blanks_before_a_colon_stays_in_the_body() -> None:
     mail = parse(b"From: a@client.test\r\nSubject: x\r\n\r\nNote : rien\r\n")
     assert mail.text.strip() == "Note : rien"
     assert not any("blanks before the colon" in defect for defect in mail.defects)
+
+
+@pytest.mark.timeout(30)
+def test_blanks_before_colons_are_read_within_bounds() -> None:
+    """Megabytes of header lines, with or without blanks before their colons: only the first
+    MAX_HEADER_SCAN bytes are looked at, no state is kept per line."""
+    from postdesk.mail.envelope_lines import MAX_HEADER_SCAN, without_blanks_before_colons
+    for line in (b"a: b\n", b"a : b\n", b"Subject\t\t: " + b"x" * 500 + b"\n"):
+        raw = line * (8 * MAX_HEADER_SCAN // len(line))
+        fixed, count = without_blanks_before_colons(raw)
+        assert len(fixed) <= len(raw) and count <= MAX_HEADER_SCAN // len(line) + 1
