@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     for label, reader in (("postdesk", postdesk_subject), ("stdlib email (default policy)", stdlib_subject),
                           ("mail-parser", mailparser_subject)):
         misses = [case["name"] for case in subjects if not same_subject(reader(subject_mail(case)), case["expected"])]
-        print(f"subjects read right, {label + ':':<31} {len(subjects) - len(misses):>4} of {len(subjects)}")
+        title = "subjects read right:" if label == "postdesk" else f"  the same cases, {label}:"
+        print(f"{title:<51} {len(subjects) - len(misses):>4} of {len(subjects)}")
         if options.misses and label == "postdesk":
             for name in misses:
                 print(f"  miss {name}")
