@@ -26,7 +26,8 @@ _WIDER = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "asci
           "shift_jis": "cp932", "shift-jis": "cp932", "x-sjis": "cp932", "sjis": "cp932",
           "windows-31j": "cp932", "euc-kr": "cp949", "ks_c_5601-1987": "cp949", "big5": "big5hkscs",
           "iso-8859-8-i": "iso8859_8", "iso-8859-6-i": "iso8859_6", "windows-874": "cp874",
-          "tis-620": "cp874", "iso-8859-11": "cp874", "iso-8859-9": "cp1254"}
+          "tis-620": "cp874", "iso-8859-11": "cp874", "iso-8859-9": "cp1254", "x-mac-roman": "mac_roman",
+          "x-mac-cyrillic": "mac_cyrillic", "x-mac-ce": "mac_latin2"}
 _FALLBACKS = ("utf-8", "cp1252", "latin-1")
 _ISO_2022_JP = re.compile(rb"\x1b\$[@B]|\x1b\([BJ]")
 _DETECT_BYTES = 16384
