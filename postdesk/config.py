@@ -26,6 +26,7 @@ import types
 import typing
 import warnings
 import zoneinfo
+from contextvars import ContextVar
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -653,7 +654,9 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
                                    dotenv_settings, file_secret_settings):
-        return (init_settings,)  # load() passes the file and the environment itself
+        """The arguments first; then, within :func:`load`, the environment it was given, then
+        the file. Never ``os.environ`` or a ``.env`` file behind the caller's back."""
+        return (init_settings, *_LOADING.get())
 
     @model_validator(mode="after")
     def _check_across_tables(self) -> "Settings":
@@ -667,6 +670,7 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
 
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_LOADING", default=())
 NOT_KEYS = ("source", "deprecated")
 TABLES = {name: f.annotation for name, f in Settings.model_fields.items() if name not in NOT_KEYS}
 LISTS = {name: typing.get_args(kind)[0] for name, kind in TABLES.items()
@@ -716,11 +720,13 @@ def load(path: str | os.PathLike[str] | None = None,
     sources = (EnvironmentSource(Settings, environ), FileSource(Settings, file))
     renamed = {**sources[1].renamed, **sources[0].renamed}
     deprecated = tuple(note for source in sources for note in source.deprecated)
-    where = {"source": str(file) if file else "built-in defaults", "deprecated": deprecated}
+    loading = _LOADING.set(sources)
     try:
-        settings = Settings(_build_sources=((*sources, _Given(Settings, where)), {}))
+        settings = Settings(source=str(file) if file else "built-in defaults", deprecated=deprecated)
     except ValidationError as exc:
         raise _explain(exc.errors()[0], renamed) from None
+    finally:
+        _LOADING.reset(loading)
     for note in deprecated:
         warnings.warn(note, DeprecationWarning, stacklevel=2)
     return settings
@@ -767,12 +773,6 @@ class _Source(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return self.data
-
-
-class _Given(_Source):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self.data = data
 
 
 class FileSource(_Source):
