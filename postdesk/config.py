@@ -207,8 +207,9 @@ def Seconds(low: float, high: float, **message: str) -> Any:  # noqa: N802
 
 # --- the tables ---------------------------------------------------------------------------------
 
-_TABLE = ConfigDict(extra="forbid", coerce_numbers_to_str=True, use_attribute_docstrings=True,
-                    validate_default=True)
+# A key's docstring is its meaning in docs/configuration.md (scripts/config_docs.py reads them;
+# pydantic's use_attribute_docstrings would parse this file again at every start).
+_TABLE = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
 
 
 def _table(renamed: Mapping[str, tuple[str, float]] | None = None):

@@ -10,6 +10,8 @@ around them is written by hand. tests/unit/test_config_docs.py fails when a tabl
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import re
 import sys
@@ -49,10 +51,23 @@ def block(name: str) -> str:
         raise ValueError(f"<!-- config-keys {name} -->: no such table in the configuration")
     table = config.LISTS.get(name, config.TABLES[name])
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    meanings = docstrings(table)
     for key, info in config.fields(table).items():
         rows.append(f"| `{key}` | {default_text(info)} | {allowed_text(info)} | "
-                    f"{_one_line(info.description or '')} |")
+                    f"{_one_line(meanings.get(key, ''))} |")
     return "\n".join(rows) + "\n"
+
+
+def docstrings(table: type) -> dict[str, str]:
+    """The docstring written under each key of ``table`` in postdesk/config.py."""
+    found = {}
+    (tree,) = ast.parse(inspect.getsource(table)).body
+    for key, text in zip(tree.body, tree.body[1:]):
+        if (isinstance(key, ast.AnnAssign) and isinstance(key.target, ast.Name)
+                and isinstance(text, ast.Expr) and isinstance(text.value, ast.Constant)
+                and isinstance(text.value.value, str)):
+            found[key.target.id] = inspect.cleandoc(text.value.value)
+    return found
 
 
 def _deprecated() -> str:
