@@ -931,6 +931,9 @@ def _explain(error: Mapping[str, Any], renamed: Mapping[tuple, tuple[str, float]
     if kind == "literal_error":
         allowed = ", ".join(a.strip("'") for a in re.split(r", | or ", context.get("expected", "")))
         return ConfigError(key, f"{value!r} is not allowed", f"use one of: {allowed}")
+    if kind in ("tuple_type", "list_type") and len(loc) == 1 and loc[0] in LISTS:
+        return ConfigError(key, f"must be a list of tables, got {value!r}",
+                           f"write each as a [[{loc[0]}]] table")
     if kind in ("tuple_type", "list_type"):
         return ConfigError(key, f"must be a list, got {value!r}", 'write it as ["a", "b"]')
     if kind in ("dataclass_type", "dataclass_args_type", "model_type", "dict_type"):

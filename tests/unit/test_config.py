@@ -66,7 +66,7 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("", {"POSTDESK_SMTP__LISTN": "x:1"}, "smtp.listn: is not a known setting"),
     ("", {"POSTDESK_IMAP__HOST": "h"}, "POSTDESK_IMAP__HOST: [[imap]] tables cannot be set"),
     ("desk = 5\n", {}, "desk: must be a table"),
-    ("imap = 5\n", {}, "imap: must be a list"),
+    ("imap = 5\n", {}, "imap: must be a list of tables, got 5 (write each as a [[imap]] table)"),
     ("[[imap]]\nname = 'm'\n", {}, "imap[0].host: is missing"),
     ("[worker]\nbatch_size = 2.5\n", {}, "worker.batch_size: must be a whole number, got 2.5"),
     ("[worker]\nbatch_size = true\n", {}, "worker.batch_size: must be a number, got True"),
@@ -345,6 +345,18 @@ def test_any_wrong_value_of_any_key_is_a_config_error_naming_it(tmp_path, wrong)
             assert "pydantic" not in str(exc).lower() and "Input should" not in str(exc)
         else:
             assert not wrong.startswith(("{", "[{")), (section, name)  # no key takes a table
+
+
+@pytest.mark.parametrize("wrong", ["[[1]]", "{ a = 1 }", "[", "1979-05-27T07:32:00Z", "-inf"])
+def test_any_wrong_environment_value_is_a_config_error_naming_its_key(wrong):
+    for section, name in _every_key():
+        if section in config.LISTS:
+            continue
+        try:
+            config.load(environ={f"POSTDESK_{section.upper()}__{name.upper()}": wrong})
+        except ConfigError as exc:
+            assert exc.key.startswith(f"{section}.{name}") and exc.fix, (section, name, str(exc))
+            assert "Input should" not in str(exc)
 
 
 def test_a_config_folder_or_latin1_file_is_named(tmp_path):
