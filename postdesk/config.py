@@ -718,8 +718,9 @@ def load(path: str | os.PathLike[str] | None = None,
     """Read the file and the environment, convert and validate the whole configuration."""
     environ = os.environ if environ is None else environ
     file = locate(path, environ)
-    sources = (EnvironmentSource(Settings, environ), FileSource(Settings, file))
-    renamed = {**sources[1].renamed, **sources[0].renamed}
+    in_file = FileSource(Settings, file)  # its errors first, as the file is read first
+    sources = (EnvironmentSource(Settings, environ), in_file)  # the environment wins
+    renamed = {**in_file.renamed, **sources[0].renamed}
     deprecated = tuple(note for source in sources for note in source.deprecated)
     loading = _LOADING.set(sources)
     try:
