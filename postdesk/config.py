@@ -719,8 +719,11 @@ def load(path: str | os.PathLike[str] | None = None,
     environ = os.environ if environ is None else environ
     file = locate(path, environ)
     in_file = FileSource(Settings, file)  # its errors first, as the file is read first
-    sources = (EnvironmentSource(Settings, environ), in_file)  # the environment wins
-    renamed = {**in_file.renamed, **sources[0].renamed}
+    in_environment = EnvironmentSource(Settings, environ)
+    sources = (in_environment, in_file)  # the environment wins
+    renamed = {loc: old for loc, old in in_file.renamed.items()  # an error names the key as written
+               if loc[-1] not in in_environment.data.get(loc[0], {})}
+    renamed.update(in_environment.renamed)
     deprecated = tuple(note for source in sources for note in source.deprecated)
     loading = _LOADING.set(sources)
     try:

@@ -254,6 +254,16 @@ def test_an_old_name_in_the_environment_overrides_the_new_name_in_the_file(tmp_p
     assert s.lifecycle.reopen_days == 2
 
 
+def test_an_error_names_the_key_where_the_value_came_from(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[worker]\npoll_seconds = 0.5\n")
+    with pytest.raises(ConfigError, match="^worker.poll_interval: must be a duration, got 'x'"):
+        config.load(path, environ={"POSTDESK_WORKER__POLL_INTERVAL": "x"})
+    path.write_text("[worker]\npoll_interval = 0.5\n")
+    with pytest.raises(ConfigError, match="^worker.poll_seconds: must be a duration, got 'x'"):
+        config.load(path, environ={"POSTDESK_WORKER__POLL_SECONDS": "x"})
+
+
 @pytest.mark.parametrize("text, message", [
     ("[lifecycle]\nreopen_days = 1\nreopen_within = 3\n",
      "lifecycle.reopen_days: is the old name of reopen_within, which is also set (keep only"),
