@@ -568,7 +568,8 @@ class AgentSettings:
     name: str = ""
     """The agent's name."""
     queues: Words = ()
-    """The queues the agent works on (names of `[[queues]]` or `[routing] default_queue`)."""
+    """The queues the agent works on (names of `[[queues]]` or `[routing] default_queue`): told
+    of an unassigned ticket of one of them when the queue has no `notify` list."""
 
 
 @_table()
@@ -582,7 +583,8 @@ class QueueSettings:
     languages: Words = ()
     """Detected languages (`fr`, `en`…) that send a new ticket to this queue."""
     notify: Words = ()
-    """Addresses told of each new ticket of this queue."""
+    """Addresses told of this queue's unassigned tickets (else its agents, else every agent;
+    docs/agents.md)."""
 
 
 @_table()
@@ -612,13 +614,16 @@ class ImapSettings:
     inbox: str = "INBOX"
     """The folder read for new mail."""
     sent: str | None = None
-    """The Sent folder, read for the agents' replies written in a mail client; none: not read."""
+    """The shared mailbox's Sent folder, read too: what an agent sent from a mail client counts
+    as the agent's reply (docs/agents.md); none: not read."""
     processed: str | None = None
-    """A folder to move read mail to; none: the mail is only flagged seen."""
+    """A folder the mail is moved to once handed over (created if missing); none: the mail is
+    flagged `\\Seen` and `$Postdesk` and stays in the inbox."""
     idle: bool = True
-    """Wait for new mail with IDLE when the server offers it."""
+    """Wait for new mail with IDLE when the server offers it (else poll)."""
     poll_interval: Seconds(0.01, _DAY) = Duration(60)
-    """How often the mailbox is read when IDLE is off or not offered."""
+    """How often the mailbox is read when IDLE is off or not offered; with a `sent` folder, IDLE
+    is also left at least this often to read it."""
 
 
 # --- the whole configuration --------------------------------------------------------------------
