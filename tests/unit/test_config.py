@@ -4,6 +4,7 @@ import dataclasses
 import re
 import typing
 import warnings
+
 import pytest
 
 from postdesk import config
@@ -287,7 +288,6 @@ def test_code_may_still_build_a_table_with_an_old_name():
 
 
 # --- every key: a type, a range for every number, a ConfigError for any wrong value ------------
-
 
 def _tables():
     for section, kind in config.TABLES.items():
