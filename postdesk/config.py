@@ -28,6 +28,7 @@ import warnings
 import zoneinfo
 from contextvars import ContextVar
 from importlib.util import find_spec
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -219,8 +220,9 @@ def _table(renamed: Mapping[str, tuple[str, float]] | None = None):
     def make(cls: type) -> type:
         cls.renamed = dict(renamed or {})
         for old, (new, unit) in cls.renamed.items():
-            setattr(cls, old, property(lambda self, new=new, unit=unit: _in_unit(getattr(self, new), unit),
-                                       doc=f"Deprecated: ``{new}`` in units of {unit:g} s."))
+            read = attrgetter(new) if unit == 1 else (
+                lambda self, new=new, unit=unit: _in_unit(getattr(self, new), unit))
+            setattr(cls, old, property(read, doc=f"Deprecated: ``{new}`` in units of {unit:g} s."))
         if renamed:
             cls._accept_old_names = model_validator(mode="before")(classmethod(_accept_old_names))
         return dataclass(frozen=True, config=_TABLE)(cls)
@@ -228,9 +230,7 @@ def _table(renamed: Mapping[str, tuple[str, float]] | None = None):
 
 
 def _in_unit(value: Any, unit: float) -> Any:
-    if isinstance(value, tuple):
-        return tuple(float(v) / unit for v in value)
-    return float(value) / unit
+    return value / unit if value.__class__ is not tuple else tuple(v / unit for v in value)
 
 
 def _accept_old_names(cls: type, data: Any) -> Any:
