@@ -20,8 +20,8 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.mail.envelope import Envelope
-from postdesk.store.db import (LARGE_VALUE, execute, read_large, write_in_place,
-                               writes_in_place)
+from postdesk.store.db import execute
+from postdesk.store.large import LARGE_VALUE, read_large, write_in_place, writes_in_place
 from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
@@ -91,7 +91,7 @@ class RawMail:
 def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> list[int]:
     """Insert accepted mails (one transaction for the batch: group commit); returns their ids,
     in the order of ``mails`` (each SMTP client is told its own). On SQLite a big mail's
-    bytes are written into its row in place (``db.write_in_place``), in the same transaction."""
+    bytes are written into its row in place (``large.write_in_place``), in the same transaction."""
     in_place = writes_in_place(connection)
     big = [in_place and mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]
     result = connection.execute(_ADD_RAW, [_row(mail, now, None if later else mail.raw)
@@ -299,7 +299,7 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
-        if row.size > LARGE_VALUE:  # see db.LARGE_VALUE
+        if row.size > LARGE_VALUE:  # see large.LARGE_VALUE
             session.flush()
             return read_large(session.connection(), Inbound.__table__.c.raw, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""
