@@ -21,7 +21,7 @@ from bench.stats import median, ratio, spread
 from bench.stores import Stores, make_app
 from bench.sink import HOST
 from postdesk.store import tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.store.models import Outbox
 
 

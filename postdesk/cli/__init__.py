@@ -88,7 +88,8 @@ def exit_if_not_initialised(exc: BaseException, url: str) -> None:
     (or the database error behind it) says the database has no postdesk schema yet."""
     if url == "?":
         return
-    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
+    from postdesk.store.db import shown_url  # noqa: PLC0415
+    from postdesk.store.errors import needs_init  # noqa: PLC0415
 
     cause = exc if _is_database_error(exc) else exc.__cause__
     why = needs_init(cause, url) if _is_database_error(cause) else None

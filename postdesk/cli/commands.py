@@ -19,7 +19,8 @@ from postdesk.mail.envelope_lines import header_start
 def init(lazy) -> None:
     """Create or upgrade the database schema (safe to run again)."""
     from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
-    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
+    from postdesk.store.db import shown_url  # noqa: PLC0415
+    from postdesk.store.errors import needs_init  # noqa: PLC0415
 
     app = lazy.app
     try:

@@ -85,18 +85,18 @@ def _guarded(name: str) -> Callable:
 
 @_guarded("store")
 def _store(app) -> Check:
-    import sqlalchemy as sa  # noqa: PLC0415
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
     from postdesk.store import migrate  # noqa: PLC0415  (alembic is slow to import)
-    from postdesk.store.db import needs_init, shown_url  # noqa: PLC0415
+    from postdesk.store.db import shown_url  # noqa: PLC0415
+    from postdesk.store.errors import needs_init  # noqa: PLC0415
     from postdesk.store.models import SQLModel  # noqa: PLC0415
 
     url = app.settings.database.url
     where = shown_url(url)
     try:
         current, head = migrate.current_revision(app.db), migrate.head_revision()
-        present = set(sa.inspect(app.db.engine).get_table_names())
+        present = migrate.table_names(app.db)
     except DBAPIError as exc:
         why = needs_init(exc, url)
         if why:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from postdesk import metrics
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.supervision import supervise
 
 log = logging.getLogger("postdesk.metrics")

@@ -13,7 +13,7 @@ from postdesk.cli import cli
 from postdesk.cli.output import fail, table, to_json
 from postdesk.mail.addresses import domain_of, normalise_address
 from postdesk.store import organisations
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 
 
 @cli.group("orgs")

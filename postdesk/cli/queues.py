@@ -15,7 +15,7 @@ from postdesk.cli import cli
 from postdesk.cli.output import fail, table, to_json, when
 from postdesk.cli.spans import older_than
 from postdesk.store import inbound, outbox
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 
 
 @cli.group("quarantine")

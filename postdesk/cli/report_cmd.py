@@ -18,7 +18,7 @@ from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, to_json, when
 from postdesk.cli.spans import parse_span
 from postdesk.store import reports
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 
 SINCE_HELP = "write e.g. 7d, 30d, 12w or a date like 2026-01-01"
 

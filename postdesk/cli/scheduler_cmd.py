@@ -23,7 +23,7 @@ from postdesk.localtime import local
 from postdesk.scheduler.batches import Action
 from postdesk.scheduler.daemon import run_until_signalled
 from postdesk.scheduler.sweeps import run_sweeps
-from postdesk.store.db import as_utc, utcnow
+from postdesk.store.clock import as_utc, utcnow
 
 NOW_FORMAT = "write e.g. 2025-03-14T09:00:00Z, 2025-03-14T10:00+01:00 or 2025-03-14"
 DRY = "dry-run: "

@@ -22,7 +22,7 @@ from postdesk.cli.output import fail, table, to_json, when
 from postdesk.errors import TemplateError
 from postdesk.store import template_versions as versions
 from postdesk.store import tickets
-from postdesk.store.db import as_utc, utcnow
+from postdesk.store.clock import as_utc, utcnow
 from postdesk.templates import (KEYS, LOCALES, PARTS, InvalidTemplate, Problem, example_values,
                                 packaged_source, template_key, validate)
 from postdesk.templates.render import SUFFIXES

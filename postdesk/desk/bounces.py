@@ -22,7 +22,7 @@ from sqlmodel import Session
 from postdesk.config import BounceSettings
 from postdesk.mail.bounces import Bounce
 from postdesk.store import contacts, tickets
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 from postdesk.store.models import Ticket
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from postdesk import lifecycle
 from postdesk.desk import agent_notices, escalations, transitions
 from postdesk.desk.services import Desk
 from postdesk.store import tickets
-from postdesk.store.models import Message, Participant, Ticket
+from postdesk.store.models import Ticket
 
 
 def apply(session: Session, desk: Desk, ticket: Ticket, command, agent, now: datetime,
@@ -76,9 +75,7 @@ def _cc(session, desk, ticket, command, actor, now) -> str:
     if action == "add":
         tickets.add_participant(session, ticket.id, address, "cc", now)
     else:
-        session.execute(delete(Participant).where(Participant.ticket_id == ticket.id,
-                                                  Participant.address == address,
-                                                  Participant.role == "cc"))
+        tickets.remove_participant(session, ticket.id, address, "cc")
     tickets.add_event(session, ticket.id, f"cc_{'added' if action == 'add' else 'removed'}",
                       now, actor=actor, address=address)
     return f"cc {action} {address}"
@@ -90,8 +87,7 @@ def _merge(session, desk, ticket, command, actor, now) -> str:
         tickets.add_event(session, ticket.id, "merge_refused", now, actor=actor,
                           target=command.value)
         return f"#merge {command.value} refused: no such open ticket"
-    session.execute(update(Message).where(Message.ticket_id == ticket.id)
-                    .values(ticket_id=target.id))
+    tickets.move_messages(session, ticket.id, target.id)
     for participant in tickets.participants(session, ticket.id):
         tickets.add_participant(session, target.id, participant.address, participant.role, now)
     ticket.merged_into = target.id

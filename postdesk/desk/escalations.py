@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from postdesk.desk.services import Desk
 from postdesk.mail.answers import is_confirmation
-from postdesk.store import tickets
+from postdesk.store import escalations as stored, tickets
 from postdesk.store.models import Escalation, EscalationStep, Ticket
 
 STEPS = ("submitted", "evaluating", "engineering", "verifying", "resolved")
@@ -25,19 +24,13 @@ def ref(escalation: Escalation) -> str:
     return f"CP-{escalation.id}"
 
 
-_ACTIVE = (select(Escalation).where(Escalation.ticket_id == bindparam("ticket_id"),
-                                    Escalation.status != "resolved")
-           .order_by(Escalation.id.desc()).limit(1))
-
-
 def active(session: Session, ticket_id: int) -> Escalation | None:
     """The ticket's escalation still in progress (asked for every customer reply)."""
-    return session.scalars(_ACTIVE, {"ticket_id": ticket_id}).first()
+    return stored.active(session, ticket_id)
 
 
 def latest(session: Session, ticket_id: int) -> Escalation | None:
-    return session.scalars(select(Escalation).where(Escalation.ticket_id == ticket_id)
-                           .order_by(Escalation.id.desc()).limit(1)).first()
+    return stored.latest(session, ticket_id)
 
 
 def open_escalation(session: Session, desk: Desk, ticket: Ticket, actor: str, now: datetime,
@@ -103,8 +96,7 @@ def document(session: Session, escalation: Escalation | None) -> dict | None:
 
 
 def _steps(session: Session, escalation_id: int) -> list[EscalationStep]:
-    return list(session.scalars(select(EscalationStep).where(
-        EscalationStep.escalation_id == escalation_id).order_by(EscalationStep.id)))
+    return stored.steps(session, escalation_id)
 
 
 def _step(session, escalation: Escalation, step: str, actor: str, now: datetime, note: str) -> None:

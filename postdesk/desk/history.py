@@ -23,7 +23,7 @@ from postdesk.desk.services import Desk
 from postdesk.lifecycle import ACTIVE
 from postdesk.mail.addresses import normalise_address
 from postdesk.store import organisations, tickets
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 from postdesk.store.models import Message, Ticket
 from postdesk.store.organisations import OrgInfo
 

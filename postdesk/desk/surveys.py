@@ -23,7 +23,7 @@ from postdesk.lifecycle import Status
 from postdesk.mail.answers import SurveyAnswer, parse_survey_answer
 from postdesk.store import sweep_queries as store
 from postdesk.store import tickets
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 from postdesk.store.models import Survey, Ticket
 
 AUTOMATIC = "auto-generated"

@@ -35,7 +35,9 @@ from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
 from postdesk.store.blobs import BlobStore
-from postdesk.store.db import Database, temp_fail_on_outage, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.db import Database
+from postdesk.store.errors import temp_fail_on_outage
 from postdesk.supervision import Supervised, fault_point
 
 log = logging.getLogger("postdesk.intake")

@@ -39,7 +39,7 @@ from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, outbox, tickets
-from postdesk.store.db import lock_address, lock_until_commit
+from postdesk.store.locks import lock_address, lock_until_commit
 from postdesk.threading import decide
 from postdesk.threading.decide import Action
 from postdesk.threading.trust import check_agent

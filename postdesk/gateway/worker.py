@@ -29,7 +29,9 @@ from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
-from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.db import Database
+from postdesk.store.errors import is_conflict, is_unavailable
 from postdesk.store.models import Inbound
 from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise

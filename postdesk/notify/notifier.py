@@ -23,7 +23,7 @@ from postdesk.localtime import local
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
 from postdesk.store import contacts, outbox, tickets
-from postdesk.store.db import lock_address
+from postdesk.store.locks import lock_address
 from postdesk.store.models import Ticket
 from postdesk.mail.tags import TagFormat
 

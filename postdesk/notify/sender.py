@@ -23,7 +23,8 @@ from postdesk import metrics
 from postdesk.config import OutboundSettings
 from postdesk.notify.transports import PermanentError, RelayUnavailable, TransientError
 from postdesk.store import claims, outbox
-from postdesk.store.db import Database, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.db import Database
 from postdesk.supervision import fault_point
 
 log = logging.getLogger("postdesk.sender")

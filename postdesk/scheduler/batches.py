@@ -8,7 +8,7 @@ daemon retries at the next interval). Batches follow the ticket id, so a run end
 tickets stay due. A dry run does all of it in one transaction that is rolled back.
 
 On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
-address's lock without waiting (``db.nowait_locks``). A worker holds its mail's addresses
+address's lock without waiting (``locks.nowait_locks``). A worker holds its mail's addresses
 before the ticket; a sweep that waited for an address while holding tickets could deadlock
 with it. A ticket whose customer a worker is writing to at that moment is left due for the
 next run.
@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from sqlmodel import Session
 
 from postdesk.store import sweep_queries as store
-from postdesk.store.db import LockBusy, is_unavailable, nowait_locks
+from postdesk.store.errors import is_unavailable
+from postdesk.store.locks import LockBusy, nowait_locks
 from postdesk.store.models import Ticket
 
 log = logging.getLogger("postdesk.scheduler")

@@ -27,7 +27,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from postdesk import metrics
 from postdesk.scheduler.sweeps import run_sweeps
-from postdesk.store.db import is_unavailable, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.errors import is_unavailable
 from postdesk.supervision import fault_point, supervise
 
 log = logging.getLogger("postdesk.scheduler")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from postdesk.store import inbound, outbox
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 from postdesk.store.models import Inbound, Outbox
 
 COUNT_CAP = 1_000_000

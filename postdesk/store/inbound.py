@@ -1,9 +1,10 @@
 """Queries on the inbound queue: store raw mails, claim them for the worker, record outcomes.
 
-Claiming follows procrastinate's habit: one statement selects the due rows and marks them taken
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has a single writer, so a plain UPDATE inside
-``BEGIN IMMEDIATE`` is enough). A claim carries its holder and time, so rows of a crashed worker
-go back to ``received`` and are processed again.
+Claiming follows procrastinate's habit: one ``UPDATE ... RETURNING`` statement chooses the due
+rows in a subquery, marks them taken and returns them (the subquery takes ``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite has a single writer, so the plain subquery inside ``BEGIN
+IMMEDIATE`` is enough; it has RETURNING since 3.35). A claim carries its holder and time, so
+rows of a crashed worker go back to ``received`` and are processed again.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import (Text, bindparam, cast, delete, func, insert, literal, null, or_,
-                        select, union_all, update)
+from sqlalchemy import (Text, bindparam, cast, delete, exists, func, insert, literal, null,
+                        or_, select, union_all, update)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from postdesk.lifecycle import InboundStatus
 from postdesk.mail.envelope import Envelope
-from postdesk.store.db import (LARGE_VALUE, execute, read_large, write_in_place,
-                               writes_in_place)
+from postdesk.store.db import execute
+from postdesk.store.large import LARGE_VALUE, read_large, write_in_place, writes_in_place
 from postdesk.store.models import Inbound, Message
 
 RECEIVED, PROCESSING, PROCESSED = (InboundStatus.RECEIVED, InboundStatus.PROCESSING,
@@ -93,7 +94,7 @@ class RawMail:
 def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> list[int]:
     """Insert accepted mails (one transaction for the batch: group commit); returns their ids,
     in the order of ``mails`` (each SMTP client is told its own). On SQLite a big mail's
-    bytes are written into its row in place (``db.write_in_place``), in the same transaction."""
+    bytes are written into its row in place (``large.write_in_place``), in the same transaction."""
     in_place = writes_in_place(connection)
     big = [in_place and mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]
     result = connection.execute(_ADD_RAW, [_row(mail, now, None if later else mail.raw)
@@ -119,34 +120,42 @@ def id_for_imap_key(session: Session, key: str) -> int | None:
 
 
 def claim(session: Session, holder: str, limit: int, now: datetime, postgres: bool) -> list[Inbound]:
-    """Take up to ``limit`` received mails, oldest first, for ``holder``.
+    """Take up to ``limit`` received mails, oldest first, for ``holder``, in one statement.
 
     Each claim counts as an attempt. A mail that was claimed before and never finished (its
     worker died) is claimed alone, so a crash it causes counts against it and not against a
-    whole batch of innocent neighbours.
+    whole batch of innocent neighbours. The raw bytes stay in the database until the worker
+    reaches each mail (``raw_of``): a batch of big mails is never in memory at once.
     """
+    claimed = session.scalars(_CLAIM[postgres], {"holder": holder, "now": now, "limit": limit},
+                              execution_options={"synchronize_session": False,
+                                                 "populate_existing": True})
+    return sorted(claimed, key=lambda row: row.id)  # RETURNING promises no order
+
+
+def _claim_statement(postgres: bool):
+    """``UPDATE inbound ... WHERE id IN (the chosen ids) RETURNING ...``: the oldest received
+    mail with an attempt already (claimed alone), else the ``limit`` oldest received mails. On
+    PostgreSQL both choices lock their rows and skip those another worker's claim has locked,
+    so concurrent workers take different mails and never wait for each other."""
     retried = (select(Inbound.id).where(Inbound.status == RECEIVED, Inbound.attempts > 0)
                .order_by(Inbound.id).limit(1))
     if postgres:
         retried = retried.with_for_update(skip_locked=True)
-    ids = list(session.scalars(retried))
-    if ids:
-        return _take(session, ids, holder, now)
-    chosen = select(Inbound.id).where(Inbound.status == RECEIVED).order_by(Inbound.id).limit(limit)
+    retried = retried.cte("retried")
+    fresh = (select(Inbound.id).where(Inbound.status == RECEIVED, ~exists(select(retried.c.id)))
+             .order_by(Inbound.id).limit(bindparam("limit")))
     if postgres:
-        chosen = chosen.with_for_update(skip_locked=True)
-    ids = list(session.scalars(chosen))
-    return _take(session, ids, holder, now) if ids else []
+        fresh = fresh.with_for_update(skip_locked=True)
+    fresh = fresh.cte("fresh")
+    chosen = union_all(select(retried.c.id), select(fresh.c.id))
+    return (update(Inbound).where(Inbound.id.in_(chosen))
+            .values(status=PROCESSING, claimed_by=bindparam("holder"), claimed_at=bindparam("now"),
+                    attempts=Inbound.attempts + 1)
+            .returning(Inbound).options(defer(Inbound.raw)))
 
 
-def _take(session: Session, ids: list[int], holder: str, now: datetime) -> list[Inbound]:
-    session.execute(update(Inbound).where(Inbound.id.in_(ids)).values(
-        status=PROCESSING, claimed_by=holder, claimed_at=now, attempts=Inbound.attempts + 1))
-    # The raw bytes stay in the database until the worker reaches each mail (``raw_of``): a
-    # batch of big mails is never in memory at once.
-    return list(session.scalars(select(Inbound).where(Inbound.id.in_(ids)).order_by(Inbound.id)
-                                .options(defer(Inbound.raw))
-                                .execution_options(populate_existing=True)))
+_CLAIM = {postgres: _claim_statement(postgres) for postgres in (False, True)}
 
 
 def renew_claims(session: Session, holder: str, now: datetime, postgres: bool) -> int:
@@ -301,7 +310,7 @@ def raw_of(row: Inbound, blobs, session: Session | None = None) -> bytes:
     if row.blob_path:
         return blobs.get(row.blob_path)
     if session is not None and "raw" not in row.__dict__:
-        if row.size > LARGE_VALUE:  # see db.LARGE_VALUE
+        if row.size > LARGE_VALUE:  # see large.LARGE_VALUE
             session.flush()
             return read_large(session.connection(), Inbound.__table__.c.raw, row.id)
         return execute(session, _RAW, {"inbound_id": row.id}).scalar() or b""

@@ -13,7 +13,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from postdesk.store.db import Database, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.db import Database
 from postdesk.store.models import ImapCursor, Lease
 
 

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
 from postdesk.store.db import Database
 
@@ -92,6 +93,11 @@ def _check_foreign_keys(connection) -> None:
 def current_revision(database: Database) -> str | None:
     with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def table_names(database: Database) -> set[str]:
+    """The tables the database has (``postdesk doctor`` compares them with the models')."""
+    return set(inspect(database.engine).get_table_names())
 
 
 def head_revision() -> str | None:

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 from postdesk.store.models import Escalation, Outbox, Survey, Ticket
 
 MERGED, NO_RESPONSE = "merged", "no_response"

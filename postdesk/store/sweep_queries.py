@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, select
 from sqlmodel import Session
 
 from postdesk.lifecycle import Status
-from postdesk.store.db import Database
+from postdesk.store.db import Database, StoreSession
 from postdesk.store.models import Survey, Ticket
 
 PENDING, RESOLVED = Status.PENDING, Status.RESOLVED
@@ -90,7 +90,7 @@ def dry_run_database(db: Database | _SharedDatabase) -> Iterator[_SharedDatabase
     if isinstance(db, _SharedDatabase):  # already inside a dry run
         yield db
         return
-    session = Session(db.engine, expire_on_commit=False)
+    session = StoreSession(db.engine, expire_on_commit=False)
     session.begin()
     try:
         yield _SharedDatabase(session, db.is_sqlite)

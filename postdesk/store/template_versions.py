@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from postdesk.store.db import lock_until_commit
+from postdesk.store.locks import lock_until_commit
 from postdesk.store.models import TemplateVersion
 
 TV = TemplateVersion

@@ -10,13 +10,14 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, event, func, insert, or_, select, union, update
+from sqlalchemy import (and_, bindparam, delete, event, func, insert, or_, select, union,
+                        update)
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from postdesk.store.db import (LARGE_VALUE, execute, held_locks, insert_row, write_in_place,
-                               writes_in_place)
+from postdesk.store.db import StoreSession, execute, insert_row
+from postdesk.store.large import LARGE_VALUE, write_in_place, writes_in_place
+from postdesk.store.locks import held_locks
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
@@ -110,8 +111,8 @@ def _tickets(session: Session) -> dict[int, Ticket]:
     return session.info.setdefault("postdesk_tickets", {})
 
 
-@event.listens_for(OrmSession, "after_soft_rollback")
-def _forget_loaded(session: OrmSession, _previous) -> None:
+@event.listens_for(StoreSession, "after_soft_rollback")
+def _forget_loaded(session: StoreSession, _previous) -> None:
     """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
@@ -184,6 +185,19 @@ def participants(session: Session, ticket_id: int) -> list[Participant]:
                                 .order_by(Participant.id)))
 
 
+def remove_participant(session: Session, ticket_id: int, address: str, role: str) -> None:
+    """Take ``address`` in ``role`` off the ticket (nothing when it is not there)."""
+    session.execute(delete(Participant).where(Participant.ticket_id == ticket_id,
+                                              Participant.address == address,
+                                              Participant.role == role))
+
+
+def move_messages(session: Session, from_ticket: int, to_ticket: int) -> None:
+    """Every message of ``from_ticket`` becomes one of ``to_ticket`` (a merge)."""
+    session.execute(update(Message).where(Message.ticket_id == from_ticket)
+                    .values(ticket_id=to_ticket))
+
+
 def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable[str] = (),
                 cc: Iterable[str] = (), **fields) -> Row:
     """Insert a message; returns the row as written (``db.insert_row``: a read-only record with
@@ -197,7 +211,7 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
 
 def add_attachment(session: Session, message_pk: int, **fields) -> Row:
     """Add a file to a message; returns the row as written (``db.insert_row``). On SQLite a
-    big file's bytes are written into its row in place (``db.write_in_place``: SQLite would
+    big file's bytes are written into its row in place (``large.write_in_place``: SQLite would
     otherwise copy them twice while inserting)."""
     data = fields.get("data")
     in_place = data is not None and len(data) > LARGE_VALUE and \

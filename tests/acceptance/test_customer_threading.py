@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.faults.support import Serve, wait_until
 from tests.helpers import make_mail, outbound_mails
 

@@ -22,7 +22,7 @@ from postdesk import config
 from postdesk.desk import transitions
 from postdesk.cli.app import App
 from postdesk.store import outbox, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.conftest import write_config
 from tests.helpers import make_mail, run_cli
 

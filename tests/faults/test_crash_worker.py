@@ -16,7 +16,7 @@ import pytest
 
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.faults.support import (
     Serve, SilentServer, Sink, Store, dead_pid, figures, free_port, sqlite_app, wait_until,
 )

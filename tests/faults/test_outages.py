@@ -206,7 +206,7 @@ def tiny_blob_dir(tmp_path):
 
 
 def test_full_sqlite_disk_refuses_a_big_mail_with_452_and_keeps_nothing(tmp_path):
-    """A big mail goes into its SQLite row in place (``db.write_in_place``); when the disk
+    """A big mail goes into its SQLite row in place (``large.write_in_place``); when the disk
     fills during that write, the edge must answer as for any full disk and store no part of it."""
     with tiny_disk(tmp_path / "store", "2m") as folder:
         db_url = f"sqlite:///{folder / 'postdesk.db'}"

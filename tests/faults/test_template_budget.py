@@ -20,7 +20,7 @@ from postdesk import config
 from postdesk.cli.app import App
 from postdesk.store import migrate
 from postdesk.store import template_versions as versions
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.faults.support import Serve, Store, figures, wait_until
 from tests.helpers import make_mail
 

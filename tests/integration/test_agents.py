@@ -250,7 +250,7 @@ def test_every_move_of_the_table_through_transitions(app, current):
     changed. ``closed`` is reached through ``resolved`` (the only way to close)."""
     from postdesk import lifecycle
     from postdesk.desk import transitions
-    from postdesk.store.db import utcnow
+    from postdesk.store.clock import utcnow
 
     for number, target in enumerate(STATUSES, start=1):
         deliver(app, make_mail(f"c{number}@client.test", f"Question {number}", "Bonjour ?\n"))

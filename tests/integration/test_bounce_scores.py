@@ -13,7 +13,7 @@ import pytest
 from postdesk.desk import bounces
 from postdesk.mail.bounces import Bounce
 from postdesk.store import contacts, outbox, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.helpers import deliver, make_mail
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "bounces"

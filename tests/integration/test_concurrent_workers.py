@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.store.models import Contact, Message
 from tests.helpers import make_mail, wait_until
 from tests.integration import test_agents as agents_test

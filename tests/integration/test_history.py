@@ -16,7 +16,7 @@ import pytest
 from postdesk.desk import escalations, transitions
 from postdesk.desk.history import history_request, history_variables
 from postdesk.store import organisations, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.templates import Renderer
 from tests.helpers import deliver, make_mail
 

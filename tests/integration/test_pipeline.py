@@ -17,7 +17,8 @@ import pytest
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
-from postdesk.store.db import LARGE_VALUE, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.large import LARGE_VALUE
 from tests.helpers import make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
@@ -310,7 +311,7 @@ def test_attachment_policy_refuses_and_tells(make_app):
 
 
 def test_a_big_kept_file_is_stored_whole_and_exact(make_app):
-    """Past ``db.LARGE_VALUE`` SQLite gets the file's bytes through incremental blob I/O into
+    """Past ``large.LARGE_VALUE`` SQLite gets the file's bytes through incremental blob I/O into
     its row (PostgreSQL binds them); every byte must be there, and the smaller file beside it."""
     app = make_app('[attachments]\nmax_bytes = "3 MB"\n')
     big = bytes(range(256)) * 6000 + b"%%EOF"

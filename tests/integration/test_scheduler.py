@@ -30,7 +30,7 @@ from postdesk.mail.envelope import Envelope
 from postdesk.scheduler import daemon
 from postdesk.scheduler.sweeps import run_sweeps
 from postdesk.store import outbox, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.store.models import Outbox, Ticket
 from postdesk.templates.filters import format_date
 from tests.conftest import _truncate, write_config
@@ -270,7 +270,7 @@ from datetime import datetime
 from postdesk import config
 from postdesk.cli.app import App
 from postdesk.scheduler.sweeps import run_sweeps
-from postdesk.store.db import as_utc
+from postdesk.store.clock import as_utc
 app = App(config.load(sys.argv[1], environ={}))
 now = as_utc(datetime.fromisoformat(sys.argv[2]))
 app.desk
@@ -374,7 +374,7 @@ def test_a_sweep_never_waits_for_a_customer_a_worker_is_writing_to(make_app, cap
     """A worker holds the customer's address lock (it is counting their mails) and will want
     the ticket next; a sweep holding the ticket must not wait for the address, or the two
     would deadlock. It leaves the ticket due for its next run instead."""
-    from postdesk.store.db import lock_address
+    from postdesk.store.locks import lock_address
 
     caplog.set_level(logging.INFO, logger="postdesk.scheduler")
     app = make_app()

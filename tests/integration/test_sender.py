@@ -21,7 +21,7 @@ from postdesk.config import OutboundSettings
 from postdesk.notify import transports
 from postdesk.notify.transports import SmtpTransport
 from postdesk.store import outbox
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.helpers import make_mail
 from postdesk.mail.envelope import Envelope
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from postdesk.supervision import Supervised
 from tests.helpers import make_mail
 

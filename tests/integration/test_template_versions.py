@@ -18,7 +18,8 @@ import postdesk.cli.templates_cmd  # noqa: F401  (registers the commands)
 from postdesk.cli import cli
 from postdesk.store import template_versions as versions
 from postdesk.templates import KEYS
-from postdesk.store.db import Database, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.db import Database
 from postdesk.store.models import TemplateVersion
 from postdesk.store.template_overrides import StoredOverrides
 from postdesk.templates import Renderer, example_values, packaged_source

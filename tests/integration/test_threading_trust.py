@@ -17,7 +17,7 @@ import pytest
 
 from postdesk.desk import transitions
 from postdesk.store import outbox, tickets
-from postdesk.store.db import utcnow
+from postdesk.store.clock import utcnow
 from tests.helpers import deliver, make_mail
 
 DESK = """

@@ -11,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from postdesk.gateway import steps
 from postdesk.store import inbound, tickets
-from postdesk.store.db import LARGE_VALUE, utcnow
+from postdesk.store.clock import utcnow
+from postdesk.store.large import LARGE_VALUE
 from postdesk.mail.envelope import Envelope
 from tests.helpers import make_mail
 

@@ -201,7 +201,7 @@ def test_mail_through_the_worker_moves_the_counters(make_app):
     """In one process (no shared folder): received, processed by outcome, duration, template
     fallbacks."""
     from postdesk.store import template_versions as versions
-    from postdesk.store.db import utcnow
+    from postdesk.store.clock import utcnow
 
     app = make_app()
     with app.db.session() as session:  # stored without validation, as an old version could be

@@ -1,0 +1,80 @@
+"""Locks a transaction holds until it ends: advisory locks on PostgreSQL (names of addresses,
+sha256 sums...), and the set of names this transaction holds already. SQLite needs none: its
+write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
+
+The listeners that forget the held locks at commit and rollback are bound to
+:class:`postdesk.store.db.StoreSession`, postdesk's own sessions, never to SQLAlchemy's
+``Session`` class: importing postdesk changes no other session in the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import bindparam, event, func, select
+from sqlmodel import Session
+
+from postdesk.store.db import StoreSession
+
+
+def held_locks(session: Session) -> set[str]:
+    """The names of the locks this session's transaction holds: the row locks of
+    ``tickets.get_for_update`` (``ticket:<id>``) and the advisory locks below. A commit gives
+    them all back; a rolled-back savepoint gives back those taken inside it, and since the set
+    does not say which, it is emptied then (taking a lock held already costs a query, no harm)."""
+    return session.info.setdefault(_HELD_LOCKS, set())
+
+
+class LockBusy(Exception):
+    """A lock asked for without waiting (``nowait_locks``) is held by another transaction."""
+
+
+def nowait_locks(session: Session) -> None:
+    """From now on, ``session`` never waits for an advisory lock: ``LockBusy`` instead. The
+    scheduler's sweeps lock tickets before addresses while workers lock addresses before
+    tickets; a sweep that waited could deadlock with a worker, one that skips cannot."""
+    session.info[_NOWAIT] = True
+
+
+def lock_until_commit(session: Session, name: str) -> None:
+    """Hold a lock named ``name`` until the transaction ends, so that another transaction
+    asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
+    needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
+    A name already locked in this transaction costs no query."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held = held_locks(session)
+    if name in held:
+        return
+    digest = hashlib.sha256(name.encode()).digest()
+    key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
+    if session.info.get(_NOWAIT):
+        if not session.execute(_TRY_ADVISORY_LOCK, key).scalar():
+            raise LockBusy(f"{name} is held by another transaction")
+    else:
+        session.execute(_ADVISORY_LOCK, key)
+    held.add(name)
+
+
+def lock_address(session: Session, address: str) -> None:
+    """Hold the lock of one mail address until the transaction ends: the limits that count
+    what was received from it (the inbound flood limit) or sent to it (automatic replies) take
+    it before they count, so that several workers never pass a limit together."""
+    lock_until_commit(session, f"address:{address.lower()}")
+
+
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
+_TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
+_HELD_LOCKS = "postdesk_held_locks"
+_NOWAIT = "postdesk_nowait_locks"
+
+
+@event.listens_for(StoreSession, "after_commit")
+def _forget_locks_at_commit(session: StoreSession) -> None:
+    if not session.in_nested_transaction():  # releasing a savepoint keeps the locks
+        session.info.pop(_HELD_LOCKS, None)
+
+
+@event.listens_for(StoreSession, "after_soft_rollback")
+def _forget_locks_at_rollback(session: StoreSession, _previous) -> None:
+    session.info.pop(_HELD_LOCKS, None)
