@@ -25,12 +25,12 @@ from postdesk import metrics
 from postdesk.errors import Discard, Disposition, NotYet, Quarantine
 from postdesk.gateway import pipeline
 from postdesk.gateway.context import LOCALES, Context, Desk, Readings
-from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
 from postdesk.store.db import Database, is_conflict, is_unavailable, utcnow
 from postdesk.store.models import Inbound
+from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise
 

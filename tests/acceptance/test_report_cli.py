@@ -13,7 +13,7 @@ import pytest
 
 from postdesk import config
 from postdesk.actions import transitions
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import tickets
 from postdesk.store.db import utcnow
 from tests.conftest import write_config
