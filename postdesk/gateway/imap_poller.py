@@ -46,14 +46,14 @@ class LeaseLost(Exception):
 class MailboxPoller:
     """Polls one mailbox in its own thread; ``run_once`` does one sweep in the caller's thread.
 
-    ``clock`` (monotonic seconds; the real one unless a test passes its own) says when the
-    lease is due for renewal; the waits themselves are real (IDLE, backoff, polling)."""
+    ``monotonic`` (seconds; the real clock unless a test passes its own) says when the lease is
+    due for renewal; the waits themselves are real (IDLE, backoff, polling)."""
 
     def __init__(self, settings: ImapSettings, intake: Intake, cursors: CursorStore, lease: Lease,
                  *, lease_ttl: float = 60.0, backoff: tuple[float, float] = (1.0, 60.0),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.intake, self.cursors, self.lease = settings, intake, cursors, lease
-        self.lease_ttl, self.backoff, self.clock = lease_ttl, backoff, clock
+        self.lease_ttl, self.backoff, self.monotonic = lease_ttl, backoff, monotonic
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease_name = f"imap:{settings.name}"
         self.state = "stopped"  # waiting-lease, connecting, sweeping, idle, polling, backoff
@@ -136,7 +136,7 @@ class MailboxPoller:
         self._stopping.wait(delay)
 
     def _renew(self, when_due: bool = False) -> None:
-        now = self.clock()
+        now = self.monotonic()
         if when_due and now - self._renewed < self._renew_every:
             return
         if not self.lease.acquire(self.lease_name, self.holder, self.lease_ttl):

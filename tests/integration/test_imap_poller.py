@@ -179,14 +179,14 @@ def make(dovecot, user):
     """Builds pollers for this test's mailbox with fast timings; stops them all at the end."""
     made = []
 
-    def build(intake=None, cursors=None, lease=None, *, lease_ttl=3.0, clock=time.monotonic,
-              **options):
+    def build(intake=None, cursors=None, lease=None, *, lease_ttl=3.0,
+              monotonic=time.monotonic, **options):
         settings = ImapSettings(**{"name": user, "host": dovecot.host, "port": dovecot.port,
                                    "security": "none", "username": user,
                                    "password_env": PASSWORD_ENV, **options})
         poller = MailboxPoller(settings, intake or MemoryIntake(), cursors or MemoryCursors(),
                                lease or MemoryLease(), lease_ttl=lease_ttl, backoff=(0.05, 0.5),
-                               clock=clock)
+                               monotonic=monotonic)
         made.append(poller)
         return poller
 
@@ -371,8 +371,9 @@ def test_one_process_polls_a_mailbox_and_another_takes_over_when_it_dies(dovecot
     clock = Clock()
     intake, cursors, lease = MemoryIntake(), MemoryCursors(), MemoryLease(clock.monotonic)
     first, second = Counting(intake), Counting(intake)
-    doomed = make(first, cursors, DiesWithoutRelease(lease), lease_ttl=1.5, clock=clock.monotonic)
-    heir = make(second, cursors, lease, lease_ttl=1.5, clock=clock.monotonic)
+    doomed = make(first, cursors, DiesWithoutRelease(lease), lease_ttl=1.5,
+                  monotonic=clock.monotonic)
+    heir = make(second, cursors, lease, lease_ttl=1.5, monotonic=clock.monotonic)
     doomed.start()
     assert wait_until(lambda: doomed.state == "idle")
     heir.start()
