@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from bench.corpus import DESK, seed_mails
 from postdesk import config
-from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
+from postdesk.runtime.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from postdesk import config
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 from postdesk.store.models import SQLModel

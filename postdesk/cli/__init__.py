@@ -15,9 +15,9 @@ import click
 
 from postdesk import __version__
 from postdesk import config as config_module
-from postdesk.cli.app import App
-from postdesk.cli.logs import setup as _setup_logging
 from postdesk.errors import ConfigError
+from postdesk.runtime.app import App
+from postdesk.runtime.logs import setup as _setup_logging
 
 EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
 

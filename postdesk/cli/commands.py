@@ -47,8 +47,8 @@ def init(lazy) -> None:
 @click.pass_obj
 def serve(lazy, no_smtp: bool, no_worker: bool, no_sender: bool, no_scheduler: bool) -> None:
     """Run the SMTP/LMTP server, the worker and the sender until SIGTERM or SIGINT."""
-    from postdesk.cli.serve import CannotListen  # noqa: PLC0415
-    from postdesk.cli.serve import serve as run  # noqa: PLC0415
+    from postdesk.runtime import CannotListen  # noqa: PLC0415
+    from postdesk.runtime.serve import serve as run  # noqa: PLC0415
 
     app = lazy.app
     require_schema(app)

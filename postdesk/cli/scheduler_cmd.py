@@ -44,10 +44,14 @@ def scheduler(lazy, once: bool, now_text: str | None, dry_run: bool, as_json: bo
     app = lazy.app
     require_schema(app)
     if not (once or dry_run):
-        from postdesk.cli.metrics_http import metrics_for  # noqa: PLC0415
+        from postdesk.runtime import CannotListen  # noqa: PLC0415
+        from postdesk.runtime.metrics_http import metrics_for  # noqa: PLC0415
 
-        with metrics_for(app):
-            run_until_signalled(app)
+        try:
+            with metrics_for(app):
+                run_until_signalled(app)
+        except CannotListen as exc:  # nothing has started yet
+            fail(f"{exc} (change [{exc.section}] listen or stop the other server)")
         return
     now = now or utcnow()
     desk = replace(app.desk, notifier=app.desk.notifier.with_clock(utcnow))

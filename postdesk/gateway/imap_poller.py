@@ -17,6 +17,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from postdesk.errors import PostdeskError, TempFail
@@ -43,12 +44,16 @@ class LeaseLost(Exception):
 
 
 class MailboxPoller:
-    """Polls one mailbox in its own thread; ``run_once`` does one sweep in the caller's thread."""
+    """Polls one mailbox in its own thread; ``run_once`` does one sweep in the caller's thread.
+
+    ``monotonic`` (seconds; the real clock unless a test passes its own) says when the lease is
+    due for renewal; the waits themselves are real (IDLE, backoff, polling)."""
 
     def __init__(self, settings: ImapSettings, intake: Intake, cursors: CursorStore, lease: Lease,
-                 *, lease_ttl: float = 60.0, backoff: tuple[float, float] = (1.0, 60.0)) -> None:
+                 *, lease_ttl: float = 60.0, backoff: tuple[float, float] = (1.0, 60.0),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.intake, self.cursors, self.lease = settings, intake, cursors, lease
-        self.lease_ttl, self.backoff = lease_ttl, backoff
+        self.lease_ttl, self.backoff, self.monotonic = lease_ttl, backoff, monotonic
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease_name = f"imap:{settings.name}"
         self.state = "stopped"  # waiting-lease, connecting, sweeping, idle, polling, backoff
@@ -131,7 +136,7 @@ class MailboxPoller:
         self._stopping.wait(delay)
 
     def _renew(self, when_due: bool = False) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         if when_due and now - self._renewed < self._renew_every:
             return
         if not self.lease.acquire(self.lease_name, self.holder, self.lease_ttl):

@@ -31,13 +31,13 @@ from sqlalchemy.exc import IntegrityError
 
 from postdesk import metrics
 from postdesk.errors import TempFail
-from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
 from postdesk.store.blobs import BlobStore
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import temp_fail_on_outage
+from postdesk.store.priority import WritePriority
 from postdesk.supervision import Supervised, fault_point
 
 log = logging.getLogger("postdesk.intake")

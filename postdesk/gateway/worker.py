@@ -18,14 +18,14 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from postdesk import metrics
 from postdesk.errors import Discard, Disposition, NotYet, Quarantine
 from postdesk.gateway import steps
 from postdesk.gateway.context import LOCALES, Context, Desk, TextReadings
-from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
 from postdesk.store import claims, inbound
@@ -33,6 +33,7 @@ from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
 from postdesk.store.models import Inbound
+from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise
 
@@ -51,9 +52,11 @@ WAIT_FOR_EARLIER_SECONDS = 10.0
 WAIT_POLL_SECONDS = 0.05
 # A running worker renews its own claims this many times per ``claim_timeout_seconds``, and
 # gives back the claims of workers that stopped renewing theirs at least every
-# ``RELEASE_EVERY_SECONDS`` (``recover`` does it at start).
+# ``RELEASE_EVERY_SECONDS`` (``recover`` does it at start). A loop that met a store outage
+# tries again after ``RETRY_PAUSE_SECONDS``.
 RENEWALS_PER_TIMEOUT = 4
 RELEASE_EVERY_SECONDS = 60.0
+RETRY_PAUSE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +84,17 @@ class _Restart(Exception):
 
 
 class Worker:
+    """``clock`` dates claims and outcomes (the wall clock, aware UTC); ``monotonic`` measures
+    durations (progress, commit intervals, waits). Both are the real clocks unless a test passes
+    its own, as the scheduler's sweeps take their ``now``."""
+
     def __init__(self, db: Database, desk: Desk, on_queued=None,
-                 priority: WritePriority | None = None) -> None:
+                 priority: WritePriority | None = None, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.clock = clock
+        self.monotonic = monotonic
         self.desk = desk
         self.settings = desk.settings.worker
         self.holder = claims.holder_name(self)
@@ -91,10 +102,10 @@ class Worker:
         # Only SQLite has one write lock for the whole database to give way on.
         self.priority = priority if db.is_sqlite else None
         self.commit_interval = self.settings.commit_interval_seconds
-        self._released_at = time.monotonic()
+        self._released_at = self.monotonic()
         self._claim_timeout = timedelta(seconds=self.settings.claim_timeout_seconds)
         self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout_seconds / 2)
-        self._alive_at = time.monotonic()  # the last sign of progress (a mail begun, a poll)
+        self._alive_at = self.monotonic()  # the last sign of progress (a mail begun, a poll)
 
     def recover(self) -> int:
         """Give back claims left by crashed workers, and remove the blob files they never
@@ -112,18 +123,18 @@ class Worker:
         another machine's worker may die at any time)."""
         with self.db.session() as session:
             dead = [h for h in inbound.processing_holders(session) if claims.is_dead(h)]
-            released = inbound.release_stale(session, utcnow(), self._claim_timeout, dead,
+            released = inbound.release_stale(session, self.clock(), self._claim_timeout, dead,
                                              keep=self.holder)
         if released:
             log.warning("released %d mails claimed by stopped workers", released)
-        self._released_at = time.monotonic()
+        self._released_at = self.monotonic()
         return released
 
     def renew_claims(self) -> int:
         """Date this worker's unfinished claims now (``run`` does it from a thread of its own,
         ``RENEWALS_PER_TIMEOUT`` times per claim timeout, while the worker makes progress)."""
         with self.db.session() as session:
-            return inbound.renew_claims(session, self.holder, utcnow(),
+            return inbound.renew_claims(session, self.holder, self.clock(),
                                         postgres=not self.db.is_sqlite)
 
     def _keep_claims(self, halt: threading.Event) -> None:
@@ -133,7 +144,7 @@ class Worker:
         timeout = self.settings.claim_timeout_seconds
         stuck = False
         while not halt.wait(timeout / RENEWALS_PER_TIMEOUT):
-            if time.monotonic() - self._alive_at > timeout:
+            if self.monotonic() - self._alive_at > timeout:
                 if not stuck:
                     log.warning("no progress for %.0f s; this worker's claims are no longer "
                                 "renewed, so other workers can take its mails", timeout)
@@ -161,7 +172,7 @@ class Worker:
         (``NotYet``): it is processed after the rest of the batch, once they are done.
         """
         with self.db.session() as session:
-            rows = inbound.claim(session, self.holder, self.settings.batch_size, utcnow(),
+            rows = inbound.claim(session, self.holder, self.settings.batch_size, self.clock(),
                                  postgres=not self.db.is_sqlite)
         try:
             batch = _Batch(self._prepare(rows))
@@ -227,7 +238,7 @@ class Worker:
         if self.priority is not None:
             self.priority.give_way()
             writing = self.priority.writing()
-        began = time.monotonic()
+        began = self.monotonic()
         done = 0
         with writing, self.db.session() as session:
             for row in rows:
@@ -236,7 +247,7 @@ class Worker:
                 except _Restart:
                     break
                 done += 1
-                if time.monotonic() - began >= self.commit_interval or \
+                if self.monotonic() - began >= self.commit_interval or \
                         (self.priority is not None and self.priority.wanted()):
                     break
         return done
@@ -246,7 +257,7 @@ class Worker:
             self._finish_failed(session, row, "worker", f"processing did not finish after "
                                 f"{row.attempts - 1} attempts (the worker stopped each time)")
             return
-        self._alive_at = started = time.monotonic()
+        self._alive_at = started = self.monotonic()
         step = "load"
         savepoint = session.begin_nested()
         try:
@@ -283,7 +294,7 @@ class Worker:
             savepoint.rollback()
             self._finish_failed(session, row, step, _describe(exc))
         batch.prepared.pop(row.id, None)
-        metrics.processing_took(time.monotonic() - started)
+        metrics.processing_took(self.monotonic() - started)
 
     def _context(self, session, row: Inbound, batch: _Batch) -> Context:
         envelope = Envelope(row.mail_from, tuple(_json_list(row.rcpt_tos)), row.source, row.peer)
@@ -296,28 +307,28 @@ class Worker:
                 session, row.id)
         if prepared is not None:
             return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
-                           raw=prepared.raw, now=utcnow(), mail=prepared.mail,
+                           raw=prepared.raw, now=self.clock(), mail=prepared.mail,
                            readings=prepared.readings, earlier_pending=earlier_pending)
         raw = inbound.raw_of(row, self.desk.blobs, session)
         return Context(session=session, desk=self.desk, inbound=row, envelope=envelope,
-                       raw=raw, now=utcnow(), earlier_pending=earlier_pending)
+                       raw=raw, now=self.clock(), earlier_pending=earlier_pending)
 
     def _earlier_elsewhere(self, session, inbound_id: int) -> bool:
         """Another live worker (a claim younger than the claim timeout) holds earlier mail."""
         return inbound.earlier_elsewhere(session, inbound_id, self.holder,
-                                         utcnow() - self._claim_timeout)
+                                         self.clock() - self._claim_timeout)
 
     def _wait_for_earlier(self, inbound_id: int) -> None:
         """Wait until no other worker holds mail stored before ``inbound_id``, at most
         ``WAIT_FOR_EARLIER_SECONDS`` (a worker that died keeps its claims until they time out:
         the waiting mails are then processed as they are)."""
-        deadline = time.monotonic() + WAIT_FOR_EARLIER_SECONDS
+        deadline = self.monotonic() + WAIT_FOR_EARLIER_SECONDS
         while True:
-            self._alive_at = time.monotonic()
+            self._alive_at = self.monotonic()
             with self.db.reader() as session:
                 if not self._earlier_elsewhere(session, inbound_id):
                     return
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 log.warning("earlier mail is still claimed by another worker after %.0f s; "
                             "processing the mails that waited for it", WAIT_FOR_EARLIER_SECONDS)
                 return
@@ -338,7 +349,7 @@ class Worker:
     def _finish_disposition(self, session, row: Inbound, disposition: Disposition,
                             step: str) -> None:
         status = inbound.DISCARDED if isinstance(disposition, Discard) else inbound.QUARANTINED
-        if self._end(session, row.id, status, utcnow(), outcome=disposition.reason,
+        if self._end(session, row.id, status, self.clock(), outcome=disposition.reason,
                      step=step if isinstance(disposition, Quarantine) else None,
                      error=disposition.reason if status == inbound.QUARANTINED else None):
             log.info("%s inbound=%s at %s: %s", status, row.id, step, disposition.reason,
@@ -346,7 +357,7 @@ class Worker:
             metrics.processed("duplicate" if status == inbound.DISCARDED else "quarantined")
 
     def _finish_failed(self, session, row: Inbound, step: str, error: str) -> None:
-        if self._end(session, row.id, inbound.QUARANTINED, utcnow(), step=step,
+        if self._end(session, row.id, inbound.QUARANTINED, self.clock(), step=step,
                      error=f"{error} (attempt {row.attempts})",
                      outcome=f"quarantined at step {step}"):
             log.error("quarantined inbound=%s at step %s (attempt %s): %s",
@@ -392,14 +403,14 @@ class Worker:
         try:
             while not stop.is_set():
                 wake.clear()  # before looking: a mail stored from now on wakes the next wait
-                self._alive_at = time.monotonic()
+                self._alive_at = self.monotonic()
                 try:
-                    if time.monotonic() - self._released_at >= self._release_every:
+                    if self.monotonic() - self._released_at >= self._release_every:
                         self.release_stale_claims()
                     busy = self.process_batch()
                 except Exception:  # noqa: BLE001 - survive outages; the mail stays queued
                     log.exception("worker cycle failed; retrying")
-                    stop.wait(2.0)
+                    stop.wait(RETRY_PAUSE_SECONDS)
                     busy = 0
                 if busy:
                     fault_point("worker")
@@ -421,7 +432,7 @@ class Worker:
                     raise
                 log.warning("worker start-up: store unavailable, retrying: %s",
                             str(exc).splitlines()[0][:300])
-                stop.wait(2.0)
+                stop.wait(RETRY_PAUSE_SECONDS)
 
     def _give_back_own(self) -> None:
         """At the start of ``run``, this worker holds nothing: claims under its name are left

@@ -17,7 +17,8 @@ import json
 import logging
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from postdesk import metrics
 from postdesk.config import OutboundSettings
@@ -38,18 +39,19 @@ MARK_SENT_WITHIN_SECONDS = 1.0
 class _Delivered:
     """The rows of a batch delivered and not yet marked sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float]) -> None:
         self.ids: list[int] = []
         self.since = 0.0
+        self.monotonic = monotonic
 
     def add(self, outbox_id: int) -> None:
         if not self.ids:
-            self.since = time.monotonic()
+            self.since = self.monotonic()
         self.ids.append(outbox_id)
 
     def due(self) -> bool:
         return len(self.ids) >= MARK_SENT_EVERY or (
-            bool(self.ids) and time.monotonic() - self.since >= MARK_SENT_WITHIN_SECONDS)
+            bool(self.ids) and self.monotonic() - self.since >= MARK_SENT_WITHIN_SECONDS)
 
     def take(self) -> list[int]:
         ids, self.ids = self.ids, []
@@ -57,8 +59,16 @@ class _Delivered:
 
 
 class Sender:
-    def __init__(self, db: Database, transport, settings: OutboundSettings, batch: int = 50) -> None:
+    """``clock`` dates what the sender writes (due, retry and sent times: the wall clock, aware
+    UTC); ``monotonic`` measures how long delivered rows have waited to be marked sent. Both
+    are the real clocks unless a test passes its own."""
+
+    def __init__(self, db: Database, transport, settings: OutboundSettings, batch: int = 50, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.clock = clock
+        self.monotonic = monotonic
         self.transport = transport
         self.settings = settings
         self.batch = batch
@@ -66,13 +76,13 @@ class Sender:
 
     def send_due(self, now=None) -> int:
         """Deliver one batch of due rows; returns how many were attempted."""
-        now = now or utcnow()
+        now = now or self.clock()
         with self.db.session() as session:
             dead = [h for h in outbox.sending_holders(session) if claims.is_dead(h)]
             outbox.release_stale(session, now, timedelta(minutes=10), dead)
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
-        delivered = _Delivered()
+        delivered = _Delivered(self.monotonic)
         try:
             for index, row in enumerate(rows):  # one relay connection for the batch
                 if delivered.due():
@@ -135,7 +145,7 @@ class Sender:
         """Mark the delivered rows sent, in one transaction."""
         if ids:
             with self.db.session() as session:
-                outbox.mark_sent(session, ids, utcnow())
+                outbox.mark_sent(session, ids, self.clock())
 
     def _retry(self, row, error: str) -> None:
         if row.attempts >= self.settings.max_attempts:
@@ -144,7 +154,7 @@ class Sender:
         delay = min(self.settings.retry_base_seconds * 2 ** (row.attempts - 1),
                     self.settings.retry_max_seconds)
         with self.db.session() as session:
-            outbox.mark_retry(session, row.id, utcnow() + timedelta(seconds=delay), error)
+            outbox.mark_retry(session, row.id, self.clock() + timedelta(seconds=delay), error)
         log.warning("deferred outbox=%s attempt=%s retry_in=%.0fs: %s",
                     row.id, row.attempts, delay, error)
 

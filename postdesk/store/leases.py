@@ -8,7 +8,8 @@ over once the holder stops renewing. Cursors are ``(UIDVALIDITY, last UID)`` per
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,12 +20,16 @@ from postdesk.store.models import ImapCursor, Lease
 
 
 class StoreLeases:
-    def __init__(self, db: Database) -> None:
+    """Leases dated by ``clock`` (the wall clock, aware UTC, unless a test passes its own):
+    every process sharing the database compares the expiry it wrote with its own clock."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        self.clock = clock
 
     def acquire(self, name: str, holder: str, ttl_seconds: float) -> bool:
         """Take or renew ``name`` for ``holder``; False while another live holder has it."""
-        now = utcnow()
+        now = self.clock()
         insert = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(Lease)
         statement = insert.values(name=name, holder=holder,
                                   expires_at=now + timedelta(seconds=ttl_seconds))
@@ -47,8 +52,9 @@ class StoreLeases:
 
 
 class StoreCursors:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
+        self.clock = clock
 
     def load_cursor(self, mailbox: str, folder: str) -> tuple[int, int] | None:
         with self.db.reader() as session:
@@ -60,6 +66,6 @@ class StoreCursors:
             row = session.get(ImapCursor, (mailbox, folder))
             if row is None:
                 session.add(ImapCursor(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity,
-                                       last_uid=last_uid, updated_at=utcnow()))
+                                       last_uid=last_uid, updated_at=self.clock()))
             else:
-                row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, utcnow()
+                row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, self.clock()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from postdesk import config
 from postdesk.cli import cli
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from tests.conftest import write_config
 from tests.helpers import make_mail
 

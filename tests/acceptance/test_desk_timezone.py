@@ -19,7 +19,7 @@ import pytest
 
 from postdesk import config
 from postdesk.desk import transitions
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import outbox, tickets
 from tests.conftest import write_config
 from tests.helpers import make_mail

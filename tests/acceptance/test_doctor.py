@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from postdesk import config
 from postdesk.cli import cli
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import template_versions
 from tests.conftest import write_config
 from tests.faults.support import Sink, free_port

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from postdesk import config
 from postdesk.cli import cli
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store.clock import utcnow
 from postdesk.store.models import Inbound, Outbox
 from tests.conftest import write_config

@@ -13,7 +13,7 @@ import pytest
 
 from postdesk import config
 from postdesk.desk import transitions
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import tickets
 from postdesk.store.clock import utcnow
 from tests.conftest import write_config

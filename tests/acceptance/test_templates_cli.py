@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from postdesk import config
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from tests.conftest import write_config
 from tests.helpers import make_mail, run_cli
 

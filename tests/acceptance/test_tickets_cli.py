@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from postdesk import config
-from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
+from postdesk.runtime.app import App
 from tests.conftest import write_config
 from tests.helpers import make_mail
 

@@ -31,7 +31,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from postdesk import config
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 from tests.conftest import write_config

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from postdesk import config
-from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
 from postdesk.mail.tags import TagFormat
+from postdesk.runtime.app import App
 from postdesk.store import inbound, tickets
 from tests.faults.nasties import NASTIES
 from tests.faults.support import desk_config, figures, peak_rss_growth, sqlite_app

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from postdesk import config
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.store import migrate
 from postdesk.store import template_versions as versions
 from postdesk.store.clock import utcnow

@@ -15,31 +15,33 @@ Each worker here is its own ``App``, so its own engine, connections and claim ho
 - a running worker keeps its claims past the claim timeout, a stuck or dead one loses them,
   and a worker that lost a claim leaves the mail to the one that took it.
 
-Most tests hold a worker at a chosen point, so the race they show happens every time; the
-last lets three workers run free on a queue built to collide.
+Most tests hold a worker at a chosen point, and let it go only once the other worker is seen
+waiting for it (a lock wait, or the wait for earlier mail), so the race they show happens every
+time; the claim-timeout tests move an injected clock instead of sleeping through the timeout;
+the last lets three workers run free on a queue built to collide.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from postdesk.gateway import steps
+from postdesk.gateway.worker import Worker
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.models import Contact, Message
+from tests.clocks import Clock
 from tests.helpers import make_mail, wait_until
 from tests.integration import test_agents as agents_test
 
 SMTP = Envelope("customer@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
-HOLD = 0.6  # seconds a worker is held at its chosen point while the other one runs
 
 
 def statuses(app) -> dict[str, int]:
@@ -98,12 +100,37 @@ def failures_of(*runs: tuple[threading.Thread, list]) -> list:
     return [failure for _, failures in runs for failure in failures]
 
 
+def watch_for_a_wait(app):
+    """A function that returns once ``app``'s worker waits for another worker's transaction:
+    on PostgreSQL a session of ``app``'s database waiting for a lock; on SQLite the worker's
+    ``BEGIN IMMEDIATE`` sent while the other holds the single write lock (it cannot return
+    before that one commits)."""
+    if not app.db.is_sqlite:
+        def lock_waits() -> int:
+            with app.db.reader() as session:
+                return session.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"))
+
+        return lambda: wait_until(lock_waits, 30, "a lock wait", every=0.01)
+    began = threading.Event()
+
+    def before(conn, cursor, statement, *args) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            began.set()
+
+    event.listen(app.db.engine, "before_cursor_execute", before)
+    return lambda: began.wait(30) or pytest.fail("the second worker never began to write")
+
+
 def second_while_first_holds(first, second) -> None:
     """``first``'s worker writes its first mail and is held before its commit while
-    ``second``'s worker takes the next batch; then both finish, without an error."""
+    ``second``'s worker takes the next batch and waits for it; then both finish, without an
+    error."""
     gate, first_run = start_held(first, "_finish")
+    waiting = watch_for_a_wait(second)
     second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
+    waiting()
     gate.set()
     assert failures_of(first_run, second_run) == []
 
@@ -121,9 +148,13 @@ def test_a_follow_up_waits_for_the_mail_it_answers_when_another_worker_has_it(ma
          SMTP)])
     # The first worker claims the invoice mail and is held before processing it...
     gate, first_run = start_held(first, "_prepare")
-    # ... while the second takes the follow-up, which names a mail no ticket has yet.
-    second_run = in_thread(second.worker().process_batch)
-    time.sleep(HOLD)
+    # ... while the second takes the follow-up, which names a mail no ticket has yet: it
+    # puts it aside and waits for the earlier mail.
+    follower, waits = second.worker(), threading.Event()
+    wait_for_earlier = follower._wait_for_earlier
+    follower._wait_for_earlier = lambda inbound_id: waits.set() or wait_for_earlier(inbound_id)
+    second_run = in_thread(follower.process_batch)
+    assert waits.wait(30), "the follow-up did not wait for the mail it answers"
     with second.db.reader() as session:
         assert tickets.count(session) == 0, "the follow-up opened a ticket of its own"
     gate.set()
@@ -252,10 +283,21 @@ def test_a_worker_that_stops_gives_back_its_own_claims_only(make_app, monkeypatc
     assert holders == ["elsewhere:1:1"]
 
 
-def run_in_thread(worker) -> tuple[threading.Event, tuple[threading.Thread, list]]:
-    """``worker.run`` in a thread, as ``serve`` runs it; set the event returned to stop it."""
-    stop, wake = threading.Event(), threading.Event()
-    run = in_thread(lambda: worker.run(stop, wake))
+class Stop:
+    """Stops a running worker: its stop event, and its doorbell so it does not wait a poll."""
+
+    def __init__(self) -> None:
+        self.stop, self.wake = threading.Event(), threading.Event()
+
+    def set(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+
+def run_in_thread(worker) -> tuple[Stop, tuple[threading.Thread, list]]:
+    """``worker.run`` in a thread, as ``serve`` runs it; ``set`` what is returned to stop it."""
+    stop = Stop()
+    run = in_thread(lambda: worker.run(stop.stop, stop.wake))
     return stop, run
 
 
@@ -265,49 +307,71 @@ def claimed_by(app, holder: str) -> int:
                               .where(inbound.Inbound.claimed_by == holder))
 
 
+def claims_dated(app, holder: str, when) -> int:
+    """How many of ``holder``'s unfinished claims were taken or renewed at ``when``."""
+    with app.db.reader() as session:
+        return session.scalar(select(func.count()).select_from(inbound.Inbound).where(
+            inbound.Inbound.status == "processing", inbound.Inbound.claimed_by == holder,
+            inbound.Inbound.claimed_at == when))
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_live_worker_keeps_its_claims_past_the_claim_timeout(make_app, monkeypatch):
     """A running worker renews its claims four times per claim timeout, from a thread of its
     own, while it makes progress: its batch outlasts the timeout, yet only the claim nobody
-    renews (a worker that died on another machine) is given back. (On SQLite one worker
-    writes at a time: nobody else could take its mails anyway.)"""
+    renews (a worker that died on another machine) is given back. The workers' clock moves 1.3
+    claim timeouts while the first mail of the batch runs; no time passes on the worker's
+    measure of progress (a mail began just now). (On SQLite one worker writes at a time:
+    nobody else could take its mails anyway.)"""
     config = "[worker]\nbatch_size = 3\nclaim_timeout_seconds = 1\n"
     slow, other = make_app(config), make_app(config)
+    clock = Clock()
     slow.intake().store_many([(make_mail(sender=f"c{i}@firm.example", subject=f"Request {i}"),
                                SMTP) for i in range(4)])
     with slow.db.session() as session:  # a worker on another machine takes the last, and dies
-        inbound.claim(session, "elsewhere:1:1", 1, utcnow(), postgres=True)
-    record = steps.REGISTRY["record"]
+        inbound.claim(session, "elsewhere:1:1", 1, clock.now(), postgres=True)
+    record, gate, reached = steps.REGISTRY["record"], threading.Event(), threading.Event()
 
-    def slow_record(ctx):  # each mail takes 0.6 s: the batch of three, 1.8 s
-        time.sleep(0.6)
+    def slow_record(ctx):  # the batch's first mail runs until the test lets it go
+        if not gate.is_set():
+            reached.set()
+            assert gate.wait(30)
         record(ctx)
 
     monkeypatch.setitem(steps.REGISTRY, "record", slow_record)
-    worker = slow.worker()
+    worker = Worker(slow.db, slow.desk, clock=clock.now, monotonic=clock.monotonic)
     stop, run = run_in_thread(worker)
     try:
-        wait_until(lambda: claimed_by(slow, worker.holder) == 3, 30, "three claims", every=0.02)
-        time.sleep(1.3)  # the batch was claimed 1.3 claim timeouts ago, and still runs
-        other.worker().release_stale_claims()  # if the slow worker's own look has not yet
+        assert reached.wait(30)
+        assert claimed_by(slow, worker.holder) == 3
+        clock.advance(1.3, monotonic=False)  # the batch was claimed 1.3 claim timeouts ago
+        wait_until(lambda: claims_dated(slow, worker.holder, clock.now()) == 3, 30,
+                   "the running worker's renewal", every=0.02)
+        Worker(other.db, other.desk, clock=clock.now).release_stale_claims()
         assert claimed_by(slow, "elsewhere:1:1") == 0
-        assert claimed_by(slow, worker.holder) >= 1
+        assert claimed_by(slow, worker.holder) == 3
+        gate.set()
         wait_until(lambda: statuses(slow) == {"processed": 4}, 30, "four processed mails",
                    every=0.02)
     finally:
+        gate.set()
         stop.set()
     assert failures_of(run) == []
 
 
 def test_a_worker_stuck_on_a_mail_lets_its_claims_go(make_app, caplog):
     """No mail begun for a whole claim timeout: the worker stops renewing, and another worker
-    takes its mails (the stuck one can no longer finish them, see the next test)."""
+    takes its mails (the stuck one can no longer finish them, see the next test). The clock
+    moves 2.5 claim timeouts: first the worker's measure of progress, then (once it has
+    given up renewing) the wall clock the claims are dated by."""
     caplog.set_level(logging.WARNING, logger="postdesk.worker")
     config = "[worker]\nbatch_size = 1\nclaim_timeout_seconds = 1\n"
     stuck, other = make_app(config), make_app(config)
+    clock = Clock()
     stuck.intake().store_many([(make_mail(sender="dana@firm.example", subject="Printer"),
                                 SMTP)])
-    worker, gate, reached = stuck.worker(), threading.Event(), threading.Event()
+    worker = Worker(stuck.db, stuck.desk, clock=clock.now, monotonic=clock.monotonic)
+    gate, reached = threading.Event(), threading.Event()
     prepare = worker._prepare
 
     def held(rows):  # claimed, then stuck before its first mail
@@ -319,15 +383,19 @@ def test_a_worker_stuck_on_a_mail_lets_its_claims_go(make_app, caplog):
     stop, run = run_in_thread(worker)
     try:
         assert reached.wait(30)
-        time.sleep(2.5)
-        assert other.worker().release_stale_claims() == 1
-        assert other.worker().process_until_idle() == 1
+        assert claimed_by(stuck, worker.holder) == 1
+        clock.advance(2.5, wall=False)
+        wait_until(lambda: "this worker's claims are no longer renewed" in caplog.text, 30,
+                   "the stuck worker to stop renewing", every=0.02)
+        clock.advance(2.5, monotonic=False)
+        taker = Worker(other.db, other.desk, clock=clock.now)
+        assert taker.release_stale_claims() == 1
+        assert taker.process_until_idle() == 1
     finally:
         gate.set()
         stop.set()
     assert failures_of(run) == []
     assert statuses(stuck) == {"processed": 1}
-    assert "this worker's claims are no longer renewed" in caplog.text
 
 
 def test_a_worker_that_lost_its_claim_leaves_the_mail_to_the_one_that_took_it(make_app,

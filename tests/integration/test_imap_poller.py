@@ -26,6 +26,7 @@ from postdesk.errors import TempFail
 from postdesk.gateway import imap
 from postdesk.gateway.imap import check_mailbox, connect
 from postdesk.gateway.imap_poller import MailboxPoller
+from tests.clocks import Clock
 from tests.dovecot import PASSWORD, Dovecot
 
 pytestmark = pytest.mark.dovecot
@@ -94,15 +95,15 @@ class MemoryCursors:
 
 
 class MemoryLease:
-    def __init__(self) -> None:
-        self.lock, self.leases = threading.Lock(), {}
+    def __init__(self, clock=time.monotonic) -> None:
+        self.lock, self.leases, self.clock = threading.Lock(), {}, clock
 
     def acquire(self, name: str, holder: str, ttl_seconds: float) -> bool:
         with self.lock:
             current, expires = self.leases.get(name, (None, 0.0))
-            if current not in (None, holder) and expires > time.monotonic():
+            if current not in (None, holder) and expires > self.clock():
                 return False
-            self.leases[name] = (holder, time.monotonic() + ttl_seconds)
+            self.leases[name] = (holder, self.clock() + ttl_seconds)
             return True
 
     def release(self, name: str, holder: str) -> None:
@@ -178,12 +179,14 @@ def make(dovecot, user):
     """Builds pollers for this test's mailbox with fast timings; stops them all at the end."""
     made = []
 
-    def build(intake=None, cursors=None, lease=None, *, lease_ttl=3.0, **options):
+    def build(intake=None, cursors=None, lease=None, *, lease_ttl=3.0,
+              monotonic=time.monotonic, **options):
         settings = ImapSettings(**{"name": user, "host": dovecot.host, "port": dovecot.port,
                                    "security": "none", "username": user,
                                    "password_env": PASSWORD_ENV, **options})
         poller = MailboxPoller(settings, intake or MemoryIntake(), cursors or MemoryCursors(),
-                               lease or MemoryLease(), lease_ttl=lease_ttl, backoff=(0.05, 0.5))
+                               lease or MemoryLease(), lease_ttl=lease_ttl, backoff=(0.05, 0.5),
+                               monotonic=monotonic)
         made.append(poller)
         return poller
 
@@ -364,10 +367,13 @@ def test_mail_in_sent_is_stored_as_agent_mail(dovecot, user, make):
 
 
 def test_one_process_polls_a_mailbox_and_another_takes_over_when_it_dies(dovecot, user, make):
-    intake, cursors, lease = MemoryIntake(), MemoryCursors(), MemoryLease()
+    """The lease's clock is the test's: it moves past the dead holder's ttl at once."""
+    clock = Clock()
+    intake, cursors, lease = MemoryIntake(), MemoryCursors(), MemoryLease(clock.monotonic)
     first, second = Counting(intake), Counting(intake)
-    doomed = make(first, cursors, DiesWithoutRelease(lease), lease_ttl=1.5)
-    heir = make(second, cursors, lease, lease_ttl=1.5)
+    doomed = make(first, cursors, DiesWithoutRelease(lease), lease_ttl=1.5,
+                  monotonic=clock.monotonic)
+    heir = make(second, cursors, lease, lease_ttl=1.5, monotonic=clock.monotonic)
     doomed.start()
     assert wait_until(lambda: doomed.state == "idle")
     heir.start()
@@ -376,10 +382,12 @@ def test_one_process_polls_a_mailbox_and_another_takes_over_when_it_dies(dovecot
     assert intake.wait_for(1, timeout=3) and (first.count, second.count) == (1, 0)
     assert heir.run_once() == {}
     doomed.stop()
+    assert heir.run_once() == {}  # the dead holder's lease has not expired yet
+    clock.advance(1.5)
     started = time.monotonic()
     dovecot.append(user, "INBOX", [mail(2)])
     assert intake.wait_for(2, timeout=5)
-    print(f"takeover after {time.monotonic() - started:.2f}s (ttl 1.5s)")
+    print(f"takeover {time.monotonic() - started:.2f}s after the ttl ran out")
     assert (first.count, second.count) == (1, 1)
 
 

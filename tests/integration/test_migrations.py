@@ -12,8 +12,8 @@ import email.policy
 import sqlite3
 
 from postdesk import config
-from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
+from postdesk.runtime.app import App
 from postdesk.store import migrate
 from postdesk.store.db import Database
 from tests.conftest import write_config

@@ -30,7 +30,7 @@ SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1"
 @pytest.fixture
 def app(tmp_path, sqlite_url):
     from postdesk import config  # noqa: PLC0415
-    from postdesk.cli.app import App  # noqa: PLC0415
+    from postdesk.runtime.app import App  # noqa: PLC0415
 
     built = App(config.load(write_config(tmp_path, sqlite_url), environ={}))
     yield built

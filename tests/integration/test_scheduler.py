@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 
 from postdesk import config
 from postdesk.desk import surveys, transitions
-from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
+from postdesk.runtime.app import App
 from postdesk.scheduler import daemon
 from postdesk.scheduler.sweeps import run_sweeps
 from postdesk.store import outbox, tickets
@@ -268,7 +268,7 @@ RACER = """
 import json, sys, time
 from datetime import datetime
 from postdesk import config
-from postdesk.cli.app import App
+from postdesk.runtime.app import App
 from postdesk.scheduler.sweeps import run_sweeps
 from postdesk.store.clock import as_utc
 app = App(config.load(sys.argv[1], environ={}))

@@ -19,11 +19,13 @@ from aiosmtpd.controller import Controller
 
 from postdesk.config import OutboundSettings
 from postdesk.notify import transports
+from postdesk.mail.envelope import Envelope
+from postdesk.notify.sender import Sender
 from postdesk.notify.transports import SmtpTransport
 from postdesk.store import outbox
-from postdesk.store.clock import utcnow
+from postdesk.store.clock import as_utc, utcnow
+from tests.clocks import Clock
 from tests.helpers import make_mail
-from postdesk.mail.envelope import Envelope
 
 
 class Relay:
@@ -111,21 +113,25 @@ def test_temporary_failure_backs_off_then_delivers_the_same_mail(make_app, relay
                    "retry_base_seconds = 60\n")
     app.intake().store(make_mail(), Envelope("alice@example.com", ("support@desk.test",), "smtp"))
     app.worker().process_until_idle()
-    sender = app.sender()
+    clock = Clock()
+    sender = Sender(app.db, app.sender().transport, app.settings.outbound, clock=clock.now)
     relay.answer = "451 4.3.0 try later"
     assert sender.send_due() == 1
     with app.db.reader() as session:
         [row] = outbox.listing(session)
     assert row.status == "queued" and row.attempts == 1 and "451" in row.last_error
-    assert row.next_attempt_at > utcnow() + timedelta(seconds=50)
+    assert as_utc(row.next_attempt_at) == clock.now() + timedelta(seconds=60)
+    clock.advance(59)
     assert sender.send_due() == 0  # not due yet
     relay.answer = "250 OK"
-    assert sender.send_due(now=utcnow() + timedelta(seconds=61)) == 1
+    clock.advance(2)
+    assert sender.send_due() == 1
     [delivered] = relay.received
     assert email.message_from_bytes(delivered, policy=email.policy.default)["Message-ID"] == \
         row.message_id
     with app.db.reader() as session:
-        assert outbox.listing(session)[0].status == "sent"
+        [sent] = outbox.listing(session)
+    assert sent.status == "sent" and as_utc(sent.sent_at) == clock.now()
 
 
 def test_permanent_failure_is_failed_and_can_be_retried(make_app, relay):
@@ -269,26 +275,32 @@ def statuses(app) -> Counter:
         return Counter(row.status for row in outbox.listing(session))
 
 
-@pytest.mark.parametrize("every, within, expected", [
-    (10, 3600, [0] * 10 + [10] * 10 + [20] * 5),  # ten at a time
-    (1000, 0, list(range(25))),  # or once the first waiting row has waited long enough
+@pytest.mark.parametrize("every, within, tick, expected", [
+    (10, 3600, 0, [0] * 10 + [10] * 10 + [20] * 5),  # ten at a time
+    # or once the first waiting row has waited a second: each delivery takes 0.4 s here, so
+    # the first of every four has waited 1.2 s when the fifth comes
+    (1000, 1.0, 0.4, [0] * 4 + [4] * 4 + [8] * 4 + [12] * 4 + [16] * 4 + [20] * 4 + [24]),
 ], ids=["count", "time"])
 def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkeypatch, every,
-                                                         within, expected):
+                                                         within, tick, expected):
     """One transaction marks ``MARK_SENT_EVERY`` delivered rows, or those delivered within
     ``MARK_SENT_WITHIN_SECONDS``, so a sender killed at any moment sends at most that many
-    again (each with its Message-ID, which clients dedupe)."""
+    again (each with its Message-ID, which clients dedupe). The sender's monotonic clock is
+    the test's: it moves ``tick`` seconds per delivery."""
     from postdesk.notify import sender as sender_module
 
     monkeypatch.setattr(sender_module, "MARK_SENT_EVERY", every)
     monkeypatch.setattr(sender_module, "MARK_SENT_WITHIN_SECONDS", within)
     app = relay_app(make_app, relay)
     acknowledgements(app, 25)
-    sender = app.sender()
+    clock = Clock()
+    sender = Sender(app.db, app.sender().transport, app.settings.outbound,
+                    monotonic=clock.monotonic)
     deliver, marked_before = sender.transport.deliver, []
 
     def watched(*args):
         marked_before.append(statuses(app)["sent"])  # what a kill right now would keep
+        clock.advance(tick)
         return deliver(*args)
 
     sender.transport.deliver = watched

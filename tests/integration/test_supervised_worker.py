@@ -49,6 +49,9 @@ def test_a_restarted_worker_gives_back_what_it_held_when_it_died(make_app):
 
 
 def test_a_store_outage_at_start_is_waited_out(make_app, monkeypatch):
+    from postdesk.gateway import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "RETRY_PAUSE_SECONDS", 0.01)  # not 2 s
     app = make_app("[worker]\npoll_seconds = 0.1\n")
     app.intake().store(make_mail(), SMTP)
     worker = app.worker()

@@ -1,10 +1,10 @@
-"""The worker's cross-process wake-up (``cli/processing.py``): a pipe, robust to a dead reader."""
+"""The worker's cross-process wake-up (``runtime/processing.py``): a pipe, robust to a dead reader."""
 
 from __future__ import annotations
 
 import multiprocessing
 
-from postdesk.cli.processing import Doorbell, ring
+from postdesk.runtime.processing import Doorbell, ring
 
 
 def test_a_ring_wakes_the_waiter_once_cleared():

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from postdesk import config
-from postdesk.cli.logs import JsonFormatter, formatter
 from postdesk.errors import ConfigError
+from postdesk.runtime.logs import JsonFormatter, formatter
 
 
 def sha8(address: str) -> str:

@@ -42,9 +42,10 @@ def test_ingest_imports_only_what_it_needs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "stored inbound 1" in result.stderr
     loaded = set(result.stdout.split())
-    commands = {name for name in loaded if name.startswith("postdesk.cli.")}
-    assert commands == {"postdesk.cli.app", "postdesk.cli.commands", "postdesk.cli.logs",
-                        "postdesk.cli.output"}
+    commands = {name for name in loaded
+                if name.startswith(("postdesk.cli.", "postdesk.runtime."))}
+    assert commands == {"postdesk.cli.commands", "postdesk.cli.output", "postdesk.runtime.app",
+                        "postdesk.runtime.logs"}
     for heavy in ("jinja2", "mailparser", "aiosmtpd", "alembic", "apscheduler", "imapclient"):
         assert heavy not in loaded
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from postdesk.cli.logs import RedactingFormatter, pseudonym, redact
+from postdesk.runtime.logs import RedactingFormatter, pseudonym, redact
 
 
 def sha8(address: str) -> str:

@@ -12,9 +12,9 @@ from prometheus_client import REGISTRY
 from wsgiref.util import setup_testing_defaults
 
 from postdesk import metrics
-from postdesk.cli.metrics_http import Health, HealthApp, StoreCollector, dead_parts
 from postdesk.gateway.worker import outcome_of
 from postdesk.mail.envelope import Envelope
+from postdesk.runtime.metrics_http import Health, HealthApp, StoreCollector, dead_parts
 from postdesk.store.gauges import StoreGauges
 from postdesk.supervision import Supervised
 from tests.helpers import make_mail
@@ -151,7 +151,7 @@ def test_health_answers_name_what_is_dead(monkeypatch):
     health = Health(db=None)
     health.add("smtp", lambda: True)
     health.add("processing", lambda: False)
-    monkeypatch.setattr("postdesk.cli.metrics_http.part_samples", lambda: [
+    monkeypatch.setattr("postdesk.runtime.metrics_http.part_samples", lambda: [
         SimpleNamespace(labels={"part": "worker", "pid": "7"}, value=0)])
     monkeypatch.setattr(health, "not_ready", lambda: "the store does not answer: refused")
     app = HealthApp(health, REGISTRY)

@@ -1,11 +1,11 @@
-"""The edge's right of way to SQLite's write lock (``gateway/priority.py``), with threads."""
+"""The edge's right of way to SQLite's write lock (``store/priority.py``), with threads."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from postdesk.gateway.priority import WritePriority
+from postdesk.store.priority import WritePriority
 
 
 def test_the_edge_waits_for_the_worker_to_commit_and_not_longer():

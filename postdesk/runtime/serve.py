@@ -3,7 +3,7 @@ SIGTERM/SIGINT.
 
 The asyncio loop owns the SMTP server; the intake's group-commit writer and one IMAP poller per
 ``[[imap]]`` mailbox run in threads beside it. The worker, the sender and the scheduler's sweeps
-run in a second process (``[worker] separate_process``, see :mod:`postdesk.cli.processing`) so
+run in a second process (``[worker] separate_process``, see :mod:`postdesk.runtime.processing`) so
 that processing never holds the interpreter lock the SMTP edge needs; with the setting off they
 are threads of this process. On PostgreSQL, ``[worker] processes`` runs more worker processes
 beside it, for the cores a single interpreter cannot use. Parts wake each other through events
@@ -15,55 +15,44 @@ commit, the worker and sender finish their current mail, and the process exits 0
 The SMTP address is taken first: a port in use ends ``serve`` at once (exit 1, one line),
 before any child or thread has started. Each long-lived thread is supervised
 (:mod:`postdesk.supervision`): started again when it dies, or the process ends with exit 70
-when it keeps dying.
+when it keeps dying (:mod:`postdesk.runtime.parts`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
 import threading
 
-from postdesk.cli.app import App
 from postdesk.config import startup_warnings
 from postdesk.gateway.intake import GroupCommitter
-from postdesk.gateway.priority import WritePriority
 from postdesk.gateway.smtp import SmtpGateway
-from postdesk.supervision import supervise
+from postdesk.runtime import CannotListen
+from postdesk.runtime.app import App
+from postdesk.runtime.parts import Parts, freeze_startup_heap
+from postdesk.store.priority import WritePriority
 
 log = logging.getLogger("postdesk.serve")
 
 
-class CannotListen(Exception):
-    """The SMTP/LMTP (or metrics) address cannot be taken (in use, not ours, no permission)."""
-
-    def __init__(self, message: str, section: str = "smtp") -> None:
-        super().__init__(message)
-        self.section = section
-
-
 class Services:
-    """The long-running parts of one process, started and stopped together."""
+    """The long-running parts of the ``serve`` process, started and stopped together."""
 
     def __init__(self, app: App, *, smtp: bool = True, worker: bool = True,
-                 sender: bool = True, scheduler: bool = True, stop_event=None,
-                 worker_wake=None, priority=None) -> None:
+                 sender: bool = True, scheduler: bool = True) -> None:
         self.app = app
-        self.stop_event = stop_event or threading.Event()
-        self.worker_wake = worker_wake or threading.Event()
-        self.sender_wake = threading.Event()
-        self.threads: list = []  # supervised threads (postdesk.supervision)
+        self.stop_event = threading.Event()
+        self.worker_wake = threading.Event()
+        self.local: Parts | None = None  # worker, sender, scheduler as threads of this process
         self.want = {"smtp": smtp, "worker": worker, "sender": sender,
                      "scheduler": scheduler and app.settings.scheduler.enabled}
         self.gateway: SmtpGateway | None = None
         self.committer: GroupCommitter | None = None
         self.pollers: list = []
-        self.scheduler = None
         self.children: list = []
-        self.priority = priority
+        self.priority = None
 
     def start_processing(self) -> None:
         """Worker, sender and scheduler: in a child process, or as threads of this one."""
@@ -71,7 +60,7 @@ class Services:
         if not any(parts.values()):
             return
         if self.app.settings.worker.separate_process:
-            from postdesk.cli.processing import ProcessingChild  # noqa: PLC0415
+            from postdesk.runtime.processing import ProcessingChild  # noqa: PLC0415
 
             if parts["sender"]:
                 self.app.sender()  # the outbound folder or relay settings fail here, at start
@@ -89,7 +78,7 @@ class Services:
             for child in self.children:
                 child.start()
         else:
-            self.priority = self.priority or WritePriority()
+            self.priority = WritePriority()
             self.start_threads()
 
     def _wake_children(self) -> None:
@@ -97,15 +86,10 @@ class Services:
             child.wake_worker()
 
     def start_threads(self) -> None:
-        if self.want["worker"]:
-            worker = self.app.worker(on_queued=self.sender_wake.set, priority=self.priority)
-            self._thread("worker", worker.run, self.worker_wake)
-        if self.want["sender"]:
-            self._thread("sender", self.app.sender().run, self.sender_wake)
-        if self.want["scheduler"]:
-            from postdesk.scheduler.daemon import start_supervised  # noqa: PLC0415
-
-            self.scheduler = start_supervised(self.app)
+        self.local = Parts(self.app, worker=self.want["worker"], sender=self.want["sender"],
+                           scheduler=self.want["scheduler"], stop_event=self.stop_event,
+                           worker_wake=self.worker_wake, priority=self.priority)
+        self.local.start()
 
     def start_pollers(self) -> None:
         """One IMAP poller per [[imap]] mailbox, each in its own thread, each under a lease."""
@@ -119,10 +103,6 @@ class Services:
             poller = MailboxPoller(box, intake, StoreCursors(self.app.db), StoreLeases(self.app.db))
             poller.start()
             self.pollers.append(poller)
-
-    def _thread(self, name: str, target, wake) -> None:
-        self.threads.append(supervise(name, lambda: target(self.stop_event, wake),
-                                      stopping=self.stop_event.is_set))
 
     async def bind_smtp(self) -> None:
         """Take the SMTP address before anything else starts; raises :class:`CannotListen`."""
@@ -166,17 +146,9 @@ class Services:
             self.committer.stop()
         # Together: each may take its grace period to finish its mail.
         await asyncio.gather(*(asyncio.to_thread(child.stop) for child in self.children))
-        await asyncio.to_thread(self.stop_parts)
-
-    def stop_parts(self) -> None:
-        """Stop the scheduler, then let the worker and sender threads finish their mail."""
-        if self.scheduler is not None:
-            self.scheduler.stop()
         self.stop_event.set()
-        self.worker_wake.set()
-        self.sender_wake.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
+        if self.local is not None:
+            await asyncio.to_thread(self.local.stop)
 
 
 def start_checkpointer(db):
@@ -192,17 +164,6 @@ def start_checkpointer(db):
     return checkpointer
 
 
-def freeze_startup_heap() -> None:
-    """Move what start-up made (modules, settings, compiled templates) out of the collector's
-    reach. A full collection walks every tracked object, and a started ``serve`` holds a few
-    hundred thousand of them: each one paused every thread of the process for 70–100 ms, the
-    largest SMTP reply delays measured (docs/performance.md, round F). Garbage is collected
-    first, so none of it is kept for ever; what start-up made stays alive anyway."""
-    gc.collect()
-    gc.freeze()
-    log.debug("start-up heap frozen: %d objects", gc.get_freeze_count())
-
-
 class _Ringer:
     """What the edge's intake calls when a mail is stored: the children's doorbells."""
 
@@ -212,7 +173,7 @@ class _Ringer:
 
 def bind_metrics(app: App, services: Services):
     """``[metrics] listen``: take its address now (raises :class:`CannotListen`); None if off."""
-    from postdesk.cli.metrics_http import Health, MetricsServer, registry_for  # noqa: PLC0415
+    from postdesk.runtime.metrics_http import Health, bind_server, registry_for  # noqa: PLC0415
 
     listen = app.settings.metrics.listen
     if not listen:
@@ -221,13 +182,7 @@ def bind_metrics(app: App, services: Services):
     if services.want["smtp"]:
         health.add("smtp", lambda: services.gateway is not None and services.gateway.serving())
     health.add("processing", lambda: all(child.alive() for child in services.children))
-    server = MetricsServer(listen, health, registry_for(app.db))
-    try:
-        server.bind()
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise CannotListen(f"cannot listen on {listen}: {reason}", "metrics") from exc
-    return server
+    return bind_server(listen, health, registry_for(app.db))
 
 
 async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: bool = True,
@@ -237,7 +192,7 @@ async def serve(app: App, *, smtp: bool = True, worker: bool = True, sender: boo
     if not app.settings.metrics.listen:
         await _serve(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)
         return
-    from postdesk.cli.metrics_http import multiprocess_folder  # noqa: PLC0415
+    from postdesk.runtime.metrics_http import multiprocess_folder  # noqa: PLC0415
 
     with multiprocess_folder():
         await _serve(app, smtp=smtp, worker=worker, sender=sender, scheduler=scheduler)

@@ -11,7 +11,7 @@ pollers, the group commit) in its own process and runs the rest in a child it su
   worker when a mail is stored, and a lifeline. Pipes, not ``multiprocessing.Event``: an
   Event's ``set()`` waits for every sleeper to acknowledge, and a sleeper killed by SIGKILL
   never does, which froze the edge's intake until the store timeout;
-- on SQLite the two share a :class:`~postdesk.gateway.priority.WritePriority`, so the worker
+- on SQLite the two share a :class:`~postdesk.store.priority.WritePriority`, so the worker
   gives the edge the database's single write lock between two mails;
 - it watches the lifeline, whose other end only the parent holds: a "stop" message, or the
   pipe's end when the parent dies (even by SIGKILL), makes the child finish its current mail
@@ -32,9 +32,9 @@ import signal
 import threading
 import time
 
-from postdesk.cli.metrics_http import process_gone
 from postdesk.config import Settings
-from postdesk.gateway.priority import WritePriority
+from postdesk.runtime.metrics_http import process_gone
+from postdesk.store.priority import WritePriority
 from postdesk.supervision import supervise
 
 log = logging.getLogger("postdesk.serve")
@@ -184,11 +184,11 @@ class ProcessingChild:
 def child_main(settings: Settings, parts: dict[str, bool], level: str, priority: WritePriority,
                ready, lifeline, doorbell) -> None:
     """The child's body: worker, sender and scheduler threads until told to stop."""
-    from postdesk.cli import _setup_logging  # noqa: PLC0415
-    from postdesk.cli.app import App  # noqa: PLC0415
-    from postdesk.cli.serve import Services, freeze_startup_heap  # noqa: PLC0415
+    from postdesk.runtime.app import App  # noqa: PLC0415
+    from postdesk.runtime.logs import setup as setup_logging  # noqa: PLC0415
+    from postdesk.runtime.parts import Parts, freeze_startup_heap  # noqa: PLC0415
 
-    _setup_logging(level, settings.logging.redact_addresses, settings.logging.format)
+    setup_logging(level, settings.logging.redact_addresses, settings.logging.format)
     _lower_priority(settings.worker.nice)
     stop = threading.Event()
     # The parent decides when to stop (it says so on the lifeline); a terminal's Ctrl-C
@@ -197,20 +197,19 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
         signal.signal(sig, lambda *_: stop.set())
     supervise("lifeline", lambda: _await_parent(lifeline, stop), stopping=stop.is_set)
     app = App(settings)
-    app.db.leave_checkpoints_to_a_thread()  # the serve process runs them (cli.serve)
+    app.db.leave_checkpoints_to_a_thread()  # the serve process runs them (runtime.serve)
     if parts["worker"]:
         try:
             app.worker().warm_up()  # the worker thread's own warm-up then finds all loaded
         except Exception:  # noqa: BLE001 - an optimisation only; the worker retries its way
             log.exception("processing warm-up failed")
     wake = Doorbell(doorbell)
-    services = Services(app, smtp=False, stop_event=stop, worker_wake=wake, priority=priority,
-                        **parts)
-    services.start_threads()
+    local = Parts(app, stop_event=stop, worker_wake=wake, priority=priority, **parts)
+    local.start()
     freeze_startup_heap()
     ready.set()
     stop.wait()
-    services.stop_parts()
+    local.stop()
     log.info("processing process stopped")
 
 

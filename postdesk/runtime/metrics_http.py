@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from postdesk import metrics
+from postdesk.runtime import CannotListen
 from postdesk.store.clock import utcnow
 from postdesk.supervision import supervise
 
@@ -269,23 +270,27 @@ class MetricsServer:
         self._server = None
 
 
+def bind_server(listen: str, health: Health, registry) -> MetricsServer:
+    """A server that has taken ``listen`` (not yet answering); raises
+    :class:`~postdesk.runtime.CannotListen` when the address cannot be taken."""
+    server = MetricsServer(listen, health, registry)
+    try:
+        server.bind()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"cannot listen on {listen}: {reason}", "metrics") from exc
+    return server
+
+
 @contextlib.contextmanager
 def metrics_for(app) -> Iterator[None]:
     """``postdesk scheduler``'s metrics (one process: no shared folder), if configured; a
-    taken address ends the command with one line."""
+    taken address raises :class:`~postdesk.runtime.CannotListen` before anything runs."""
     listen = app.settings.metrics.listen
     if not listen:
         yield
         return
-    server = MetricsServer(listen, Health(app.db), registry_for(app.db))
-    try:
-        server.bind()
-    except OSError as exc:
-        from postdesk.cli.output import fail  # noqa: PLC0415
-
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        fail(f"cannot listen on {listen}: {reason} (change [metrics] listen or stop the "
-             "other server)")
+    server = bind_server(listen, Health(app.db), registry_for(app.db))
     server.start()
     try:
         yield
