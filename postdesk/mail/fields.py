@@ -72,9 +72,37 @@ def raw_fields(message: Message) -> tuple[tuple[str, str], ...]:
 
 def decoded_headers(raw: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
     """Name -> values on one line, 8-bit decoded, control characters gone; RFC 2047
-    encoded-words are decoded only in the fields that may hold them (``decodes_words``)."""
-    return MappingProxyType({name: tuple(decode_value(value, decodes_words(name)) for value in values)
-                             for name, values in raw.items()})
+    encoded-words are decoded only in the fields that may hold them (``decodes_words``).
+    Each field is decoded the first time it is read: most (Received, DKIM-Signature...) never
+    are."""
+    return DecodedHeaders(raw)
+
+
+class DecodedHeaders(Mapping[str, tuple[str, ...]]):
+    """A read-only mapping of ``raw`` (lower-case name -> raw values, not changed afterwards)
+    whose values are decoded on first reading, once."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[str, list[str]]) -> None:
+        self._raw = MappingProxyType(dict(raw))
+        self._decoded: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        found = self._decoded.get(name)
+        if found is None:
+            words = decodes_words(name)
+            found = self._decoded[name] = tuple(decode_value(v, words) for v in self._raw[name])
+        return found
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"DecodedHeaders({dict(self)!r})"
 
 
 def decodes_words(name: str) -> bool:

@@ -65,7 +65,8 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
     extracted = tree.extracted or extract_parts(message)
     defects.extend(extracted.defects)
     decoded = decoded_headers(headers)
-    first = {name: values[0] for name, values in decoded.items()}
+    first = {name: decoded[name][0] for name in ("message-id", "subject", "content-language")
+             if name in decoded}
     return ParsedMail(
         message_id=normalise_message_id(first.get("message-id")),
         subject=clean_header_value(first.get("subject", "")),
