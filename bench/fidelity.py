@@ -2,7 +2,7 @@
 
 Each case of ``tests/corpus/replies`` is a body (``NAME.txt`` plain, ``NAME.html`` HTML-only)
 and the text its author wrote (``NAME.expected.txt``). The body is sent through the real path
-(a MIME mail, ``parse``, the pipeline's ``Readings``) and compared with the expectation, line
+(a MIME mail, ``parse``, the desk's ``TextReadings``) and compared with the expectation, line
 by line, blank lines and surrounding spaces aside. mail-parser-reply alone (every language it
 knows, on the same parsed text; ``pip install -e '.[bench]'``) is scored beside it. Prints
 figures; never passes or fails.
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.bounces import read_bounce
-from postdesk.gateway.context import Readings
+from postdesk.desk.arrival import TextReadings
 from postdesk.mail.parse import ParsedMail, parse
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "replies"
@@ -65,7 +65,7 @@ def as_mail(case: Case) -> ParsedMail:
 
 def postdesk_reply(mail: ParsedMail) -> str:
     """What the pipeline keeps of ``mail`` as its author's words."""
-    return Readings().text_without_quotes(mail)
+    return TextReadings().text_without_quotes(mail)
 
 
 def library_reply(mail: ParsedMail) -> str:

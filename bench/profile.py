@@ -33,7 +33,7 @@ STAGES: dict[tuple[str, str], str] = {
     ("gateway/steps.py", "step_record"): "record",
     ("gateway/steps.py", "step_notify"): "notify step (other)",
     ("notify/notifier.py", "notify"): "notifier (queries, outbox and message rows)",
-    ("store/sweeps.py", "_claim"): "sweep: claim query",
+    ("store/sweep_queries.py", "_claim"): "sweep: claim query",
     ("scheduler/batches.py", "_handle_one"): "sweep: per ticket (savepoint, checks)",
     ("mail/language.py", "detect_language"): "language detection",
     ("mail/quotes.py", "strip_quotes"): "quote stripping",

@@ -9,6 +9,8 @@ edge: the sender must retry (SMTP 451, ingest exit 75, IMAP leaves the mail unse
 
 from __future__ import annotations
 
+from postdesk.lifecycle import InboundStatus
+
 
 class PostdeskError(Exception):
     """Base of every error postdesk raises on purpose."""
@@ -38,7 +40,7 @@ class UnusableInput(PostdeskError):
 class Disposition(PostdeskError):
     """Raised by a pipeline step to end processing of one mail with a stored outcome."""
 
-    status = "processed"
+    status = InboundStatus.PROCESSED
 
     def __init__(self, reason: str, step: str = "") -> None:
         self.reason = reason
@@ -49,13 +51,13 @@ class Disposition(PostdeskError):
 class Discard(Disposition):
     """Nothing to add (a duplicate, a bounce for a ticket we do not know); recorded, not lost."""
 
-    status = "discarded"
+    status = InboundStatus.DISCARDED
 
 
 class Quarantine(Disposition):
     """Keep the mail aside with its reason; an operator can re-run it."""
 
-    status = "quarantined"
+    status = InboundStatus.QUARANTINED
 
 
 class NotYet(PostdeskError):

@@ -1,6 +1,7 @@
 """The ticket state machine: statuses, the transitions mail and agents may cause, and the timers.
 
-Pure functions of (status, event, times, settings); no store, no clock. The seeds give the
+Pure functions of (status, event, times, settings); no store, no clock, and nothing of
+postdesk's own: the lowest layer, so that every part (``errors`` too) may use its statuses. The seeds give the
 shape: ``new`` -> ``open`` -> ``pending`` ("en attente", waiting for the customer) ->
 ``resolved`` (the only way to close, "Résolu") -> ``closed`` (final). A reply to a resolved
 ticket inside the reopen window reopens it; a reply to a closed ticket opens a follow-up.
@@ -19,6 +20,17 @@ class Status(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+class InboundStatus(StrEnum):
+    """Where a stored mail (``inbound`` row) is: waiting, claimed by a worker, or done with one
+    of three outcomes (``errors.Disposition.status``)."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    DISCARDED = "discarded"  # a duplicate, recorded and not lost
+    QUARANTINED = "quarantined"  # kept aside with its reason; ``postdesk quarantine retry``
 
 
 class Resolution(StrEnum):

@@ -57,7 +57,7 @@ class App:
 
     @cached_property
     def desk(self):
-        from postdesk.actions.services import Desk
+        from postdesk.desk.services import Desk
         from postdesk.notify.notifier import Notifier
         from postdesk.threading.matchers import default_matchers
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import click
 
-from postdesk.actions.escalations import STEPS
+from postdesk.desk.escalations import STEPS
 from postdesk.cli import cli
 from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, to_json, when

@@ -8,9 +8,10 @@ from postdesk.cli import cli
 from postdesk.cli.commands import check_queue
 from postdesk.cli.output import fail, table, to_json, when
 from postdesk.cli.views import ticket_document, ticket_summary
+from postdesk.lifecycle import Status
 from postdesk.store import tickets
 
-STATUSES = ["new", "open", "pending", "resolved", "closed"]
+STATUSES = [s.value for s in Status]
 
 
 @cli.group("tickets")

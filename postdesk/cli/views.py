@@ -9,7 +9,7 @@ import json
 
 from sqlmodel import Session
 
-from postdesk.actions import escalations, surveys
+from postdesk.desk import escalations, surveys
 from postdesk.store import tickets
 from postdesk.store.models import Message, Ticket
 from postdesk.mail.tags import TagFormat

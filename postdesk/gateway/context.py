@@ -1,7 +1,10 @@
 """The state of one mail's run through the pipeline, and the services the steps share.
 
-:class:`Context` is one mail's run: its stored row, the parsed mail, the decision, the
-ticket and message it produced, and the outcome lines the worker logs and stores.
+:class:`Context` is one mail's run: its stored row, the parsed mail, what the steps found out
+(automatic, agent, decision), the path ``step_record`` took, the ticket and message it produced,
+and the outcome lines the worker logs and stores. The desk (``postdesk.desk``) never sees it:
+the steps hand it an :class:`~postdesk.desk.arrival.Arrival` built by :meth:`Context.arrival`
+and copy its :class:`~postdesk.desk.arrival.Outcome` back (:meth:`Context.take`).
 """
 
 from __future__ import annotations
@@ -13,43 +16,17 @@ from datetime import datetime
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
 from postdesk.config import AgentSettings
+from postdesk.desk.arrival import Arrival, Outcome, Path, TextReadings
+from postdesk.desk.services import Desk
 from postdesk.mail.bounces import Bounce
 from postdesk.mail.envelope import Envelope
-from postdesk.mail.language import detect_language
 from postdesk.mail.parse import ParsedMail
-from postdesk.mail.quotes import reply_text
 from postdesk.store.models import Inbound, Ticket
 from postdesk.templates.keys import LOCALES  # the desk's languages: quote headers, tickets
 from postdesk.threading.decide import Decision
 
-__all__ = ["LOCALES", "Context", "Desk", "Readings"]
-
-_UNREAD = object()
-
-
-class Readings:
-    """What the pipeline reads off the parsed mail's text, each at most once: the text without
-    its quotes and the detected language. The worker may read them before the mail's
-    transaction (``Worker._prepare``), so that this CPU work does not hold SQLite's write lock.
-    """
-
-    __slots__ = ("_language", "_without_quotes")
-
-    def __init__(self) -> None:
-        self._without_quotes: str | None = None
-        self._language = _UNREAD
-
-    def text_without_quotes(self, mail: ParsedMail) -> str:
-        if self._without_quotes is None:
-            self._without_quotes = reply_text(mail)
-        return self._without_quotes
-
-    def language(self, mail: ParsedMail) -> str | None:
-        if self._language is _UNREAD:
-            self._language = detect_language(f"{mail.subject}\n{self.text_without_quotes(mail)}", LOCALES)
-        return self._language
+__all__ = ["LOCALES", "Context", "Desk", "TextReadings"]
 
 
 @dataclass
@@ -68,6 +45,7 @@ class Context:
     unreachable: str | None = None  # the raw From of a mail with no usable sender address
     bounce: Bounce | None = None  # a delivery report, and the recipients it says failed
     decision: Decision | None = None
+    path: Path | None = None  # which way ``step_record`` went; ``step_notify`` reads it
     ticket: Ticket | None = None
     message: Row | None = None  # the mail as stored on its ticket (``tickets.add_message``)
     agent: AgentSettings | None = None  # the verified agent who wrote the mail
@@ -76,15 +54,20 @@ class Context:
     rejected: list[dict] = field(default_factory=list)  # attachments outside the policy
     outcome: list[str] = field(default_factory=list)
     step: str = ""
-    readings: Readings = field(default_factory=Readings)
+    readings: TextReadings = field(default_factory=TextReadings)
     # Asked when the mail answers Message-IDs nobody knows: True while it must wait for earlier
     # mail still being processed (the worker's; None on the pass that no longer waits).
     earlier_pending: Callable[[], bool] | None = None
 
-    def text_without_quotes(self) -> str:
-        """The mail's text without the quoted history under it (read once per mail)."""
-        return self.readings.text_without_quotes(self.mail)
+    def arrival(self) -> Arrival:
+        """The mail as the desk sees it: what the steps so far found out, as plain values."""
+        return Arrival(self.mail, self.inbound.id, self.envelope, self.now, self.readings,
+                       self.decision, self.automatic, self.bounce, self.dmarc_failure,
+                       self.agent, self.unreachable)
 
-    def detected_language(self) -> str | None:
-        """The language the subject and text are written in, among :data:`LOCALES`."""
-        return self.readings.language(self.mail)
+    def take(self, outcome: Outcome) -> None:
+        """Copy what a desk function did into the run."""
+        self.path = outcome.path or self.path
+        self.ticket, self.message = outcome.ticket, outcome.message
+        self.rejected.extend(outcome.rejected)
+        self.outcome.extend(outcome.lines)

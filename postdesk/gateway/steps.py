@@ -1,13 +1,23 @@
-"""The pipeline's steps, each a small function of the context, registered by name.
+"""The way of one stored mail through the worker: a tuple of named steps over one context.
+
+Each step is a small function ``step(ctx)`` registered by name; the pipeline is :data:`STEPS`,
+a tuple of names, so adding a step is one line. A step ends processing early by raising a
+disposition (``Discard``, ``Quarantine``); any other exception is caught by the worker, which
+quarantines the mail with the name of the step that failed (``ctx.step``). Everything the steps
+write goes into the context's one transaction: a mail is recorded whole or not at all.
 
 ``parse`` reads the raw bytes (never raises); ``dedupe`` ends the run for a mail already
 recorded (same Message-ID, or same bytes when it has none), and quarantines a mail whose
 Message-ID is already recorded from another sender (``shadowing``); ``classify`` notes whether the
 mail is automatic (RFC 3834 and friends) and why; ``authenticate`` tells a proven agent from a
 mail that only claims an agent's address; ``flood`` quarantines a sender over the inbound
-limit; ``history`` answers a request for the sender's ticket history; ``thread`` asks the matchers which ticket it belongs
-to; ``survey`` records a reply that answers a resolved ticket's satisfaction survey; ``record`` writes the ticket, message, participants and events (or runs an agent's
-commands and relays their reply); ``notify`` queues the mails the change causes.
+limit; ``history`` answers a request for the sender's ticket history; ``thread`` asks the
+matchers which ticket it belongs to; ``survey`` records a reply that answers a resolved
+ticket's satisfaction survey; ``record`` chooses the mail's :class:`~postdesk.desk.arrival.Path`
+(kept in ``ctx.path``) and writes the ticket, message, participants and events (or runs an
+agent's commands and relays their reply); ``notify`` queues the mails the change causes, by
+that path. What a mail does to a ticket is the desk's (``postdesk.desk``): the steps hand it
+the mail as plain values (``Context.arrival``) and copy its answer back (``Context.take``).
 """
 
 from __future__ import annotations
@@ -16,12 +26,13 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from postdesk.desk import customer_mail, history, sent_mail, surveys
+from postdesk.desk.agent_mail import agent_mail
+from postdesk.desk.arrival import Path, from_sent_folder
 from postdesk.errors import Discard, NotYet, Quarantine
-from postdesk.actions import history, surveys
-from postdesk.gateway import record, sent_mail
-from postdesk.gateway.agent_mail import agent_mail
 from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
+from postdesk.lifecycle import InboundStatus
 from postdesk.mail.authresults import dmarc_failure
 from postdesk.mail.automatic import automatic_reason, desk_message_id
 from postdesk.mail.bounces import read_bounce
@@ -30,7 +41,8 @@ from postdesk.notify.compose import MARKER
 from postdesk.store import inbound, tickets
 from postdesk.store.db import lock_address, lock_until_commit
 from postdesk.threading import decide
-from postdesk.threading.agents import check_agent
+from postdesk.threading.decide import Action
+from postdesk.threading.trust import check_agent
 
 log = logging.getLogger("postdesk.pipeline")
 
@@ -62,7 +74,7 @@ def step_dedupe(ctx: Context) -> None:
             raise Quarantine(forged)
         if earlier.kind == "message":
             raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
-        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or 'processed'})")
+        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or InboundStatus.PROCESSED})")
     # Two copies without a Message-ID taken by two workers at once: the second waits for the
     # first's commit here, then sees it (nothing unique would stop it later).
     lock_until_commit(ctx.session, f"inbound_sha256:{ctx.inbound.sha256}")
@@ -90,8 +102,8 @@ def _envelope_from(ctx: Context) -> str | None:
 def step_authenticate(ctx: Context) -> None:
     check = check_agent(ctx.mail, ctx.desk.settings, ctx.envelope.source)
     ctx.agent = check.agent
-    if sent_mail.is_sent(ctx):
-        ctx.agent = sent_mail.sender_as_agent(ctx, check.agent)
+    if from_sent_folder(ctx.envelope):
+        ctx.agent = sent_mail.sender_as_agent(ctx.desk, ctx.mail, check.agent)
     elif check.claimed is not None and check.agent is None:
         ctx.spoof = check.reason
         log.warning("inbound=%s claims agent %s without proof: %s", ctx.inbound.id,
@@ -131,30 +143,18 @@ def step_flood(ctx: Context) -> None:
 @step
 def step_history(ctx: Context) -> None:
     """A customer asking for their ticket history gets it by mail; no ticket is opened."""
-    settings = ctx.desk.settings
     if ctx.automatic or ctx.agent or not ctx.mail.from_addr:
         return
-    recipients = {r.lower() for r in (*ctx.envelope.rcpt_tos, *ctx.mail.to)}
-    addressed = bool(settings.desk.history_address) and \
-        settings.desk.history_address.lower() in recipients
-    asked, number = history.history_request(ctx.mail.subject, addressed=addressed)
-    if not asked:
-        return
-    sender = ctx.mail.from_addr
-    variables = history.history_variables(ctx.session, ctx.desk, sender, ctx.now, number)
-    contact = tickets.contact(ctx.session, sender)
-    locale = record.locale_of(ctx, contact.locale if contact else None)
-    row = ctx.desk.notifier.notify_person(ctx.session, ctx.now, "ticket_history", sender,
-                                          variables, locale, in_reply_to=ctx.mail.message_id)
-    ctx.outcome.append(f"history of {len(variables['tickets'])} ticket(s) "
-                       f"{'sent' if row else 'suppressed (limit)'}; no ticket opened")
-    ctx.done = True
+    answered = history.answer_request(ctx.session, ctx.desk, ctx.arrival())
+    if answered is not None:
+        ctx.outcome.append(answered)
+        ctx.done = True
 
 
 @step
 def step_thread(ctx: Context) -> None:
-    if record.requester_of(ctx) is None:
-        ctx.unreachable = record.unreachable_sender(ctx)
+    if customer_mail.requester_of(ctx.desk, ctx.mail, ctx.envelope) is None:
+        ctx.unreachable = customer_mail.unreachable_sender(ctx.mail)
         if ctx.unreachable is None:
             raise Quarantine("no sender at all (From, Sender, Reply-To, Return-Path and the "
                              "envelope sender are empty)")
@@ -180,40 +180,50 @@ def step_survey(ctx: Context) -> None:
     """A requester's reply to a resolved ticket that answers its survey is recorded as such:
     it never reopens the ticket nor opens a follow-up."""
     decision = ctx.decision
-    if ctx.automatic or ctx.agent or decision.named is None or decision.action == decide.NEW:
+    if ctx.automatic or ctx.agent or decision.named is None or decision.action == Action.NEW:
         return
-    ticket = tickets.get(ctx.session, decision.named)
-    if ticket.status not in ("resolved", "closed") or ctx.mail.from_addr != ticket.requester:
-        return
-    survey = surveys.survey_for(ctx.session, ticket.id)
-    if survey is None:
-        return
-    text = ctx.text_without_quotes()
-    answer = surveys.parse_for(survey, text, ctx.desk)
-    if answer is None:
-        return
-    ctx.ticket = ticket
-    message = record.survey_message(ctx, ticket, text)
-    ctx.outcome.append(surveys.record_answer(ctx.session, ctx.desk, ticket, answer, ctx.now,
-                                             message.id))
-    ctx.done = True
+    answered = surveys.survey_reply(ctx.session, ctx.desk, ctx.arrival())
+    if answered is not None:
+        ctx.take(answered)
+        ctx.done = True
 
 
 @step
 def step_record(ctx: Context) -> None:
-    action = ctx.decision.action
-    if ctx.automatic and action != decide.NEW:
-        record.automatic_reply(ctx)
-    elif sent_mail.is_sent(ctx) and action != decide.NEW:
-        sent_mail.record_sent(ctx)
-    elif ctx.agent and action != decide.NEW:
-        agent_mail(ctx)
-    elif action == decide.NEW or action == decide.FOLLOW_UP:
-        record.new_ticket(ctx)
-    else:
-        record.customer_reply(ctx)
+    """Write what the mail does to its ticket, by the path it takes (stored in ``ctx.path``)."""
+    ctx.path = _path(ctx)
+    session, desk, arrival = ctx.session, ctx.desk, ctx.arrival()
+    if ctx.path is Path.AUTOMATIC:
+        ctx.take(customer_mail.automatic_reply(session, desk, arrival))
+    elif ctx.path is Path.SENT and ctx.decision.action != Action.NEW:
+        ctx.take(sent_mail.record_sent(session, desk, arrival))
+    elif ctx.path is Path.AGENT:
+        ctx.take(agent_mail(session, desk, arrival))
+    elif ctx.path is Path.CUSTOMER:
+        ctx.take(customer_mail.customer_reply(session, desk, arrival))
+    else:  # a new ticket (a follow-up, or a conversation an agent started from Sent)
+        ctx.take(customer_mail.new_ticket(session, desk, arrival, ctx.path))
     if ctx.spoof:
-        record.spoofing_attempt(ctx)
+        ctx.outcome.append(customer_mail.spoofing_attempt(session, arrival, ctx.ticket,
+                                                          ctx.spoof))
+
+
+def _path(ctx: Context) -> Path:
+    """Which way the mail goes: automatic mail, an agent's (from the Sent folder or
+    authenticated) and a customer's reply go to their ticket; anything else opens one. A
+    customer's reply may turn out to be a delivery report (``Outcome.path`` says so)."""
+    action = ctx.decision.action
+    if from_sent_folder(ctx.envelope) and not ctx.automatic:
+        return Path.SENT  # already sent by the agent: on its ticket, or opening one
+    if action == Action.NEW:
+        return Path.NEW
+    if ctx.automatic:
+        return Path.AUTOMATIC
+    if ctx.agent:
+        return Path.AGENT
+    if action == Action.FOLLOW_UP:
+        return Path.FOLLOW_UP
+    return Path.CUSTOMER
 
 
 @step
@@ -225,13 +235,51 @@ def step_notify(ctx: Context) -> None:
         ctx.outcome.append(f"no acknowledgement: no usable address in From {ctx.unreachable!r}, "
                            "Sender, Reply-To, Return-Path or the envelope")
         return
-    if sent_mail.is_sent(ctx) or (ctx.agent and ctx.decision.action != decide.NEW):
+    if ctx.path in (Path.SENT, Path.AGENT):
         return  # already sent by the agent, or relayed/answered in the record step
-    action = ctx.decision.action
-    if action == decide.FOLLOW_UP:
-        record.acknowledge_follow_up(ctx)
-    elif action == decide.NEW:
-        record.acknowledge_new(ctx)
+    session, desk, arrival = ctx.session, ctx.desk, ctx.arrival()
+    if ctx.path is Path.FOLLOW_UP:
+        ctx.outcome.extend(customer_mail.acknowledge_follow_up(session, desk, arrival,
+                                                               ctx.ticket, ctx.message))
+    elif ctx.path is Path.NEW:
+        ctx.outcome.extend(customer_mail.acknowledge_new(session, desk, arrival, ctx.ticket,
+                                                         ctx.message))
     if ctx.rejected:
-        record.tell_rejected(ctx)
-    record.tell_agents(ctx)
+        ctx.outcome.append(customer_mail.tell_rejected(session, desk, arrival, ctx.ticket,
+                                                       ctx.message, ctx.rejected))
+    ctx.outcome.extend(customer_mail.tell_agents(session, desk, arrival, ctx.ticket,
+                                                 ctx.message, ctx.path))
+
+
+
+class UnknownStep(LookupError):
+    """A pipeline names a step no function is registered for."""
+
+
+def checked(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` when each is a registered step, in order, each once; else :class:`UnknownStep`.
+    :data:`STEPS` goes through it when this module loads, so a typo fails at start, not on the
+    first mail."""
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise UnknownStep(f"no such pipeline step: {', '.join(map(repr, unknown))} "
+                          f"(known: {', '.join(REGISTRY)})")
+    if len(set(names)) != len(names):
+        raise UnknownStep(f"a pipeline step is named twice: {names!r}")
+    return names
+
+
+STEPS: tuple[str, ...] = checked((
+    "parse", "dedupe", "classify", "authenticate", "flood", "history", "thread", "survey",
+    "record", "notify",
+))
+
+
+def run(ctx: Context, names: tuple[str, ...] = STEPS) -> None:
+    """Run the steps over one mail until one answers it completely (``ctx.done``). Each is
+    looked up in :data:`REGISTRY` as it runs (tests and ``bench`` wrap them there)."""
+    for name in names:
+        ctx.step = name
+        REGISTRY[name](ctx)
+        if ctx.done:
+            return

@@ -23,8 +23,8 @@ from datetime import timedelta
 
 from postdesk import metrics
 from postdesk.errors import Discard, Disposition, NotYet, Quarantine
-from postdesk.gateway import pipeline
-from postdesk.gateway.context import LOCALES, Context, Desk, Readings
+from postdesk.gateway import steps
+from postdesk.gateway.context import LOCALES, Context, Desk, TextReadings
 from postdesk.gateway.priority import WritePriority
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
@@ -60,7 +60,7 @@ class Prepared:
 
     raw: bytes
     mail: ParsedMail
-    readings: Readings
+    readings: TextReadings
 
 
 @dataclass(slots=True)
@@ -200,13 +200,13 @@ class Worker:
         prepared = {}
         for row_id, raw in raws.items():
             mail = parse(raw)
-            readings = Readings()
+            readings = TextReadings()
             try:
                 readings.text_without_quotes(mail)
                 if not (mail.in_reply_to or mail.references or mail.content_language in LOCALES):
                     readings.language(mail)  # a new request: its ticket's locale may need it
             except Exception:  # noqa: BLE001 - read again in the mail's turn, and judged there
-                readings = Readings()
+                readings = TextReadings()
             prepared[row_id] = Prepared(raw, mail, readings)
         return prepared
 
@@ -250,7 +250,7 @@ class Worker:
         try:
             ctx = self._context(session, row, batch)
             try:
-                pipeline.run(ctx)
+                steps.run(ctx)
             finally:
                 step = ctx.step
             if self._finish(session, ctx):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlmodel import Session
 
-from postdesk.store import sweeps as store
+from postdesk.store import sweep_queries as store
 from postdesk.store.db import LockBusy, is_unavailable, nowait_locks
 from postdesk.store.models import Ticket
 

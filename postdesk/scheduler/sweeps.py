@@ -1,7 +1,7 @@
 """The scheduler's sweeps: reminders and resolution of pending tickets, closing, surveys.
 
-Each sweep is a claim (``postdesk.store.sweeps``) and a rule applied to one locked ticket; the
-rule re-checks the ticket, then changes it and queues its mail through ``actions.transitions``
+Each sweep is a claim (``store.sweep_queries``) and a rule applied to one locked ticket; the
+rule re-checks the ticket, then changes it and queues its mail through ``desk.transitions``
 and the notifier, in the batch's transaction (``batches.run``). ``now`` is always given: the
 daemon passes the wall clock, tests and ``postdesk scheduler --now`` pass any time.
 ``run_sweeps`` runs them in a fixed order, so a ticket resolved at J+10 gets its survey in the
@@ -17,12 +17,12 @@ from functools import partial
 from sqlmodel import Session
 
 from postdesk import lifecycle
-from postdesk.actions import transitions
-from postdesk.actions.services import Desk
+from postdesk.desk import transitions
+from postdesk.desk.services import Desk
 from postdesk.lifecycle import Resolution, Status
 from postdesk.localtime import local_date
 from postdesk.scheduler.batches import Action, run
-from postdesk.store import sweeps as store
+from postdesk.store import sweep_queries as store
 from postdesk.store import tickets
 from postdesk.store.models import Ticket
 

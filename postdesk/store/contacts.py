@@ -3,7 +3,7 @@
 The pipeline reads a contact's name and locale through ``store.tickets``, which remembers the
 contacts a transaction read (``undeliverable_since`` with them); this module owns the bounce
 columns (``bounce_score``, ``last_bounce_at``, ``undeliverable_since``). Rules live in
-``actions.bounces``.
+``desk.bounces``.
 """
 
 from __future__ import annotations

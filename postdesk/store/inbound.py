@@ -19,13 +19,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import defer
 from sqlmodel import Session
 
+from postdesk.lifecycle import InboundStatus
 from postdesk.mail.envelope import Envelope
 from postdesk.store.db import (LARGE_VALUE, execute, read_large, write_in_place,
                                writes_in_place)
 from postdesk.store.models import Inbound, Message
 
-RECEIVED, PROCESSING, PROCESSED = "received", "processing", "processed"
-DISCARDED, QUARANTINED = "discarded", "quarantined"
+RECEIVED, PROCESSING, PROCESSED = (InboundStatus.RECEIVED, InboundStatus.PROCESSING,
+                                   InboundStatus.PROCESSED)
+DISCARDED, QUARANTINED = InboundStatus.DISCARDED, InboundStatus.QUARANTINED
 # An envelope sender is stored at most this long (RFC 5321 allows 256 octets): it is indexed,
 # and PostgreSQL refuses an index entry over 2,704 bytes.
 MAX_MAIL_FROM = 512

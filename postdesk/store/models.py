@@ -15,6 +15,8 @@ from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, LargeBinary, 
                         false)
 from sqlmodel import Field, SQLModel
 
+from postdesk.lifecycle import InboundStatus, Status
+
 
 class Inbound(SQLModel, table=True):
     """One received raw mail, stored before it was acknowledged; the worker's queue."""
@@ -35,7 +37,7 @@ class Inbound(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     blob_path: str | None = Field(default=None, max_length=300)
     imap_key: str | None = Field(default=None, max_length=600, unique=True)
-    status: str = Field(default="received", max_length=20)
+    status: str = Field(default=InboundStatus.RECEIVED.value, max_length=20)
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=200)
     claimed_at: datetime | None = None
@@ -59,7 +61,7 @@ class Contact(SQLModel, table=True):
     name: str = Field(default="", max_length=300)
     locale: str | None = Field(default=None, max_length=10)
     created_at: datetime
-    # Permanent delivery failures reported by bounces (``actions.bounces``): the score, when the
+    # Permanent delivery failures reported by bounces (``desk.bounces``): the score, when the
     # last one counted, and since when the desk stops mailing the address (None: it mails it).
     bounce_score: float = Field(default=0.0, sa_column=Column(Float, nullable=False,
                                                               server_default="0"))
@@ -75,7 +77,7 @@ class Ticket(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    status: str = Field(default="new", max_length=20, index=True)
+    status: str = Field(default=Status.NEW.value, max_length=20, index=True)
     requester: str = Field(max_length=320, index=True)
     queue: str = Field(default="default", max_length=100, index=True)
     priority: str = Field(default="normal", max_length=10)

@@ -5,7 +5,7 @@ come from two places: ``[[organisations]]`` in the configuration (changed by edi
 and the ``organisation`` table (``postdesk orgs add``); when both claim a domain or an admin,
 the configuration wins. Domains and addresses are compared lower-cased; a domain matches
 exactly (``client.test`` does not cover ``eu.client.test``). Queries only: who may see what is
-decided in ``actions/history.py``.
+decided in ``desk/history.py``.
 """
 
 from __future__ import annotations

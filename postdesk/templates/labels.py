@@ -8,6 +8,8 @@ code is shown as it is rather than failing.
 
 from __future__ import annotations
 
+from postdesk.lifecycle import Status
+
 MONTHS = {
     "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
            "septembre", "octobre", "novembre", "décembre"),
@@ -21,10 +23,10 @@ SIZE_UNITS = {
 }
 
 STATUS = {
-    "fr": {"new": "nouveau", "open": "ouvert", "pending": "en attente",
-           "resolved": "résolu", "closed": "fermé"},
-    "en": {"new": "new", "open": "open", "pending": "awaiting reply",
-           "resolved": "resolved", "closed": "closed"},
+    "fr": {Status.NEW: "nouveau", Status.OPEN: "ouvert", Status.PENDING: "en attente",
+           Status.RESOLVED: "résolu", Status.CLOSED: "fermé"},
+    "en": {Status.NEW: "new", Status.OPEN: "open", Status.PENDING: "awaiting reply",
+           Status.RESOLVED: "resolved", Status.CLOSED: "closed"},
 }
 
 PRIORITY = {

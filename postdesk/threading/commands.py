@@ -16,9 +16,10 @@ from email.errors import HeaderParseError
 from email.headerregistry import Address
 
 from postdesk.config import Settings
+from postdesk.lifecycle import Status
 from postdesk.mail.addresses import normalise_address
 
-STATUSES = ("open", "pending", "resolved", "closed")
+STATUSES = tuple(s.value for s in Status if s is not Status.NEW)  # nothing goes back to new
 PRIORITIES = ("low", "normal", "high", "urgent")
 STEPS = ("evaluating", "engineering", "verifying", "resolved")
 _LINE = re.compile(r"^#([a-z_]+)\b[ \t]*(.*)$", re.I)

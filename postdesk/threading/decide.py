@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlmodel import Session
 
@@ -24,12 +25,24 @@ from postdesk.store import tickets
 from postdesk.threading.matchers import ATTACHED_COPY, RETURNED, Match
 from postdesk.mail.tags import mentioned_ticket
 
-NEW, APPEND, REOPEN, FOLLOW_UP = "new", "append", "reopen", "follow-up"
+
+
+class Action(StrEnum):
+    """What a mail does: open a ticket, or what a reply does to the ticket it names
+    (``lifecycle.CustomerReply``, whose values these are)."""
+
+    NEW = "new"
+    APPEND = lifecycle.CustomerReply.APPEND.value
+    REOPEN = lifecycle.CustomerReply.REOPEN.value
+    FOLLOW_UP = lifecycle.CustomerReply.FOLLOW_UP.value
+
+
+NEW, APPEND, REOPEN, FOLLOW_UP = Action.NEW, Action.APPEND, Action.REOPEN, Action.FOLLOW_UP
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # new | append | reopen | follow-up
+    action: Action
     ticket_id: int | None  # the ticket the mail is added to (None: a new ticket is opened)
     threaded_by: str  # subject-tag | references | returned-message | new
     evidence: str

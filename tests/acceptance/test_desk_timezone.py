@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from postdesk import config
-from postdesk.actions import transitions
+from postdesk.desk import transitions
 from postdesk.cli.app import App
 from postdesk.store import outbox, tickets
 from tests.conftest import write_config

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from postdesk import config
-from postdesk.actions import transitions
+from postdesk.desk import transitions
 from postdesk.cli.app import App
 from postdesk.store import tickets
 from postdesk.store.db import utcnow

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from postdesk import config
-from postdesk.actions import transitions
+from postdesk.desk import transitions
 from postdesk.cli.app import App
 from postdesk.store import outbox, tickets
 from postdesk.store.db import utcnow

@@ -249,7 +249,7 @@ def test_every_move_of_the_table_through_transitions(app, current):
     """From ``current`` to every status, on a real ticket: done, or refused with nothing
     changed. ``closed`` is reached through ``resolved`` (the only way to close)."""
     from postdesk import lifecycle
-    from postdesk.actions import transitions
+    from postdesk.desk import transitions
     from postdesk.store.db import utcnow
 
     for number, target in enumerate(STATUSES, start=1):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from postdesk.actions import bounces
+from postdesk.desk import bounces
 from postdesk.mail.bounces import Bounce
 from postdesk.store import contacts, outbox, tickets
 from postdesk.store.db import utcnow

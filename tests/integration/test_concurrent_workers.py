@@ -389,7 +389,7 @@ def test_two_answers_to_one_survey_taken_by_two_workers_both_count(make_app):
     """The threading locks the resolved ticket a survey answer names, so the second worker
     reads the survey only after the first one's answer is committed (PostgreSQL), or cannot
     write before it (SQLite): ``answers`` counts both, the last answer is the one kept."""
-    from postdesk.actions import surveys, transitions
+    from postdesk.desk import surveys, transitions
     from postdesk.scheduler.sweeps import run_sweeps
 
     config = "[worker]\nbatch_size = 1\n[survey]\ndelay = 0\n"

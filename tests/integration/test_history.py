@@ -3,7 +3,7 @@ in which order, and what ``history 42`` reveals, on SQLite and PostgreSQL.
 
 The desk is built by delivering real mails through the pipeline (customers, an authenticated
 agent's reply and note, an out-of-office); statuses and escalations are then set with
-``postdesk.actions`` as agents and the scheduler do. The variables are rendered with the real
+``postdesk.desk`` as agents and the scheduler do. The variables are rendered with the real
 ``ticket_history`` templates in French and English.
 """
 
@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from postdesk.actions import escalations, transitions
-from postdesk.actions.history import history_request, history_variables
+from postdesk.desk import escalations, transitions
+from postdesk.desk.history import history_request, history_variables
 from postdesk.store import organisations, tickets
 from postdesk.store.db import utcnow
 from postdesk.templates import Renderer

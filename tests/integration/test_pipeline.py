@@ -395,7 +395,7 @@ def test_history_by_mail_opens_no_ticket_and_reveals_nothing_to_others(make_app)
     ("3 - trop lent", 3, False, True),
 ])
 def test_survey_answer_by_mail_never_reopens(make_app, answer, score, satisfied, alert):
-    from postdesk.actions import transitions
+    from postdesk.desk import transitions
     from postdesk.scheduler.sweeps import run_sweeps
     from sqlmodel import select
 

@@ -15,7 +15,7 @@ import sqlite3
 import pytest
 from sqlalchemy import event
 
-from postdesk.gateway import pipeline
+from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
 from tests.conftest import write_config
 from tests.helpers import make_mail
@@ -41,7 +41,7 @@ def pipeline_statements(app, monkeypatch) -> dict[str, tuple]:
     """Run a mix of mails; every distinct statement run inside the pipeline, with its params."""
     seen: dict[str, tuple] = {}
     inside = [False]
-    real_run = pipeline.run
+    real_run = steps.run
 
     def run(ctx):
         inside[0] = True
@@ -50,7 +50,7 @@ def pipeline_statements(app, monkeypatch) -> dict[str, tuple]:
         finally:
             inside[0] = False
 
-    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(steps, "run", run)
 
     @event.listens_for(app.db.engine, "before_cursor_execute")
     def remember(_conn, _cursor, statement, params, _context, _many):

@@ -1,7 +1,7 @@
 """``postdesk report``'s figures on a desk with known times, on SQLite and PostgreSQL alike.
 
 Tickets, surveys and outbox rows are written straight into the store with chosen times (the
-report reads columns, not mails); escalations go through ``postdesk.actions.escalations`` with
+report reads columns, not mails); escalations go through ``postdesk.desk.escalations`` with
 a chosen ``now``, which also queues ``escalation_update`` mails that must not count as
 reminders. Every expected number is worked out by hand in the comments.
 """
@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postdesk.actions import escalations
-from postdesk.actions.escalations import STEPS
+from postdesk.desk import escalations
+from postdesk.desk.escalations import STEPS
 from postdesk.store import outbox, reports, tickets
 from postdesk.store.models import Survey
 

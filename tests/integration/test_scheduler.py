@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from postdesk import config
-from postdesk.actions import surveys, transitions
+from postdesk.desk import surveys, transitions
 from postdesk.cli.app import App
 from postdesk.mail.envelope import Envelope
 from postdesk.scheduler import daemon

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from postdesk.actions import transitions
+from postdesk.desk import transitions
 from postdesk.store import outbox, tickets
 from postdesk.store.db import utcnow
 from tests.helpers import deliver, make_mail

@@ -146,16 +146,16 @@ def test_small_mails_are_parsed_before_the_write_transaction(make_app, monkeypat
 
 
 def test_readings_that_fail_ahead_fail_again_in_turn_and_quarantine(make_app, monkeypatch):
-    from postdesk.gateway import context  # noqa: PLC0415
+    from postdesk.desk import arrival as context  # noqa: PLC0415
 
     app = make_app("[worker]\ncommit_interval_seconds = 60\n")
     store(app, 3)
     real = context.reply_text
 
-    def reply_text(mail, locales):
+    def reply_text(mail):
         if "boom" in mail.text:
             raise RuntimeError("quote stripper broke")
-        return real(mail, locales)
+        return real(mail)
 
     monkeypatch.setattr(context, "reply_text", reply_text)
     app.intake().store(make_mail(sender="x@example.com", message_id="<boom@example.com>",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from postdesk.config import AgentSettings, OrganisationSettings, Settings
 from postdesk.store.organisations import configured
-from postdesk.threading.agents import agents_by_address
+from postdesk.threading.trust import agents_by_address
 
 KELVIN_KATE = "\u212aate@acme.test"  # KELVIN SIGN: "\u212a".lower() == "k"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from postdesk.config import Settings
-from postdesk.gateway.agent_mail import signed
+from postdesk.desk.agent_mail import signed
 from postdesk.threading.commands import parse_commands
 
 

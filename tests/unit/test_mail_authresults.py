@@ -8,7 +8,7 @@ import pytest
 from postdesk import config
 from postdesk.mail.authresults import dmarc_failure, trusted_results
 from postdesk.mail.parse import parse
-from postdesk.threading.agents import check_agent
+from postdesk.threading.trust import check_agent
 from tests.helpers import make_mail
 
 ID = "mx.acme.test"

@@ -15,7 +15,7 @@ import dataclasses
 
 import pytest
 
-from postdesk.actions.history import history_request
+from postdesk.desk.history import history_request
 from postdesk.config import AgentAuthSettings, AgentSettings, QueueSettings, Settings
 from postdesk.gateway.smtp import _looks_like_mail
 from postdesk.mail import addresses, answers, charsets, fields, headers, htmlbody, quotes, tags
@@ -24,8 +24,9 @@ from postdesk.mail.filenames import safe_filename
 from postdesk.mail.language import detect_language
 from postdesk.mail.parse import parse
 from postdesk.notify.compose import thread_topic
-from postdesk.threading import commands, routing
-from postdesk.threading.agents import check_agent
+from postdesk.desk import routing
+from postdesk.threading import commands
+from postdesk.threading.trust import check_agent
 from postdesk.threading.matchers import ReturnedMessage
 from tests.helpers import make_mail
 

@@ -1,6 +1,8 @@
 """Record a customer's answer to the satisfaction survey of a ticket, in the caller's transaction.
 
-The pipeline calls it when a reply answers a survey (``postdesk.mail.answers`` reads the reply).
+The pipeline calls :func:`survey_reply` for a requester's reply to a resolved or closed ticket
+(``postdesk.mail.answers`` reads the reply); one that answers the survey is kept on the ticket and
+never reopens it nor opens a follow-up.
 Answers count for ``[survey] answer_days`` after the survey was sent; the last one counts and
 ``answers`` says how many came. Each answer is an event and is thanked (``survey_thanks``); an
 unsatisfied one (below ``[survey] satisfied_from``, or "Mauvaise") is also an event
@@ -14,14 +16,39 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
+from postdesk.desk.arrival import Arrival, Outcome
+from postdesk.desk.messages import add_message
+from postdesk.desk.services import Desk
+from postdesk.lifecycle import Status
 from postdesk.mail.answers import SurveyAnswer, parse_survey_answer
-from postdesk.store import sweeps as store
+from postdesk.store import sweep_queries as store
 from postdesk.store import tickets
 from postdesk.store.db import as_utc
 from postdesk.store.models import Survey, Ticket
 
 AUTOMATIC = "auto-generated"
+
+
+def survey_reply(session: Session, desk: Desk, arrival: Arrival) -> Outcome | None:
+    """Record the mail as a survey answer when the requester of the resolved (or closed)
+    ticket it names answers that ticket's survey; None when it does not (it goes on as a reply)."""
+    ticket = tickets.get(session, arrival.decision.named)
+    if ticket.status not in (Status.RESOLVED, Status.CLOSED) or \
+            arrival.mail.from_addr != ticket.requester:
+        return None
+    survey = survey_for(session, ticket.id)
+    if survey is None:
+        return None
+    text = arrival.text
+    answer = parse_for(survey, text, desk)
+    if answer is None:
+        return None
+    message, rejected = add_message(
+        session, desk, arrival, ticket.id, kind="customer", from_addr=arrival.mail.from_addr,
+        from_name=arrival.mail.from_name[:300], text=text, judged=True,
+        evidence=f"{arrival.decision.evidence}; answers the satisfaction survey")
+    line = record_answer(session, desk, ticket, answer, arrival.now, message.id)
+    return Outcome(None, ticket, message, rejected, [line])
 
 
 def survey_for(session: Session, ticket_id: int) -> Survey | None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
+from postdesk.desk.services import Desk
 from postdesk.mail.answers import is_confirmation
 from postdesk.store import tickets
 from postdesk.store.models import Escalation, EscalationStep, Ticket

@@ -14,8 +14,8 @@ from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from postdesk import lifecycle
-from postdesk.actions import agent_notices, escalations, transitions
-from postdesk.actions.services import Desk
+from postdesk.desk import agent_notices, escalations, transitions
+from postdesk.desk.services import Desk
 from postdesk.store import tickets
 from postdesk.store.models import Message, Participant, Ticket
 

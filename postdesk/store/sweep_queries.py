@@ -18,10 +18,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlmodel import Session
 
+from postdesk.lifecycle import Status
 from postdesk.store.db import Database
 from postdesk.store.models import Survey, Ticket
 
-PENDING, RESOLVED = "pending", "resolved"
+PENDING, RESOLVED = Status.PENDING, Status.RESOLVED
 
 
 def claim_pending_due(session: Session, now: datetime, after_id: int, limit: int,

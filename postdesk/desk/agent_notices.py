@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from postdesk.actions.services import Desk
+from postdesk.desk.services import Desk
 from postdesk.store import contacts
 from postdesk.store.models import Ticket
 

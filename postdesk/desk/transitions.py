@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from postdesk import lifecycle
-from postdesk.actions.services import Desk
+from postdesk.desk.services import Desk
 from postdesk.lifecycle import Resolution, Status
 from postdesk.localtime import local_date
 from postdesk.store import tickets

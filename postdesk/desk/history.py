@@ -16,8 +16,10 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from postdesk.actions import escalations
-from postdesk.actions.services import Desk
+from postdesk.desk import escalations
+from postdesk.desk.arrival import Arrival
+from postdesk.desk.customer_mail import locale_of
+from postdesk.desk.services import Desk
 from postdesk.lifecycle import ACTIVE
 from postdesk.mail.addresses import normalise_address
 from postdesk.store import organisations, tickets
@@ -37,6 +39,26 @@ _TICKET = r"(?:(?:of|du|de)\s++)?(?:(?:the|le)\s++)?(?:ticket\s*+)?(?:no\.?\s*+|
 _NUMBER = rf"(?:\s*+:?\s*+{_TICKET}([0-9]{{1,9}}))?"
 _REQUEST = re.compile(rf"^\s*+{_PREFIXES}(?:{'|'.join(WORDS)}){_NUMBER}\s*+[.!?]*+\s*+$", re.I)
 _BARE_NUMBER = re.compile(rf"^\s*+{_PREFIXES}(?:ticket\s*+)?#?([0-9]{{1,9}})\s*+$", re.I)
+
+
+def answer_request(session: Session, desk: Desk, arrival: Arrival) -> str | None:
+    """Send the sender their ticket history when the mail asks for it (no ticket is opened);
+    returns the outcome line, or None when the mail is no history request."""
+    settings, mail = desk.settings, arrival.mail
+    recipients = {r.lower() for r in (*arrival.envelope.rcpt_tos, *mail.to)}
+    addressed = bool(settings.desk.history_address) and \
+        settings.desk.history_address.lower() in recipients
+    asked, number = history_request(mail.subject, addressed=addressed)
+    if not asked:
+        return None
+    sender = mail.from_addr
+    variables = history_variables(session, desk, sender, arrival.now, number)
+    contact = tickets.contact(session, sender)
+    locale = locale_of(desk, arrival, contact.locale if contact else None)
+    row = desk.notifier.notify_person(session, arrival.now, "ticket_history", sender,
+                                      variables, locale, in_reply_to=mail.message_id)
+    return (f"history of {len(variables['tickets'])} ticket(s) "
+            f"{'sent' if row else 'suppressed (limit)'}; no ticket opened")
 
 
 def history_request(subject: str, *, addressed: bool = False) -> tuple[bool, int | None]:
