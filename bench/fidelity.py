@@ -13,11 +13,17 @@ figures; never passes or fails.
 Then ``tests/corpus/bounces``: how many bounces are recognised with exactly the failed and
 delayed recipients ``expected.json`` gives, how many are answered (must be 0), and how many
 people's mails that look like bounces are taken for one (must be 0).
+
+Then ``tests/corpus/subjects``: how many subjects postdesk reads as their sender wrote them,
+beside the standard library's reading (``email`` with its default policy) and mail-parser's
+of the same bytes, and how many new tickets get the subject without reply prefixes.
 """
 
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import importlib.util
 import json
 import time
@@ -26,13 +32,17 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import NamedTuple
 
+import mailparser
+
 from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.bounces import read_bounce
 from postdesk.desk.arrival import TextReadings
 from postdesk.mail.parse import ParsedMail, parse
+from postdesk.mail.subject import strip_reply_prefixes
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "replies"
 BOUNCES = CORPUS.parent / "bounces"
+SUBJECTS = CORPUS.parent / "subjects" / "cases.json"
 LIBRARY_LANGUAGES = ["en", "fr", "de", "es", "it", "nl", "pl", "sv", "da", "cs", "ja", "zh", "ko"]
 
 
@@ -123,6 +133,19 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for kind, count in bounce_counts().items():
         print(f"{'bounce corpus: ' + kind:<40} {count:>4}")
+    print()
+    subjects = load_subject_cases()
+    for label, reader in (("postdesk", postdesk_subject), ("stdlib email (default policy)", stdlib_subject),
+                          ("mail-parser", mailparser_subject)):
+        misses = [case["name"] for case in subjects if not same_subject(reader(subject_mail(case)), case["expected"])]
+        title = "subjects read right:" if label == "postdesk" else f"  the same cases, {label}:"
+        print(f"{title:<51} {len(subjects) - len(misses):>4} of {len(subjects)}")
+        if options.misses and label == "postdesk":
+            for name in misses:
+                print(f"  miss {name}")
+    tickets = sum(strip_reply_prefixes(postdesk_subject(subject_mail(case))) == case.get("ticket", case["expected"])
+                  for case in subjects)
+    print(f"{'new ticket subjects right (prefixes dropped):':<51} {tickets:>4} of {len(subjects)}")
 
 
 def bounce_counts(folder: Path = BOUNCES) -> dict[str, int]:
@@ -144,6 +167,44 @@ def bounce_counts(folder: Path = BOUNCES) -> dict[str, int]:
             counts["people"] += 1
             counts["people taken for a bounce"] += bounce is not None
     return counts
+
+
+def load_subject_cases(path: Path = SUBJECTS) -> list[dict]:
+    """The subject corpus: each case a whole header (``header``, LF line ends, written in
+    ``encoding``, UTF-8 when absent), the subject as read (``expected``) and, when it differs,
+    the subject of a new ticket (``ticket``)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def subject_mail(case: dict) -> bytes:
+    """The case as the bytes of a whole mail: its header with CRLF line ends, a short body."""
+    header = case["header"].replace("\n", "\r\n").encode(case.get("encoding", "utf-8"))
+    return header + b"\r\nHello.\r\n"
+
+
+def postdesk_subject(raw: bytes) -> str:
+    return parse(raw).subject
+
+
+def stdlib_subject(raw: bytes) -> str:
+    """The standard library's reading: ``email`` with its default (RFC 5322) policy."""
+    try:
+        return str(email.message_from_bytes(raw, policy=email.policy.default).get("subject") or "")
+    except Exception:  # noqa: BLE001 - a reader that fails reads nothing
+        return ""
+
+
+def mailparser_subject(raw: bytes) -> str:
+    try:
+        subject = mailparser.parse_from_bytes(raw).subject or ""
+        return subject[0] if isinstance(subject, list) else str(subject)  # a list when repeated
+    except Exception:  # noqa: BLE001 - a reader that fails reads nothing
+        return ""
+
+
+def same_subject(found: str, expected: str) -> bool:
+    """Equal once runs of blanks are one space and the ends are stripped."""
+    return " ".join(found.split()) == " ".join(expected.split())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from postdesk.cli import cli
-from postdesk.config import Settings, startup_warnings
+from postdesk.config import Settings, agent_warnings
 
 TIMEOUT_SECONDS = 5.0  # each network check: the relay, each IMAP server
 GREETING_SECONDS = 2.0  # a program holding the listening port that greets as postdesk
@@ -57,6 +57,8 @@ def _checks(app) -> Iterator[Check]:
     settings = app.settings
     yield Check(OK, "config", "no file: the built-in defaults" if settings.source ==
                 "built-in defaults" else f"{settings.source} is valid")
+    for note in settings.deprecated:
+        yield Check(WARN, "config", note)
     store = _store(app)
     yield store
     yield _listen(settings)
@@ -153,7 +155,7 @@ def _outbound(settings: Settings) -> Check:
     timeout = min(out.timeout_seconds, TIMEOUT_SECONDS)
     where = f"relay {out.host}:{out.port}"
     try:  # a missing password variable is a ConfigError from the constructor
-        reply = SmtpTransport(dataclasses.replace(out, timeout_seconds=timeout)).probe()
+        reply = SmtpTransport(dataclasses.replace(out, timeout=timeout)).probe()
     except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
         return Check(FAIL, "outbound", f"{_said(exc, where)} (check [outbound] host, port, "
                                        "tls, starttls, username and the password variable)")
@@ -205,7 +207,7 @@ def _agents(settings: Settings) -> Iterator[Check]:
     if not settings.agents:
         yield Check(OK, "agent trust", "no agents configured")
         return
-    warnings = startup_warnings(settings)
+    warnings = agent_warnings(settings)
     for warning in warnings:
         yield Check(FAIL, "agent trust", warning)
     if not warnings:

@@ -34,11 +34,11 @@ from postdesk.gateway.context import Context
 from postdesk.gateway.shadowing import other_sender
 from postdesk.lifecycle import InboundStatus
 from postdesk.mail.authresults import dmarc_failure
-from postdesk.mail.automatic import automatic_reason, desk_message_id
+from postdesk.mail.automatic import automatic_reason, desk_message_id, unsent_desk_references
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
-from postdesk.store import inbound, tickets
+from postdesk.store import inbound, outbox, tickets
 from postdesk.store.db import lock_address, lock_until_commit
 from postdesk.threading import decide
 from postdesk.threading.decide import Action
@@ -89,7 +89,8 @@ def step_classify(ctx: Context) -> None:
     ctx.bounce = read_bounce(ctx.raw, ctx.mail, envelope_from)
     ctx.automatic = ctx.bounce.reason if ctx.bounce else automatic_reason(
         ctx.mail, envelope_from=envelope_from, own_marker=MARKER.lower()) or desk_message_id(
-        ctx.mail.message_id, ctx.desk.settings.desk.domains)
+        ctx.mail.message_id, ctx.desk.settings.desk.domains) or unsent_desk_references(
+        ctx.mail, ctx.desk.settings.desk.domains, lambda ids: outbox.desk_sent_any(ctx.session, ids))
 
 
 def _envelope_from(ctx: Context) -> str | None:

@@ -82,16 +82,37 @@ def empty_envelope_sender(mail: ParsedMail, envelope_from: str | None, marker: s
     return None
 
 
-def system_sender(mail: ParsedMail, envelope_from: str | None, marker: str) -> str | None:
-    """Sent by MAILER-DAEMON or postmaster (From or envelope)."""
-    raw_from = (mail.header("from") or "")[:200].strip(' <>"').lower()
-    for address in (mail.from_addr or raw_from, normalise_address(envelope_from)):
-        local = (address or "").split("@")[0].strip()
-        if local.replace("_", "-") in ("mailer-daemon", "mailerdaemon"):
-            return "sender MAILER-DAEMON"
-        if local == "postmaster":
-            return "sender postmaster"
+# The local parts mail systems send reports from ("_" read as "-"), and the name shown for each.
+SYSTEM_LOCALS = {"mailer-daemon": "MAILER-DAEMON", "mailerdaemon": "MAILER-DAEMON",
+                 "mail-daemon": "MAILER-DAEMON", "postmaster": "postmaster"}
+_ANGLE_ADDRESS = re.compile(r"<([^<>]{0,200})>")
+
+
+def system_sender_name(mail: ParsedMail, envelope_from: str | None) -> str | None:
+    """``MAILER-DAEMON`` or ``postmaster`` when the mail comes from a mail system, else None.
+
+    The one rule both the bounce reader and the automatic rules use: the local part of the
+    From address — of the raw From when it holds no usable address (``MAILER-DAEMON`` without
+    a domain, ``Mail Delivery System <MAILER-DAEMON>``) — or of the SMTP reverse path, any
+    case, ``_`` read as ``-``, is one of ``SYSTEM_LOCALS``."""
+    for address in (mail.from_addr or _raw_from_address(mail.header("from")), normalise_address(envelope_from)):
+        local = (address or "").split("@")[0].strip().lower().replace("_", "-")
+        if local in SYSTEM_LOCALS:
+            return SYSTEM_LOCALS[local]
     return None
+
+
+def _raw_from_address(value: str | None) -> str:
+    """The address-like part of a From field no address could be read from."""
+    text = (value or "")[:300]
+    inside = _ANGLE_ADDRESS.findall(text)
+    return (inside[-1] if inside else text).strip(' <>"')
+
+
+def system_sender(mail: ParsedMail, envelope_from: str | None, marker: str) -> str | None:
+    """Sent by MAILER-DAEMON or postmaster (From or envelope; ``system_sender_name``)."""
+    name = system_sender_name(mail, envelope_from)
+    return f"sender {name}" if name else None
 
 
 def auto_reply_headers(mail: ParsedMail, envelope_from: str | None, marker: str) -> str | None:
@@ -154,6 +175,31 @@ def desk_message_id(message_id: str | None, domains: tuple[str, ...]) -> str | N
     if found and found.group(1).lower() in domains:
         return "Message-ID in the desk's own form that it did not send (a loop)"
     return None
+
+
+MAX_DESK_REFERENCES = 50  # the newest ones a mail names are looked up; a thread's end is there
+
+
+def desk_references(mail: ParsedMail, domains: tuple[str, ...]) -> tuple[str, ...]:
+    """The Message-IDs in ``References`` and ``In-Reply-To`` in the desk's own form on its
+    domains (the newest ``MAX_DESK_REFERENCES``), which the desk may or may not have sent."""
+    named = dict.fromkeys((*mail.references, *mail.in_reply_to))
+    own = [m for m in named if (found := _DESK_MESSAGE_ID.fullmatch(m)) and found.group(1).lower() in domains]
+    return tuple(own[-MAX_DESK_REFERENCES:])
+
+
+def unsent_desk_references(mail: ParsedMail, domains: tuple[str, ...],
+                           sent_any: Callable[[tuple[str, ...]], bool]) -> str | None:
+    """The mail answers only mails in the desk's own form that the desk did not send: another
+    desk on the same domain, or a loop through one, wrote them, and answering would ping-pong.
+
+    ``sent_any(ids)`` says whether the desk sent one of ``ids`` (one lookup, made only when
+    the mail names such an ID). A mail that names one the desk did send is a reply in one of
+    its threads (a customer answering an acknowledgement) and never caught here."""
+    own = desk_references(mail, domains)
+    if not own or sent_any(own):
+        return None
+    return "References in the desk's own form that it did not send (a loop)"
 
 
 RULES: tuple[Rule, ...] = (

@@ -37,15 +37,13 @@ from dataclasses import dataclass
 from flufl.bounce import all_failures
 
 from postdesk.mail.addresses import normalise_address
-from postdesk.mail.automatic import empty_envelope_sender
+from postdesk.mail.automatic import empty_envelope_sender, system_sender
 from postdesk.mail.model import ParsedMail
 
 log = logging.getLogger(__name__)
 
 MAX_SCAN_BYTES = 256 * 1024  # the report and its human part; the returned mail may follow
 MAX_RECIPIENTS = 50  # a report naming more is cut (each is stored on the ticket's event)
-
-_SYSTEM_LOCALS = frozenset({"mailer-daemon", "mailerdaemon", "mail-daemon", "postmaster"})
 
 # Subjects servers write on a bounce, in the languages of the big mail systems. Anchored at the
 # start: a person's reply or forward ("Re: Undeliverable: …", "Fwd: …") never matches.
@@ -118,10 +116,9 @@ def outer_evidence(mail: ParsedMail, envelope_from: str | None) -> str | None:
     if any(part.content_type == "message/delivery-status" for part in mail.attachments) \
             and content_type.startswith("multipart/report"):
         return "delivery-status report"
-    for address in (mail.from_addr, normalise_address(envelope_from)):
-        local = (address or "").split("@")[0].replace("_", "-")
-        if local in _SYSTEM_LOCALS:
-            return f"sender {'MAILER-DAEMON' if local != 'postmaster' else 'postmaster'}"
+    system = system_sender(mail, envelope_from, "")  # the automatic rules' own reading
+    if system:
+        return system
     empty = empty_envelope_sender(mail, envelope_from, "")
     if empty:
         return empty

@@ -1,5 +1,10 @@
 """Lines some programs put before a mail's header: read past them, keep the bytes as received.
 
+And field names some programs write with blanks before their colon (``Subject : x``, RFC 5322's
+obsolete syntax): the standard library's parser takes such a line for the start of the body and
+loses it and every field after it; ``without_blanks_before_colons`` gives the parser the field
+as ``Subject: x``.
+
 An mbox ``From sender date`` line from a pipe, a forwarding client's ``---- Original email
 message ----``, a blank line: a mail whose header begins on one of the first few lines after
 such a line is still a mail. ``header_start`` says where its header begins (0 for a mail that
@@ -28,6 +33,28 @@ def header_start(raw: bytes) -> int | None:
             return None
         at = end + 1
     return None
+
+
+# The header block: field lines (obsolete blanks before the colon allowed) and their folds.
+# Possessive: no state is kept per line, and at most MAX_HEADER_SCAN bytes are looked at.
+_HEADER_BLOCK = re.compile(rb"(?:[!-9;-~]{1,200}+[ \t]*+:[^\n]*+\n|[ \t][^\n]*+\n)*+")
+MAX_HEADER_SCAN = 1024 * 1024
+_BLANKS_BEFORE_COLON = re.compile(rb"^([!-9;-~]{1,200}+)[ \t]++:", re.MULTILINE)
+
+
+def without_blanks_before_colons(raw: bytes) -> tuple[bytes, int]:
+    """``raw`` with the blanks between a header field's name and its colon dropped, and how
+    many fields had them (``raw`` itself, and 0, for nearly every mail). Only the first
+    ``MAX_HEADER_SCAN`` bytes of a header are looked at."""
+    blank = min((at for at in (raw.find(b"\n\n", 0, MAX_HEADER_SCAN), raw.find(b"\n\r\n", 0, MAX_HEADER_SCAN))
+                 if at >= 0), default=MAX_HEADER_SCAN)
+    if raw.find(b" :", 0, blank) < 0 and raw.find(b"\t:", 0, blank) < 0:
+        return raw, 0  # nearly every mail: two scans in C
+    end = _HEADER_BLOCK.match(raw, 0, MAX_HEADER_SCAN).end()
+    if not _BLANKS_BEFORE_COLON.search(raw, 0, end):
+        return raw, 0
+    head, count = _BLANKS_BEFORE_COLON.subn(rb"\1:", raw[:end])
+    return head + raw[end:], count
 
 
 def without_stray_lines(raw: bytes) -> bytes:

@@ -27,13 +27,14 @@ from typing import NamedTuple
 
 from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
-from postdesk.mail.envelope_lines import header_start
+from postdesk.mail.envelope_lines import header_start, without_blanks_before_colons
 from postdesk.mail.fields import (decoded_headers, mail_date, mailboxes, primary_language, raw_fields,
                                   raw_headers)
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
 from postdesk.mail.parts import Extracted, extract_parts
+from postdesk.mail.subject import MAX_SUBJECT
 
 __all__ = ["Attachment", "ParsedMail", "parse"]
 
@@ -50,7 +51,10 @@ def parse(raw: bytes) -> ParsedMail:
         start = header_start(raw) or 0
         if start:
             defects.append(f"{start} byte(s) before the first header line were skipped")
-        return _parse(bytes(raw[start:]), defects)
+        readable, odd = without_blanks_before_colons(bytes(raw[start:]))
+        if odd:
+            defects.append(f"{odd} header field name(s) followed by blanks before the colon")
+        return _parse(readable, defects)
     except Exception as error:  # noqa: BLE001 - last resort: an empty mail that says why
         defects.append(f"parse failed: {type(error).__name__}: {error}")
         return _empty(defects)
@@ -69,7 +73,7 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
              if name in decoded}
     return ParsedMail(
         message_id=normalise_message_id(first.get("message-id")),
-        subject=clean_header_value(first.get("subject", "")),
+        subject=clean_header_value(first.get("subject", ""), max_len=MAX_SUBJECT),
         from_addr=sender[0][1] if sender else None,
         from_name=sender[0][0] if sender else "",
         to=_addresses(headers, "to", defects),

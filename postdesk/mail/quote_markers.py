@@ -26,8 +26,12 @@ _VERB = (
     r"kirjoitti|написал(?:\(а\)|а)?|nap[íi]sal|yazd[ıi]|đã\s+viết|写道|寫道|작성)"
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
+# Lotus Notes puts the date after it: "Bob/ACME@ACME wrote on 12/06/2026 10:00:00 AM:",
+# "… schrieb am 06.12.2026 10:00:00:", "… a écrit le 06/12/2026 10:00:00 :".
 _ENDS_WITH_VERB = re.compile(
-    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+)[:：]\s*$", re.IGNORECASE
+    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+|"
+    rf"{_VERB}\s+(?:on|am|le|el|il|op|den|em)\s+\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}[^\n:：]{{0,20}}"
+    rf"(?:[:.]\d{{2}}){{0,3}}[^\n:：]{{0,12}})[:：]\s*$", re.IGNORECASE
 )
 _VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 characters
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
@@ -41,7 +45,21 @@ _INNER_LEAD = re.compile(rf"[ \t]{_LEAD}\s(?=.{{0,40}}\d)", re.IGNORECASE)
 # Old Gmail: "2011/4/7 Bob <bob@x.example>" above the quote, no verb and no colon.
 _DATED_ADDRESS = re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\b.{0,300}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*[:：]?$")
 # Android and others: "---- Bob wrote ----", "------On 3/5/25 10:02, Bob wrote-----".
-_DASHED_ATTRIBUTION = re.compile(rf"^[ \t]*-{{2,}}.{{0,300}}?{_VERB}[ \t]*-{{2,}}[ \t]*$", re.IGNORECASE)
+# Lotus Notes: "-----Bob/ACME wrote: -----", "-----Bob <b@x.example> a écrit : -----".
+_DASHED_ATTRIBUTION = re.compile(rf"^[ \t]*-{{2,}}.{{0,300}}?{_VERB}[ \t]*[:：]?[ \t]*-{{2,}}[ \t]*$", re.IGNORECASE)
+# Lotus Notes forwards: "----- Forwarded by Bob/ACME on 12/06/2026 10:00 AM -----".
+_NOTES_FORWARD = re.compile(
+    r"^[ \t>]*-{3,}[ \t]*(?:forwarded by|weitergeleitet von|transf[ée]r[ée] par|doorgestuurd door|"
+    r"inoltrato da|reenviado por)\s.{1,300}-{3,}[ \t]*$", re.IGNORECASE)
+# Lotus Notes' reply header without field names on the sender's lines: the author (an address
+# or a Notes name "Bob Smith/SALES/ACME"), the date, then "To" alone on its line, its value
+# below ("An", "A", "À", "Aan", "Para", "Til", "Do" in other languages).
+_NOTES_AUTHOR = re.compile(r"^[ \t]*\S.{0,200}(?:@[^\s@]{1,200}|\w/[A-Z][A-Za-z0-9 /-]{0,60})[ \t]*$")
+_NOTES_DATE = re.compile(r"^[ \t]*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}[ \t]+\d{1,2}[:.]\d{2}")
+_NOTES_TO = re.compile(r"^[ \t]*(?:to|an|a|à|aan|para|per|til|till|do)[ \t]*:?[ \t]*$", re.IGNORECASE)
+# Lotus Notes' plain text of its HTML header table: "|------------>" over "| From:      |".
+_NOTES_TABLE = re.compile(r"^[ \t]*\|-{4,}>[ \t]*$")
+_NOTES_TABLE_FROM = re.compile(r"^[ \t]*\|[ \t]*(?:from|von|de|da|van|od|fr[åa]n|fra)[ \t]*:[ \t]*\|", re.IGNORECASE)
 # Horde and webmails: "Citation de Bob <b@x.example> :", "Quoting Bob <b@x.example>:".
 _CITATION = re.compile(r"^[ \t]*(?:citation de|quoting|zitat von|cita de|citando)\s.{1,300}[:：]$", re.IGNORECASE)
 # Orange and SFR webmails open a copy with "Message du 05/03/25 10:02" above De/A/Objet.
@@ -173,10 +191,21 @@ def _ends_with_colon(line: str) -> bool:
 
 def _opens_copied_mail(line: str, following: list[str]) -> bool:
     """True when ``line`` starts a copied mail: a separator or a From/Sent/To block."""
-    if line.rstrip().endswith("-") and (_SEPARATOR.match(line) or _DASHED_ATTRIBUTION.match(line)):
+    if line.rstrip().endswith("-") and (_SEPARATOR.match(line) or _DASHED_ATTRIBUTION.match(line)
+                                        or _NOTES_FORWARD.match(line)):
+        return True
+    if _NOTES_TABLE.match(line):
+        return bool(following) and bool(_NOTES_TABLE_FROM.match(following[0][:MAX_LINE]))
+    if following and _NOTES_DATE.match(following[0][:MAX_LINE]) and _notes_reply_header(line, following):
         return True
     if _HEADER_FROM.match(line) or _HEADER_DATE.match(line) or _MESSAGE_OF.match(line):
         headers = [bool(_HEADER_NEXT.match(next_line[:MAX_LINE]) or _HEADER_FROM.match(next_line[:MAX_LINE]))
                    for next_line in following]
         return sum(headers) >= 2 or (bool(headers) and headers[0])
     return bool(_UNDERSCORES.match(line) and following and _HEADER_FROM.match(following[0][:MAX_LINE]))
+
+
+def _notes_reply_header(line: str, following: list[str]) -> bool:
+    """True when ``line`` names an author and the lines under it (the date first) are a Lotus
+    Notes reply header: a "To" label alone on one of the next lines."""
+    return bool(_NOTES_AUTHOR.match(line)) and any(_NOTES_TO.match(next_line[:MAX_LINE]) for next_line in following[1:])

@@ -11,12 +11,17 @@ import re
 
 MAX_SUBJECT = 2000  # longer subjects are cut before they are looked at (bounded work)
 
-# One prefix: a known word (Re, Réf., TR, Fwd, FW, AW, WG, SV, VS, Antw, RIF, Odp), an optional
-# dot and counter ("Re[2]", "Re(3)"), blanks, a colon (ASCII or full-width), blanks.
+# One prefix: a known word, an optional dot and counter ("Re[2]", "Re(3)"), blanks, a colon
+# (ASCII or full-width), blanks. The words: Re, Réf., TR, Fwd, FW, AW, WG, SV, VS, Antw, RIF,
+# Odp (French, English, German, Scandinavian, Finnish, Dutch, Italian, Polish); Outlook's RV
+# and ENC (Spanish, Portuguese), PD (Polish), VL (Finnish), Doorst (Dutch), YNT/İLT (Turkish),
+# ΑΠ/ΣΧΕΤ/ΠΡΘ (Greek), Отв/Пересл (Russian), 答复/回复/回覆/转发/轉寄 (Chinese); and Outlook's
+# Italian R and I, upper-case only ("I: ..." in lower case is a sentence).
 # Each alternative starts with letters and ends with a colon, so matches never overlap and the
 # scan is linear in the length of the subject.
 _PREFIX = re.compile(
-    r"(?:re|r[ée]f|ré|tr|fwd?|aw|wg|sv|vs|antw|rif|odp)\.?"
+    r"(?:re|r[ée]f|ré|tr|fwd?|aw|wg|sv|vs|antw|rif|odp|rv|enc|pd|vl|doorst|ynt|i̇lt|ilt|"
+    r"απ|σχετ|πρθ|отв|пересл|答复|回复|回覆|转发|轉寄|转寄|(?-i:R|I))\.?"
     r"(?:\[\d{1,4}\]|\(\d{1,4}\))?[ \t]*[:：][ \t]*",
     re.IGNORECASE)
 

@@ -10,12 +10,12 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, union_all, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.store.db import execute, insert_row
-from postdesk.store.models import Outbox
+from postdesk.store.models import Message, Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 
@@ -121,6 +121,20 @@ def listing(session: Session, status: str | None = None, limit: int = 200) -> li
     if status:
         query = query.where(Outbox.status == status)
     return list(session.scalars(query.order_by(Outbox.id.desc()).limit(limit)))
+
+
+def desk_sent_any(session: Session, message_ids: Sequence[str]) -> bool:
+    """Whether the desk sent a mail with one of ``message_ids``: in the outbox, or a ticket's
+    sent message (kept when ``outbox purge`` has removed the outbox row). One query on two
+    unique indexes."""
+    ids = list(message_ids)[:50]
+    if not ids:
+        return False
+    query = union_all(
+        select(Outbox.id).where(Outbox.message_id.in_(ids)),
+        select(Message.id).where(Message.message_id.in_(ids), Message.direction == "out"),
+    ).limit(1)
+    return session.execute(query).first() is not None
 
 
 def sent_before(session: Session, before: datetime) -> int:

@@ -206,3 +206,12 @@ def test_an_unreachable_store_fails(tmp_path):
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postdesk"  # nothing listens
     code, out = doctor(write_config(tmp_path, url))
     assert code == 1 and "cannot open" in lines(out, "FAIL")["store"]
+
+
+def test_a_deprecated_key_is_a_warning_that_gives_its_new_spelling(tmp_path):
+    path = desk(tmp_path, "[lifecycle]\nreopen_days = 7\n")
+    code, out = doctor(path)
+    assert code == 0, out
+    assert lines(out, "warn")["config"] == (
+        f'{path}: lifecycle.reopen_days is deprecated: write lifecycle.reopen_within = "7d" '
+        'instead (a duration: seconds, or "90s", "15m", "2h", "1d")')

@@ -96,3 +96,32 @@ def test_a_mail_with_a_message_id_in_the_desks_own_form_it_did_not_send_is_a_loo
     with app.db.reader() as session:
         [message] = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
     assert "a loop" in message.automatic
+
+
+def test_a_mail_answering_only_desk_form_ids_the_desk_did_not_send_is_a_loop(app):
+    """References and In-Reply-To name mails in the desk's own form that it never sent (another
+    desk on the same domain wrote them): kept on a ticket, never answered."""
+    unsent = "<fedcba9876543210fedcba9876543210@desk.test>"
+    raw = mail("Robot <robot@client.test>", f"In-Reply-To: {unsent}\r\nReferences: <a@client.test> {unsent}\r\n")
+    deliver(app, raw, "robot@client.test")
+    ticket, sent = only_ticket(app)
+    assert sent == []
+    with app.db.reader() as session:
+        [message] = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
+    assert message.automatic == "References in the desk's own form that it did not send (a loop)"
+
+
+def test_a_customer_answering_the_desks_acknowledgement_is_never_taken_for_a_loop(app):
+    """The customer's reply names the acknowledgement the desk sent (and, from a thread shared
+    with another desk on the same domain, one it did not send): a reply, not a loop."""
+    deliver(app, mail("Jean <jean@client.test>"), "jean@client.test")
+    _, [ack] = only_ticket(app)
+    other = "<0123456789abcdef0123456789abcdef@desk.test>"
+    reply = (f"From: Jean <jean@client.test>\r\nTo: support@desk.test\r\nSubject: Re: Imprimante en panne\r\n"
+             f"Message-ID: <reply-1@client.test>\r\nIn-Reply-To: {ack.message_id}\r\n"
+             f"References: {other} {ack.message_id}\r\n\r\nToujours en panne.\r\n").encode()
+    deliver(app, reply, "jean@client.test")
+    with app.db.reader() as session:
+        messages = [m for m in tickets.messages(session, 1) if m.kind == "customer"]
+        assert tickets.get(session, 2) is None  # threaded on the first ticket
+    assert [m.automatic for m in messages] == [None, None]

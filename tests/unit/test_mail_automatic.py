@@ -105,6 +105,9 @@ def test_person_subjects(subject: str) -> None:
         ("MAILER-DAEMON@mx.example (Mail Delivery System)", "sender MAILER-DAEMON"),
         ("Mail Delivery Subsystem <mailer-daemon@googlemail.com>", "sender MAILER-DAEMON"),
         ("postmaster@client.example", "sender postmaster"),
+        ("Mail_Daemon@mx.example", "sender MAILER-DAEMON"),
+        ("MAILER-DAEMON", "sender MAILER-DAEMON"),
+        ("Mail Delivery System <MAILER-DAEMON>", "sender MAILER-DAEMON"),
         ("Shop <no-reply@shop.example>", "no-reply sender"),
         ("ne-pas-repondre@impots.example", "no-reply sender"),
         ("Jean <jean@client.example>", None),
@@ -158,3 +161,26 @@ def test_first_rule_wins() -> None:
     reason = automatic_reason(mail("Precedence: bulk\r\nAuto-Submitted: auto-replied\r\n", sender="no-reply@shop.example"))
     assert reason == "Auto-Submitted: auto-replied"
     assert RULES[0].__name__ == "own_notification"
+
+
+def test_references_to_desk_form_ids_the_desk_did_not_send_are_a_loop() -> None:
+    from postdesk.mail.automatic import desk_references, unsent_desk_references
+    from postdesk.mail.parse import parse
+    ours, theirs = "<" + "a" * 32 + "@desk.test>", "<" + "b" * 32 + "@desk.test>"
+    raw = ("From: x@client.test\r\nSubject: y\r\nIn-Reply-To: " + theirs + "\r\nReferences: <c@client.test> "
+           + "<" + "d" * 32 + "@other.test> " + theirs + "\r\n\r\nbody\r\n").encode()
+    looked_up: list[tuple[str, ...]] = []
+
+    def sent_any(ids):
+        looked_up.append(ids)
+        return ours in ids
+
+    mail = parse(raw)
+    assert desk_references(mail, ("desk.test",)) == (theirs,)  # other domains and forms are not ours
+    assert "a loop" in unsent_desk_references(mail, ("desk.test",), sent_any)
+    replied = parse(raw.replace(b"References: ", f"References: {ours} ".encode()))
+    assert unsent_desk_references(replied, ("desk.test",), sent_any) is None  # names one we sent
+    looked_up.clear()
+    plain = parse(b"From: x@client.test\r\nReferences: <c@client.test>\r\n\r\nbody\r\n")
+    assert unsent_desk_references(plain, ("desk.test",), sent_any) is None
+    assert looked_up == []  # no lookup for a mail that names no ID in the desk's form

@@ -51,3 +51,19 @@ def test_a_huge_hostile_report_is_read_within_bounds() -> None:
         bounce = read_bounce(raw, parse(raw))
         assert bounce is None or len(bounce.permanent) <= 50
     assert MAX_SCAN_BYTES <= 1 << 20
+
+
+@pytest.mark.parametrize(("sender", "envelope"), [
+    ("MAILER-DAEMON@mx.test", None), ("Mail_Daemon@mx.test", None), ("MAILER-DAEMON", None),
+    ("Mail Delivery System <MAILER-DAEMON>", None), ("Postmaster <postmaster@mx.test>", None),
+    ("robot@mx.test", "mailer-daemon@mx.test"), ("Jean <jean@client.test>", None), ("robot@mx.test", "jean@client.test"),
+])
+def test_the_bounce_reader_and_the_automatic_rules_read_a_system_sender_alike(sender, envelope) -> None:
+    """One rule (``automatic.system_sender_name``): From's address, the raw From without a
+    usable one, or the envelope sender is MAILER-DAEMON, mail-daemon or postmaster."""
+    from postdesk.mail.automatic import system_sender
+    from postdesk.mail.bounces import outer_evidence
+    mail = parse(f"From: {sender}\r\nTo: support@desk.test\r\nSubject: hello\r\n\r\nhi\r\n".encode())
+    said = system_sender(mail, envelope, "")
+    assert outer_evidence(mail, envelope) == said
+    assert (said is not None) == (sender != "Jean <jean@client.test>" and envelope != "jean@client.test")

@@ -91,3 +91,52 @@ def test_undeclared_chinese_subject_and_body_read_whole() -> None:
 
 def test_utf7_declared_is_read() -> None:
     assert decode_bytes("Café à Noël".encode("utf-7"), "utf-7")[0] == "Café à Noël"
+
+
+@pytest.mark.parametrize(("text", "codec"), [
+    ("Dzień dobry, przesyłka nie dotarła. Proszę o zwrot pieniędzy, ponieważ czekam już dwa tygodnie.", "iso8859_2"),
+    ("Zażółć gęślą jaźń. Świętą ścieżką źle chodzą.", "iso8859_2"),
+    ("Zażółć gęślą jaźń. Świętą ścieżką źle chodzą.", "cp1250"),
+    ("Faktura za październik", "iso8859_2"),
+    ("Reklamacja: uszkodzona przesyłka", "iso8859_2"),
+    ("Dziękują", "cp1250"),
+    ("Gęś", "iso8859_2"),
+    ("Dobrý den, posílám objednávku na příští týden.", "iso8859_2"),
+    ("Dobrý den, posílám objednávku na příští týden.", "cp1250"),
+])
+def test_undeclared_central_european_text_is_not_read_as_western(text: str, codec: str) -> None:
+    assert decode_bytes(text.encode(codec))[0] == text
+
+
+@pytest.mark.parametrize(("text", "codec"), [
+    ("打印机", "gbk"), ("发票", "gbk"), ("订单 20261206 退款", "gbk"), ("iPhone手机坏了", "gbk"),
+    ("印表機故障", "big5"), ("見積依頼", "shift_jis"), ("Счёт", "koi8_r"), ("Счет на оплату", "cp1251"),
+])
+def test_short_undeclared_cjk_and_cyrillic_text_is_read_by_its_letters(text: str, codec: str) -> None:
+    assert decode_bytes(text.encode(codec))[0] == text
+
+
+@pytest.mark.parametrize("text", [
+    "Réunion", "Müßiggang", "Größe der Lieferung", "AÇÃO URGENTE", "Informações", "São Paulo",
+    "cœur et sœur", "Œuvre", "L'HAŸ-LES-ROSES", "¿Qué? ¡Hola! 10 m² n°5 °C «Oui»", "l´été",
+    "Smörgåsbord", "Ærø", "prix 5€ TTC, 3£", "Bonjour… à bientôt—Jean", "L’été 2026 — 45 €",
+])
+def test_short_undeclared_western_text_stays_western(text: str) -> None:
+    assert decode_bytes(text.encode("cp1252"))[0] == text
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("=?us-ascii?Q?ABC / 123?=", "ABC / 123"),
+    ("=?utf-8?Q?Caf=C3=A9 cr=C3=A8me?=", "Café crème"),
+    ("=?utf-8?Q?Probl=C3=A8me_d\r\n =E2=80=99impression?=", "Problème d’impression"),
+    ("=?iso-8859-8-i?B?7uHp+g==?=", "מבית"),
+    ("=?gb2312?B?1uzpRrv5?=", "朱镕基"),
+    ("=?Shift_JIS?B?h0A=?=", "①"),
+])
+def test_encoded_words_as_mailers_write_them(raw: str, expected: str) -> None:
+    assert decode_words(raw) == expected
+
+
+def test_raw_iso_2022_jp_header_is_read() -> None:
+    stored = "お問い合わせ".encode("iso2022_jp").decode("ascii")
+    assert raw_header_text(stored) == "お問い合わせ"
