@@ -32,10 +32,11 @@ from bench.stores import KINDS, Stores, versions
 NAMES = ("smtp", "process", "memory", "sweep", "outbound")
 SEEDS = 50
 PLANS = {
-    "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "history": 200_000,
+    "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "mixed": 1000,
+             "history": 200_000,
              "runs": 3, "memory": {"one": 1, "ten": 10}, "sweep": ((100_000, 1_000_000), 10_000),
              "outbound": 300, "profiles": True, "workers": (1, 2)},
-    "quick": {"smtp": {"3k": 150}, "process": 100, "history": 20_000, "runs": 1,
+    "quick": {"smtp": {"3k": 150}, "process": 100, "mixed": 200, "history": 20_000, "runs": 1,
               "memory": {"one": 1}, "sweep": ((100_000,), 1_000), "outbound": 100,
               "profiles": False, "workers": (1, 2)},
 }
@@ -93,8 +94,13 @@ def run_one(name: str, plan: dict, runs: int, kinds: tuple[str, ...], stores: St
         return smtp.run(smtp.Plan(plan["smtp"], (8, 32), kinds, runs, SEEDS,
                                   spy=plan["profiles"]), stores, workdir)
     if name == "process":
-        return process.run(kinds, "3k", plan["process"], runs, SEEDS, stores, workdir,
-                           html_dir=html, history=plan["history"], workers=plan["workers"])
+        found = process.run(kinds, "3k", plan["process"], runs, SEEDS, stores, workdir,
+                            html_dir=html, history=plan["history"], workers=plan["workers"])
+        # Issue 24's corpus: new requests, replies by tag and by In-Reply-To, some PDFs.
+        mixed = process.run(kinds, "mixed", plan["mixed"], runs, SEEDS, stores, workdir,
+                            workers=plan["workers"], profile_too=False)
+        return {**found, "runs": found["runs"] + mixed["runs"],
+                "summary": found["summary"] + mixed["summary"]}
     if name == "memory":
         found = memory.run(kinds, plan["memory"], runs, 5, stores, workdir)
         found["steps"] = memory.step_peaks(stores, kinds[0], 5, workdir)

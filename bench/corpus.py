@@ -4,7 +4,9 @@ Three size classes (``3k``, ``40k``, ``1m``) of French and English mails: new re
 distinct customers, and replies that carry the ticket tag (``Re: [#7] ...``) and reference the
 customer's earlier mail, written by that ticket's requester, so they thread onto the *seed
 tickets* that ``seed_mails`` opens before a timed run. Some mails carry attachments; in the
-larger classes the attachment makes most of the size. MIME is written by hand (fixed
+larger classes the attachment makes most of the size. ``mixed`` is issue 24's scenario: 3 KB
+mails, 70 % new requests and 30 % replies, half of them threaded by the subject's tag alone and
+half by ``In-Reply-To`` alone, some with a small PDF. MIME is written by hand (fixed
 boundaries, fixed dates, no uuid), so nothing depends on the clock or the global ``random``.
 """
 
@@ -18,6 +20,8 @@ DESK = "support@desk.test"
 SIZES = {"3k": 3 * 1024, "40k": 40 * 1024, "1m": 1024 * 1024}
 ATTACHMENT_SHARE = {"3k": 0.15, "40k": 0.6, "1m": 1.0}
 REPLY_SHARE = 0.4
+MIXED_REPLY_SHARE = 0.3
+MIXED_PDF_SHARE = 0.15
 BASE_DATE = "Tue, 4 Mar 2025 09:{m:02d}:{s:02d} +0100"
 
 SENTENCES = {
@@ -89,6 +93,34 @@ def generate(size: str, count: int, seed: int = 1, tickets: int = 50) -> list[Ma
     return mails
 
 
+def mixed(count: int, seed: int = 1, tickets: int = 50) -> list[Mail]:
+    """``count`` 3 KB mails: 70 % new requests from distinct customers, 30 % replies to seed
+    tickets #1..#tickets by their requesters, alternately threaded by the tag in the subject
+    (no ``In-Reply-To``) and by ``In-Reply-To``/``References`` (no tag); French and English;
+    15 % carry a small PDF."""
+    rng = random.Random(f"mixed-{seed}")
+    replies = set(rng.sample(range(count), round(count * MIXED_REPLY_SHARE))) if tickets else set()
+    mails = []
+    for i in range(count):
+        attach = rng.random() < MIXED_PDF_SHARE
+        key = f"mixed-{seed}-{i}"
+        if i in replies:
+            by_tag = len([m for m in mails if m.kind == "reply"]) % 2 == 0
+            mails.append(_reply(rng, "3k", key, rng.randint(1, tickets), attach,
+                                by="tag" if by_tag else "in-reply-to", pdf=True))
+        else:
+            sender = f"customer{i}.{seed}@client{i % 97}.example"
+            mails.append(_new(rng, "3k", key, sender, attach, pdf=True))
+    return mails
+
+
+def mails_of(size: str, count: int, seed: int = 1, tickets: int = 50) -> list[Mail]:
+    """``generate`` for a size class, ``mixed`` for ``"mixed"``."""
+    if size == "mixed":
+        return mixed(count, seed, tickets)
+    return generate(size, count, seed, tickets)
+
+
 def _seed_sender(number: int) -> str:
     return f"requester{number}@client{number % 31}.example"
 
@@ -99,34 +131,41 @@ def _seed_subject(number: int) -> tuple[str, str]:
     return locale, rng.choice(SUBJECTS[locale])
 
 
-def _new(rng: random.Random, size: str, key: str, sender: str, attach: bool) -> Mail:
+def _new(rng: random.Random, size: str, key: str, sender: str, attach: bool,
+         pdf: bool = False) -> Mail:
     if key.startswith("seed"):
         locale, subject = _seed_subject(int(key[4:]))
     else:
         locale = rng.choice(("fr", "en"))
         subject = rng.choice(SUBJECTS[locale])
-    return _mail(rng, size, key, sender, locale, subject, attach, kind="new", thread=())
+    return _mail(rng, size, key, sender, locale, subject, attach, kind="new", thread=(), pdf=pdf)
 
 
-def _reply(rng: random.Random, size: str, key: str, ticket: int, attach: bool) -> Mail:
+def _reply(rng: random.Random, size: str, key: str, ticket: int, attach: bool,
+           by: str = "both", pdf: bool = False) -> Mail:
+    """A reply to seed ticket ``ticket``, threaded by its tag and ``In-Reply-To`` (``both``),
+    or by one of them (``tag``, ``in-reply-to``)."""
     locale, subject = _seed_subject(ticket)
     prefix = "RE" if locale == "en" else "TR" if rng.random() < 0.1 else "Re"
-    original = _message_id(f"seed{ticket}")
-    return _mail(rng, size, key, _seed_sender(ticket), locale, f"{prefix}: [#{ticket}] {subject}",
-                 attach, kind="reply", thread=(original,))
+    tag = "" if by == "in-reply-to" else f"[#{ticket}] "
+    thread = () if by == "tag" else (_message_id(f"seed{ticket}"),)
+    return _mail(rng, size, key, _seed_sender(ticket), locale, f"{prefix}: {tag}{subject}",
+                 attach, kind="reply", thread=thread, quote=True, pdf=pdf)
 
 
-def _mail(rng, size, key, sender, locale, subject, attach, *, kind, thread) -> Mail:
+def _mail(rng, size, key, sender, locale, subject, attach, *, kind, thread, quote=None,
+          pdf=False) -> Mail:
     name = rng.choice(NAMES)
     message_id = _message_id(key)
     headers = _headers(rng, name, sender, subject, message_id, thread)
-    text = _text(rng, locale, SIZES[size], attach, quote=(name, locale) if thread else None)
+    quoted = thread if quote is None else quote
+    text = _text(rng, locale, SIZES[size], attach, quote=(name, locale) if quoted else None)
     if not attach:
         body = ("Content-Type: text/plain; charset=utf-8\r\n"
                 "Content-Transfer-Encoding: 8bit\r\n\r\n" + text)
         return Mail(_bytes(headers + body), sender, kind, locale, False, message_id)
     boundary = f"=_bench_{key}"
-    part = _attachment(rng, size, len(text), locale)
+    part = _attachment(rng, size, len(text), locale, pdf)
     body = (f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
             f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n--{boundary}\r\n{part}"
@@ -172,13 +211,14 @@ def _text(rng, locale: str, target: int, attach: bool, quote) -> str:
     return text
 
 
-def _attachment(rng, size: str, text_bytes: int, locale: str) -> str:
+def _attachment(rng, size: str, text_bytes: int, locale: str, pdf: bool = False) -> str:
     raw_bytes = max(400, (SIZES[size] - 1100 - text_bytes) * 3 * 76 // (4 * 78))
-    data = base64.b64encode(rng.randbytes(raw_bytes)).decode()
+    data = base64.b64encode((b"%PDF-1.4\n" if pdf else b"") + rng.randbytes(raw_bytes)).decode()
+    pdf = pdf or size == "1m"
     wrapped = "\r\n".join(data[i:i + 76] for i in range(0, len(data), 76))
     name = "capture-écran.png" if locale == "fr" else "screenshot.png"
-    kind = "image/png" if size != "1m" else "application/pdf"
-    name = name if size != "1m" else ("rapport.pdf" if locale == "fr" else "report.pdf")
+    kind = "image/png" if not pdf else "application/pdf"
+    name = name if not pdf else ("rapport.pdf" if locale == "fr" else "report.pdf")
     return (f'Content-Type: {kind}; name="{name}"\r\nContent-Transfer-Encoding: base64\r\n'
             f'Content-Disposition: attachment; filename="{name}"\r\n\r\n{wrapped}')
 

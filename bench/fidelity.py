@@ -4,7 +4,8 @@ Each case of ``tests/corpus/replies`` is a body (``NAME.txt`` plain, ``NAME.html
 and the text its author wrote (``NAME.expected.txt``). The body is sent through the real path
 (a MIME mail, ``parse``, the desk's ``TextReadings``) and compared with the expectation, line
 by line, blank lines and surrounding spaces aside. mail-parser-reply alone (every language it
-knows, on the same parsed text) is scored beside it. Prints figures; never passes or fails.
+knows, on the same parsed text; ``pip install -e '.[bench]'``) is scored beside it. Prints
+figures; never passes or fails.
 
     python -m bench.fidelity            # the table
     python -m bench.fidelity --misses   # also each case postdesk gets wrong, with its answer
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import email
 import email.policy
+import importlib.util
 import json
 import time
 from email.message import EmailMessage
@@ -31,7 +33,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import mailparser
-from mailparser_reply import EmailReplyParser
 
 from postdesk.mail.automatic import automatic_reason
 from postdesk.mail.bounces import read_bounce
@@ -79,6 +80,8 @@ def postdesk_reply(mail: ParsedMail) -> str:
 
 def library_reply(mail: ParsedMail) -> str:
     """mail-parser-reply's latest reply, alone, on the same text."""
+    from mailparser_reply import EmailReplyParser  # noqa: PLC0415 - optional: the [bench] extra
+
     return EmailReplyParser(languages=LIBRARY_LANGUAGES).parse_reply(text=mail.text)
 
 
@@ -118,7 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     mails = [(case, as_mail(case)) for case in load_cases()]
     total = len(mails)
     print(f"{'reader':<28} {'right':>9} {'ms/body':>8}  (best of 5 passes)")
-    for label, reader in (("postdesk", postdesk_reply), ("mail-parser-reply alone", library_reply)):
+    readers = [("postdesk", postdesk_reply)]
+    if importlib.util.find_spec("mailparser_reply") is not None:
+        readers.append(("mail-parser-reply alone", library_reply))
+    for label, reader in readers:
         right, per_body, misses = score(reader, mails)
         print(f"{label:<28} {right:>4} / {total:<3} {per_body:>8.3f}")
         if options.misses and label == "postdesk":

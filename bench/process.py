@@ -8,7 +8,11 @@ query whose cost grows with the store shows as a ratio below 1. Then the same ma
 processed by one and by several worker processes on one store (each a spawned process with its
 own ``App``, warmed up, all started together): how far processing grows with workers, as when
 several ``postdesk serve --no-smtp`` share a PostgreSQL database. One more run under
-pyinstrument says where the time goes, by pipeline stage (``bench.profile``).
+pyinstrument says where the time goes, by pipeline stage (``bench.profile``). Each timed run
+also gives the CPU seconds the processing used per mail (``time.process_time``, the worker
+warmed up first; summed over the processes when there are several): unlike mails/s, it does
+not depend on how many cores the machine has or how busy they are. Size ``mixed`` is issue
+24's corpus (``bench.corpus.mixed``).
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, work
         add_history(url, history, first=10 * (seeds + count) + 1)
     app = make_app(workdir / f"process-{kind}", url)
     intake = app.intake()
-    mails = corpus.generate(size, count, tickets=seeds)
+    mails = corpus.mails_of(size, count, tickets=seeds)
     for start in range(0, count, BATCH):
         intake.store_many([(m.raw, Envelope(m.sender, (corpus.DESK,), "smtp", "127.0.0.1"))
                            for m in mails[start:start + BATCH]])
@@ -83,11 +87,12 @@ def timed(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir:
     url, app = _prepared(stores, kind, size, count, seeds, workdir, history)
     worker = app.worker()
     try:
+        worker.warm_up()  # as a running worker is: the language model and templates loaded
         cpu, began = time.process_time(), time.perf_counter()
         done = worker.process_until_idle()
-        wall = time.perf_counter() - began
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu
         return {"processed": done, "per_s": done / wall, "ms_per_mail": wall * 1000 / done,
-                "cpu_share": (time.process_time() - cpu) / wall}
+                "cpu_share": cpu / wall, "cpu_ms_per_mail": cpu * 1000 / done}
     finally:
         app.db.dispose()
         stores.drop(url)
@@ -111,10 +116,11 @@ def timed_workers(stores: Stores, kind: str, size: str, count: int, seeds: int, 
         results = [finished.get(timeout=CHILD_TIMEOUT) for _ in children]
         if failed := [r for r in results if isinstance(r, str)]:
             raise RuntimeError(f"a worker process failed: {failed[0]}")
-        wall = max(ended for _, ended in results) - began
-        done = sum(n for n, _ in results)
+        wall = max(ended for _, ended, _ in results) - began
+        done = sum(n for n, _, _ in results)
         return {"processed": done, "per_s": done / wall, "ms_per_mail": wall * 1000 / done,
-                "shares": sorted(n for n, _ in results)}
+                "cpu_ms_per_mail": sum(cpu for _, _, cpu in results) * 1000 / done,
+                "shares": sorted(n for n, _, _ in results)}
     finally:
         for child in children:
             if child.pid is None:  # never started
@@ -131,8 +137,10 @@ def _worker_process(folder: str, url: str, ready, finished) -> None:
         worker = app.worker()
         worker.warm_up()
         ready.wait(CHILD_TIMEOUT)
+        cpu = time.process_time()
         done = worker.process_until_idle()
-        finished.put((done, time.perf_counter()))  # CLOCK_MONOTONIC: one clock for all processes
+        # CLOCK_MONOTONIC: one clock for all processes; the CPU this process used
+        finished.put((done, time.perf_counter(), time.process_time() - cpu))
         app.db.dispose()
     except Exception as exc:  # noqa: BLE001 - reported by the parent
         finished.put(f"{type(exc).__name__}: {exc}")
@@ -156,23 +164,26 @@ def profile(stores: Stores, kind: str, size: str, count: int, seeds: int, workdi
 
 def run(kinds: tuple[str, ...], size: str, count: int, runs: int, seeds: int, stores: Stores,
         workdir: Path, say=print, html_dir: Path | None = None, history: int = 0,
-        workers: tuple[int, ...] = ()) -> dict:
+        workers: tuple[int, ...] = (), profile_too: bool = True) -> dict:
     found: dict[tuple[str, int, int | None], list[dict]] = {}
     for _ in range(runs):
         for kind in kinds:
             for past in (0, history) if history else (0,):
                 result = timed(stores, kind, size, count, seeds, workdir, past)
                 found.setdefault((kind, past, None), []).append(result)
-                say(f"  process {size} {kind}, history {past:,}: {result['per_s']:.1f} mails/s")
+                say(f"  process {size} {kind}, history {past:,}: {result['per_s']:.1f} mails/s, "
+                    f"{result['cpu_ms_per_mail']:.2f} ms of CPU per mail")
             for number in workers:
                 result = timed_workers(stores, kind, size, count, seeds, workdir, number)
                 found.setdefault((kind, 0, number), []).append(result)
                 say(f"  process {size} {kind}, {number} worker process{'es' * (number > 1)}: "
-                    f"{result['per_s']:.1f} mails/s (shares {result['shares']})")
+                    f"{result['per_s']:.1f} mails/s, {result['cpu_ms_per_mail']:.2f} ms of CPU per "
+                    f"mail (shares {result['shares']})")
     summary = [{"kind": kind, "size": size, "mails": count, "history": past, "runs": len(items),
                 "workers": number, "per_s": median(i["per_s"] for i in items),
                 "per_s_range": spread(i["per_s"] for i in items),
-                "ms_per_mail": median(i["ms_per_mail"] for i in items)}
+                "ms_per_mail": median(i["ms_per_mail"] for i in items),
+                "cpu_ms_per_mail": median(i["cpu_ms_per_mail"] for i in items)}
                for (kind, past, number), items in found.items()]
     for row in summary:
         if row["workers"] is None:  # the same run's store without history is the baseline
@@ -184,7 +195,9 @@ def run(kinds: tuple[str, ...], size: str, count: int, runs: int, seeds: int, st
                         None)
             row["ratio_to_one"] = row["per_s"] / base["per_s"] if base else None
     profiles = {}
-    if importlib.util.find_spec("pyinstrument") is None:
+    if not profile_too:
+        kinds = ()
+    elif importlib.util.find_spec("pyinstrument") is None:
         say("  process profile skipped: pyinstrument is not installed (pip install -e '.[bench]')")
         kinds = ()
     for kind in kinds:

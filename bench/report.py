@@ -58,10 +58,11 @@ def smtp(result: dict) -> list[str]:
 
 def process(result: dict) -> list[str]:
     lines = _table(("store", "size", "mails", "history", "workers", "runs", "processed/s",
-                    "range", "ms/mail", "÷ no history", "÷ one process"),
+                    "range", "ms/mail", "CPU ms/mail", "÷ no history", "÷ one process"),
                    [(r["kind"], r["size"], r["mails"], f"{r.get('history', 0):,}",
                      _workers(r.get("workers")), r["runs"], _n(r["per_s"], 1), r["per_s_range"],
-                     _n(r["ms_per_mail"], 1), _x(r.get("ratio_to_fresh")),
+                     _n(r["ms_per_mail"], 1), _n(r.get("cpu_ms_per_mail"), 2),
+                     _x(r.get("ratio_to_fresh")),
                      _x(r.get("ratio_to_one"))) for r in result["summary"]])
     return lines + profiles(result.get("profiles", {}), "mail")
 
@@ -154,6 +155,19 @@ def targets(results: dict) -> list[str]:
             label = f"processed ≥ 0.4× do-nothing ({where}; {_n(r['processed_per_s'], 1)}/s)"
             lines.append(_check(label, r["ratio_processed"], 0.4, True))
         lines.append(_check(f"p99 DATA→250 ≤ 2× do-nothing ({where})", r["ratio_p99"], 2.0, False))
+    for r in results.get("process", {}).get("summary", []):
+        if r.get("history") or r.get("cpu_ms_per_mail") is None:
+            continue
+        if r["workers"] is None and r["size"] in ("3k", "mixed"):
+            limit = CPU_MS_TARGET.get(r["kind"])
+            if limit is not None:
+                met = "met" if r["cpu_ms_per_mail"] <= limit else "NOT met"
+                lines.append(f"- CPU per processed mail ≤ {limit} ms ({r['size']}, {r['kind']}, "
+                             f"in-process worker): {r['cpu_ms_per_mail']:.2f} ms — {met}")
+        elif r["workers"] and r["workers"] > 1 and r["kind"] == "postgres":
+            lines.append(_check(f"{r['workers']} worker processes ≥ 0.9×{r['workers']} one "
+                                f"({r['size']}, {r['kind']})",
+                                (r.get("ratio_to_one") or 0) / r["workers"] or None, 0.9, True))
     for r in results.get("memory", {}).get("summary", []):
         if r["scenario"] == "one":
             lines.append(_check(f"one 25 MB mail peaks < 8× its size ({r['kind']})",
@@ -170,6 +184,9 @@ def targets(results: dict) -> list[str]:
             lines.append(_check(f"{r['tickets']:,}-ticket sweep within 1.5× of the smallest "
                                 f"({r['kind']})", r["ratio_to_smallest"], 1.5, False))
     return lines
+
+
+CPU_MS_TARGET = {"sqlite": 1.5, "postgres": 2.0}  # issue 24, per processed 3 KB mail
 
 
 def _check(label: str, value, target: float, at_least: bool) -> str:

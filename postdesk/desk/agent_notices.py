@@ -13,7 +13,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.desk.services import Desk
-from postdesk.store import contacts, tickets
+from postdesk.store import contacts
 from postdesk.store.models import Ticket
 
 COMMANDS_HELP = ("#status open|pending|resolved|closed", "#assign NAME|ADDRESS|me",
@@ -43,8 +43,7 @@ def notify_agents(session: Session, desk: Desk, ticket: Ticket, key: str, messag
     if not to:
         return []
     agents = {a.address.lower(): a for a in desk.settings.agents}
-    undeliverable = sorted(contacts.undeliverable(
-        session, [p.address for p in tickets.participants(session, ticket.id)]))
+    undeliverable = contacts.undeliverable_participants(session, ticket.id)
     for address in to:
         agent = agents.get(address)
         variables = {"agent": {"name": agent.name if agent and agent.name else address,

@@ -53,12 +53,12 @@ class TextReadings:
 
     def text_without_quotes(self, mail: ParsedMail) -> str:
         if self._without_quotes is None:
-            self._without_quotes = reply_text(mail, LOCALES)
+            self._without_quotes = reply_text(mail)
         return self._without_quotes
 
     def language(self, mail: ParsedMail) -> str | None:
         if self._language is _UNREAD:
-            self._language = detect_language(f"{mail.subject}\n{mail.text[:4000]}", LOCALES)
+            self._language = detect_language(f"{mail.subject}\n{self.text_without_quotes(mail)}", LOCALES)
         return self._language
 
 

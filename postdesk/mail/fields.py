@@ -4,8 +4,8 @@ Each function takes the raw header values as the ``email`` package stored them (
 surrogate-escaped, encoded-words still encoded) and returns what ``ParsedMail`` holds:
 decoded header values, normalised addresses and Message-IDs, an aware date, a language tag.
 Address and date parsing use mail-parser's helpers, with the standard library behind them;
-a value ``parse`` already had them read (for mail-parser's findings) is taken from
-``Readings`` instead of being read twice. Limits (header count, value length, recipients kept)
+the same short address field (the desk's own address in To, a customer writing again) is
+split once per process. Limits (header count, value length, recipients kept)
 are recorded as defects when they bite.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from itertools import islice
 from datetime import datetime, timezone
 from email.message import Message
+from functools import lru_cache
 from types import MappingProxyType
 
 from mailparser.dates import parse_mail_date
@@ -31,6 +31,7 @@ MAX_HEADERS = 1000
 MAX_HEADER_VALUE = 16_384
 MAX_ADDRESS_HEADER = 200_000
 MAX_RECIPIENTS = 1000
+MAX_REMEMBERED_ADDRESS_LEN = 1024  # address fields up to this length are split once per process
 # Structured fields (RFC 5322, MIME, authentication, automatic mail, priority): encoded-words
 # are never decoded in them. Every field postdesk reads for its structure must be listed here
 # (tests/unit/test_mail_fields.py checks the ``mail.header(...)`` calls of the package).
@@ -46,18 +47,6 @@ STRUCTURED = frozenset({
     "x-auto-reply", "x-loop", "x-postdesk-ticket", "thread-index",
 })
 _LANGUAGE_TAG = re.compile(r"^\s*([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*\s*(?:[,;]|$)")
-
-
-@dataclass
-class Readings:
-    """Header values mail-parser's helpers already read, keyed by the exact text they were given.
-
-    ``addresses``: text -> ``get_addresses(text, decode_names=True)``; ``dates``: text ->
-    ``parse_mail_date(text).value``. A value is reused only for the very same text.
-    """
-
-    addresses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    dates: dict[str, datetime | None] = field(default_factory=dict)
 
 
 def raw_headers(message: Message, defects: list[str]) -> dict[str, list[str]]:
@@ -83,9 +72,37 @@ def raw_fields(message: Message) -> tuple[tuple[str, str], ...]:
 
 def decoded_headers(raw: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
     """Name -> values on one line, 8-bit decoded, control characters gone; RFC 2047
-    encoded-words are decoded only in the fields that may hold them (``decodes_words``)."""
-    return MappingProxyType({name: tuple(decode_value(value, decodes_words(name)) for value in values)
-                             for name, values in raw.items()})
+    encoded-words are decoded only in the fields that may hold them (``decodes_words``).
+    Each field is decoded the first time it is read: most (Received, DKIM-Signature...) never
+    are."""
+    return DecodedHeaders(raw)
+
+
+class DecodedHeaders(Mapping[str, tuple[str, ...]]):
+    """A read-only mapping of ``raw`` (lower-case name -> raw values, not changed afterwards)
+    whose values are decoded on first reading, once."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: Mapping[str, list[str]]) -> None:
+        self._raw = MappingProxyType(dict(raw))
+        self._decoded: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        found = self._decoded.get(name)
+        if found is None:
+            words = decodes_words(name)
+            found = self._decoded[name] = tuple(decode_value(v, words) for v in self._raw[name])
+        return found
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"DecodedHeaders({dict(self)!r})"
 
 
 def decodes_words(name: str) -> bool:
@@ -107,9 +124,7 @@ def decode_value(raw: str, words: bool = True) -> str:
     return clean_header_value(decode_words(text) if words else text, max_len=MAX_HEADER_VALUE)
 
 
-def mailboxes(
-    raw_values: list[str] | None, field: str, defects: list[str], readings: Readings | None = None
-) -> list[tuple[str, str]]:
+def mailboxes(raw_values: list[str] | None, field: str, defects: list[str]) -> list[tuple[str, str]]:
     """``(display name, normalised address)`` of one address header, first occurrence only.
 
     Duplicates are dropped (first kept); unusable addresses are skipped; at most
@@ -122,7 +137,7 @@ def mailboxes(
         defects.append(f"{field}: {len(value)} characters, only the first {MAX_ADDRESS_HEADER} read")
         value = value[:MAX_ADDRESS_HEADER].rpartition(",")[0]
     found: dict[str, str] = {}
-    for name, address in _split_addresses(value, field, defects, readings):
+    for name, address in _split_addresses(value, field, defects):
         normalised = normalise_address(address)
         if normalised and normalised not in found:
             found[normalised] = clean_header_value(decode_words(name), max_len=200)
@@ -131,32 +146,33 @@ def mailboxes(
     return [(name, address) for address, name in list(found.items())[:MAX_RECIPIENTS]]
 
 
-def _split_addresses(value: str, field: str, defects: list[str], readings: Readings | None) -> list[tuple[str, str]]:
+def _split_addresses(value: str, field: str, defects: list[str]) -> Sequence[tuple[str, str]]:
     """mail-parser's cautious address split; the standard library's when it finds nothing."""
-    found = readings.addresses.get(value) if readings else None
-    if found is None:
-        try:
-            found = get_addresses(value, decode_names=True)
-        except Exception as error:  # noqa: BLE001 - a helper bug must not lose the mail
-            defects.append(f"{field}: mail-parser could not split addresses ({type(error).__name__})")
-            found = []
+    try:
+        found = _remembered_split(value) if len(value) <= MAX_REMEMBERED_ADDRESS_LEN else \
+            get_addresses(value, decode_names=True)
+    except Exception as error:  # noqa: BLE001 - a helper bug must not lose the mail
+        defects.append(f"{field}: mail-parser could not split addresses ({type(error).__name__})")
+        found = []
     if any(address for _, address in found):
         return found
     return email.utils.getaddresses([value])
 
 
-def mail_date(raw_values: list[str] | None, defects: list[str], readings: Readings | None = None) -> datetime | None:
+@lru_cache(maxsize=512)
+def _remembered_split(value: str) -> tuple[tuple[str, str], ...]:
+    return tuple(get_addresses(value, decode_names=True))
+
+
+def mail_date(raw_values: list[str] | None, defects: list[str]) -> datetime | None:
     """The Date header as an aware datetime (UTC when the zone is unknown), or None."""
     if not raw_values:
         return None
     value = raw_header_text(raw_values[0])[:200]
-    if readings and value in readings.dates:
-        parsed = readings.dates[value]
-    else:
-        try:
-            parsed = parse_mail_date(value).value
-        except Exception:  # noqa: BLE001 - fall back to the standard library
-            parsed = None
+    try:
+        parsed = parse_mail_date(value).value
+    except Exception:  # noqa: BLE001 - fall back to the standard library
+        parsed = None
     if parsed is None:
         parsed = _stdlib_date(value)
     if parsed is None:

@@ -1,27 +1,20 @@
 """Parse the raw bytes of one mail into a ``ParsedMail``, whatever the bytes are.
 
 The tree is the one the standard library's compat32 parser builds (what
-``email.message_from_bytes`` and mail-parser build), read from slices of the bytes so that a
-large mail is never decoded to one ``str``. It is read by our own bounded walk (``parts``),
-because mail-parser's body text drops undeclared 8-bit characters and mines forwarded messages
-for body text; headers are read by ``fields``.
+``email.message_from_bytes`` builds), read from slices of the bytes so that a large mail is
+never decoded to one ``str``. It is parsed once and read by our own bounded walk (``parts``):
+only the text parts and the attachments are decoded. Headers are read by ``fields``, with
+mail-parser's address and date helpers.
 
-What mail-parser gives us is its findings: the diagnostics of the address, Received and date
-fields, the parser's defects of every part, the MIME headers that are not UTF-8 and the bodies
-their charset cannot decode. ``mailparser.MailParser`` no longer runs on every mail (about half
-of the cost of a parse went to work whose results we never read): ``findings`` (its own
-module) asks mail-parser's helpers for the same list, and hands the addresses it split and the
-date it parsed to ``fields``, which read them once instead of twice. ``MailParser`` itself
-still reads what ``findings`` does not mirror — a part without its start boundary (mail-parser then recovers
-a part from the epilogue) and any tree on which a step fails (a charset name with a NUL in
-it...): its findings, or its failure, are reported as before. One difference remains: a mail
-on which only the dictionaries of decoded headers failed (an encoded-word whose charset name
-holds a NUL, in any header) is no longer "mail-parser failed": it keeps mail-parser's findings.
+``defects`` lists what the reading met: the standard library's defects of every part (a
+missing boundary, bad base64...), the charsets that had to be guessed, the limits that bit,
+and the fallbacks taken. ``mailparser.MailParser`` is not run: its own diagnostics (Received
+fields, dates, MIME headers) were computed on every mail and read by nothing (issue 22), at
+about half the cost of a parse (docs/performance.md, round L).
 
-When mail-parser fails, the standard library's tree is read with its own defects, then a
-headers-only parse, then an empty mail: ``parse`` never raises, and every fallback is named in
-``defects``. A header block too large for mail-parser to read in bounded time goes to the
-standard library directly.
+When the standard library cannot build the tree (e.g. a RecursionError on absurd nesting), a
+headers-only parse keeps the body as one plain text, then an empty mail: ``parse`` never
+raises, and every fallback is named in ``defects``.
 """
 
 from __future__ import annotations
@@ -32,14 +25,11 @@ import re
 from email.message import Message
 from typing import NamedTuple
 
-import mailparser
-
 from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
-from postdesk.mail.findings import findings
 from postdesk.mail.envelope_lines import header_start, without_blanks_before_colons
-from postdesk.mail.fields import (Readings, decoded_headers, mail_date, mailboxes, primary_language,
-                                  raw_fields, raw_headers)
+from postdesk.mail.fields import (decoded_headers, mail_date, mailboxes, primary_language, raw_fields,
+                                  raw_headers)
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
@@ -48,8 +38,6 @@ from postdesk.mail.subject import MAX_SUBJECT
 
 __all__ = ["Attachment", "ParsedMail", "parse"]
 
-MAX_MAILPARSER_HEADER_BYTES = 256 * 1024
-LARGE_MAIL_BYTES = 1024 * 1024
 MAX_DEFECTS = 200
 MAX_DEFECT_LEN = 300
 MAX_REPLY_HTML_CHARS = 256 * 1024  # an HTML reply left bigger than this is read from the text
@@ -73,24 +61,25 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
-    """Build the tree with the first parser that copes, then read fields and parts from it."""
+    """Build the tree once, then read fields and parts from it."""
     tree = _tree(raw, defects)
-    message, readings = tree.message, tree.readings
+    message = tree.message
     headers = raw_headers(message, defects)
-    sender = mailboxes(headers.get("from"), "from", defects, readings)
-    extracted = tree.extracted or extract_parts(message, report_structure=not tree.findings_reported)
+    sender = mailboxes(headers.get("from"), "from", defects)
+    extracted = tree.extracted or extract_parts(message)
     defects.extend(extracted.defects)
     decoded = decoded_headers(headers)
-    first = {name: values[0] for name, values in decoded.items()}
+    first = {name: decoded[name][0] for name in ("message-id", "subject", "content-language")
+             if name in decoded}
     return ParsedMail(
         message_id=normalise_message_id(first.get("message-id")),
         subject=clean_header_value(first.get("subject", ""), max_len=MAX_SUBJECT),
         from_addr=sender[0][1] if sender else None,
         from_name=sender[0][0] if sender else "",
-        to=_addresses(headers, "to", defects, readings),
-        cc=_addresses(headers, "cc", defects, readings),
-        reply_to=_addresses(headers, "reply-to", defects, readings),
-        date=mail_date(headers.get("date"), defects, readings),
+        to=_addresses(headers, "to", defects),
+        cc=_addresses(headers, "cc", defects),
+        reply_to=_addresses(headers, "reply-to", defects),
+        date=mail_date(headers.get("date"), defects),
         in_reply_to=parse_message_ids(" ".join(headers.get("in-reply-to", ()))),
         references=parse_message_ids(" ".join(headers.get("references", ()))),
         headers=decoded,
@@ -106,37 +95,15 @@ def _parse(raw: bytes, defects: list[str]) -> ParsedMail:
 
 class _Tree(NamedTuple):
     message: Message
-    findings_reported: bool  # mail-parser's findings (its defects of every part) are in defects
     extracted: Extracted | None = None  # the parts, when the headers-only fallback took them
-    readings: Readings | None = None  # header values mail-parser's helpers already read
 
 
 def _tree(raw: bytes, defects: list[str]) -> _Tree:
-    """The message tree with mail-parser's findings, else the standard library's, else headers only."""
-    message: Message | None = None
-    failure: Exception | None = None  # why the standard library could not build the tree
-    if _header_block_size(raw) > MAX_MAILPARSER_HEADER_BYTES:
-        defects.append(f"header block over {MAX_MAILPARSER_HEADER_BYTES} bytes: mail-parser skipped")
-    else:
-        try:
-            message = _compat32(raw)
-            readings = Readings()
-            defects.extend(_mailparser_defects(findings(message, readings)))
-            return _Tree(message, True, readings=readings)
-        except Exception as error:  # noqa: BLE001 - not mirrored, or failing: mail-parser itself decides
-            failure = None if message is not None else error
-        try:
-            parsed = _mailparser(raw, message)
-            defects.extend(_mailparser_defects(parsed.defects))
-            return _Tree(parsed.message, True)
-        except Exception as error:  # noqa: BLE001 - any mail-parser failure: try the stdlib
-            defects.append(f"mail-parser failed: {type(error).__name__}: {error}")
-    if failure is None:
-        try:
-            return _Tree(_compat32(raw), False)
-        except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
-            failure = error
-    defects.append(f"email parser failed: {type(failure).__name__}: {failure}")
+    """The standard library's message tree, else headers only."""
+    try:
+        return _Tree(_compat32(raw))
+    except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
+        defects.append(f"email parser failed: {type(error).__name__}: {error}")
     return _headers_only(raw, defects)
 
 
@@ -147,15 +114,7 @@ def _headers_only(raw: bytes, defects: list[str]) -> _Tree:
     data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
     text, _ = decode_bytes(data)
     defects.append("MIME structure unreadable: the body is kept as raw text")
-    return _Tree(message, False, Extracted(plain=[text]))
-
-
-def _mailparser(raw: bytes, tree: Message | None) -> mailparser.MailParser:
-    """mail-parser's reading of ``raw``; for a large mail, of the tree ``_compat32`` built
-    (``tree`` when it is already built: a big mail is not parsed twice)."""
-    if len(raw) <= LARGE_MAIL_BYTES:
-        return mailparser.parse_from_bytes(raw)
-    return mailparser.MailParser(tree if tree is not None else _compat32(raw))
+    return _Tree(message, Extracted(plain=[text]))
 
 
 def _compat32(raw: bytes, headersonly: bool = False) -> Message:
@@ -183,26 +142,10 @@ class _AsciiSlices:
         return piece.decode("ascii", "surrogateescape")
 
 
-def _header_block_size(raw: bytes) -> int:
-    """Bytes before the first blank line (the whole mail when there is none)."""
-    ends = [index for index in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if index >= 0]
-    return min(ends) if ends else len(raw)
-
-
-def _mailparser_defects(found: list[object]) -> list[str]:
-    """mail-parser's defects (a list of ``{part: [descriptions]}``) as flat strings."""
-    flat: list[str] = []
-    for entry in found[:MAX_DEFECTS]:
-        items = entry.items() if isinstance(entry, dict) else [("message", [entry])]
-        for where, descriptions in items:
-            listed = descriptions if isinstance(descriptions, list) else [descriptions]
-            flat.extend(f"{where}: {description}" for description in listed[:MAX_DEFECTS])
-    return flat
-
-
-def _addresses(headers: dict[str, list[str]], field: str, defects: list[str], readings: Readings | None) -> tuple[str, ...]:
+def _addresses(headers: dict[str, list[str]], field: str, defects: list[str]) -> tuple[str, ...]:
     """The normalised addresses of one address header."""
-    return tuple(address for _, address in mailboxes(headers.get(field), field, defects, readings))
+    return tuple(address for _, address in mailboxes(headers.get(field), field, defects))
+
 
 
 def _text(extracted: Extracted) -> str:

@@ -37,12 +37,9 @@ class Extracted:
     defects: list[str] = field(default_factory=list)
 
 
-def extract_parts(message: Message, report_structure: bool = False) -> Extracted:
-    """Bodies, attachments and decoding defects of ``message``, in document order.
-
-    With ``report_structure`` the parser's own defects of each visited part are reported too
-    (mail-parser already reports them when it parsed the message).
-    """
+def extract_parts(message: Message) -> Extracted:
+    """Bodies, attachments and defects of ``message``, in document order: the parser's own
+    defects of each visited part, and those met decoding its leaves."""
     found = Extracted()
     stack = [message]
     visited = 0
@@ -52,8 +49,7 @@ def extract_parts(message: Message, report_structure: bool = False) -> Extracted
         if visited > MAX_PARTS:
             found.defects.append(f"more than {MAX_PARTS} MIME parts: the rest were ignored")
             break
-        if report_structure:
-            found.defects.extend(f"{content_type_of(part)}: {type(d).__name__}" for d in part.defects[:20])
+        found.defects.extend(f"{content_type_of(part)}: {type(d).__name__}" for d in part.defects[:20])
         children = _children(part)
         if children is None:
             _take_leaf(part, found)

@@ -1,7 +1,8 @@
 """Queries on contacts' deliverability: bounce scores and undeliverable addresses.
 
-The pipeline reads a contact's name and locale through ``store.tickets``; this module owns the
-bounce columns (``bounce_score``, ``last_bounce_at``, ``undeliverable_since``). Rules live in
+The pipeline reads a contact's name and locale through ``store.tickets``, which remembers the
+contacts a transaction read (``undeliverable_since`` with them); this module owns the bounce
+columns (``bounce_score``, ``last_bounce_at``, ``undeliverable_since``). Rules live in
 ``desk.bounces``.
 """
 
@@ -14,8 +15,9 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
+from postdesk.store import tickets
 from postdesk.store.db import execute
-from postdesk.store.models import Contact
+from postdesk.store.models import Contact, Participant
 
 _CONTACTS = Contact.__table__
 _BOUNCE_STATE = select(_CONTACTS.c.id, _CONTACTS.c.address, _CONTACTS.c.bounce_score,
@@ -24,9 +26,9 @@ _BOUNCE_STATE = select(_CONTACTS.c.id, _CONTACTS.c.address, _CONTACTS.c.bounce_s
 _SET_BOUNCE = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id")).values(
     bounce_score=bindparam("score"), last_bounce_at=bindparam("at"),
     undeliverable_since=bindparam("since"))
-_UNDELIVERABLE = select(_CONTACTS.c.address).where(
-    _CONTACTS.c.address.in_(bindparam("addresses", expanding=True)),
-    _CONTACTS.c.undeliverable_since.is_not(None))
+_UNDELIVERABLE_PARTICIPANTS = select(Participant.address).join(
+    _CONTACTS, _CONTACTS.c.address == Participant.address).where(
+    Participant.ticket_id == bindparam("ticket_id"), _CONTACTS.c.undeliverable_since.is_not(None))
 
 
 def bounce_state(session: Session, address: str) -> Row | None:
@@ -38,14 +40,20 @@ def set_bounce_state(session: Session, contact_id: int, score: float, at: dateti
                      since: datetime | None) -> None:
     execute(session, _SET_BOUNCE, {"contact_id": contact_id, "score": score, "at": at,
                                    "since": since})
+    tickets.forget_contacts(session)
 
 
 def undeliverable(session: Session, addresses: Iterable[str]) -> set[str]:
-    """Those of ``addresses`` the desk no longer mails."""
-    wanted = sorted({a for a in addresses if a})
-    if not wanted:
-        return set()
-    return {row.address for row in execute(session, _UNDELIVERABLE, {"addresses": wanted})}
+    """Those of ``addresses`` the desk no longer mails. The contacts the transaction already
+    read (the requester the worker just recorded) cost no query; the others are read in one,
+    and remembered for the notification that follows (its ``customer.name``)."""
+    found = tickets.contacts_among(session, list(addresses))
+    return {address for address, row in found.items() if row and row.undeliverable_since}
+
+
+def undeliverable_participants(session: Session, ticket_id: int) -> list[str]:
+    """The ticket's participants the desk no longer mails, sorted (one query)."""
+    return sorted(execute(session, _UNDELIVERABLE_PARTICIPANTS, {"ticket_id": ticket_id}).scalars())
 
 
 def listing(session: Session, undeliverable_only: bool = False, limit: int = 1000) -> list[Row]:

@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import (and_, bindparam, delete, event, func, insert, or_, select, union,
-                        update)
+from sqlalchemy import (and_, bindparam, delete, event, false, func, insert, or_, select, true,
+                        union, union_all, update)
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
@@ -22,11 +22,14 @@ from postdesk.store.models import Attachment, Contact, Event, Message, Participa
 
 # The statements the worker runs for every mail, built once (``db.execute``).
 _CONTACTS = Contact.__table__
-# What the pipeline reads of a contact; the bounce columns are read only where mail is sent
-# (``store.contacts``).
+# What the pipeline reads of a contact: its name and locale, and whether the desk still mails
+# it (``store.contacts.undeliverable`` reads that column of the rows remembered here; the
+# other bounce columns are ``store.contacts``' alone).
 _CONTACT_COLUMNS = (_CONTACTS.c.id, _CONTACTS.c.address, _CONTACTS.c.name, _CONTACTS.c.locale,
-                    _CONTACTS.c.created_at)
+                    _CONTACTS.c.created_at, _CONTACTS.c.undeliverable_since)
 _CONTACT = select(*_CONTACT_COLUMNS).where(_CONTACTS.c.address == bindparam("address"))
+_CONTACTS_AMONG = select(*_CONTACT_COLUMNS).where(
+    _CONTACTS.c.address.in_(bindparam("addresses", expanding=True)))
 _ADD_CONTACT = insert(_CONTACTS).returning(*_CONTACT_COLUMNS)
 _COMPLETE_CONTACT = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id")).values(
     name=bindparam("name"), locale=bindparam("locale"))
@@ -48,30 +51,45 @@ _THREAD_IDS = union(
 CUSTOMER_VISIBLE = or_(and_(Message.direction == "in", Message.kind == "customer"),
                        and_(Message.direction == "out", Message.kind.in_(("system", "agent"))))
 _SEEN = (*_IN_THREAD, CUSTOMER_VISIBLE)
-_SEEN_IDS = union(
-    select(select(Message.id, Message.message_id).where(*_SEEN)
+# One statement: the first and latest nine mails the customer saw (``seen`` true), and the
+# customer's own latest mail (``seen`` false), which a mail to them answers.
+_SEEN_IDS = union_all(
+    select(select(Message.id, Message.message_id, true().label("seen")).where(*_SEEN)
            .order_by(Message.id).limit(1).subquery()),
-    select(select(Message.id, Message.message_id).where(*_SEEN)
-           .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()))
-_LAST_FROM_CUSTOMER = (select(Message.message_id)
-                       .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
-                       .order_by(Message.id.desc()).limit(1))
+    select(select(Message.id, Message.message_id, true().label("seen")).where(*_SEEN)
+           .order_by(Message.id.desc()).limit(_THREAD_LATEST).subquery()),
+    select(select(Message.id, Message.message_id, false().label("seen"))
+           .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
+           .order_by(Message.id.desc()).limit(1).subquery()))
 _MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
     Message.from_addr == bindparam("address"), Message.direction == "in",
     Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 
 
 def contact(session: Session, address: str) -> Row | None:
-    """The contact of ``address`` (a read-only row: ``.name``, ``.locale``...); remembered for
-    the rest of the transaction (the worker asks for the same requester when it records a mail
-    and again when it acknowledges it)."""
+    """The contact of ``address`` (a read-only row: ``.name``, ``.locale``...), or None;
+    remembered for the rest of the transaction, None included (the worker asks for the same
+    requester when it records a mail, when it adds it, and when it acknowledges it)."""
     known = _contacts(session)
-    found = known.get(address)
-    if found is None:
-        found = execute(session, _CONTACT, {"address": address}).first()
-        if found is not None:
-            known[address] = found
-    return found
+    if address not in known:
+        known[address] = execute(session, _CONTACT, {"address": address}).first()
+    return known[address]
+
+
+def contacts_among(session: Session, addresses: Iterable[str]) -> dict[str, Row | None]:
+    """``contact`` of each address, those not remembered yet read in one query."""
+    known = _contacts(session)
+    wanted = sorted({a for a in addresses if a and a not in known})
+    if wanted:
+        found = {row.address: row for row in execute(session, _CONTACTS_AMONG,
+                                                     {"addresses": wanted})}
+        known.update({address: found.get(address) for address in wanted})
+    return {address: known[address] for address in addresses if address}
+
+
+def forget_contacts(session: Session) -> None:
+    """Drop the contacts remembered in this transaction (after writing their bounce columns)."""
+    session.info.pop("postdesk_contacts", None)
 
 
 def ensure_contact(session: Session, address: str, name: str, now: datetime,
@@ -103,7 +121,7 @@ def complete_contact(session: Session, found: Row, name: str, locale: str | None
     return contact(session, found.address)
 
 
-def _contacts(session: Session) -> dict[str, Row]:
+def _contacts(session: Session) -> dict[str, Row | None]:
     return session.info.setdefault("postdesk_contacts", {})
 
 
@@ -241,9 +259,9 @@ def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str]
     (first and latest nine, oldest first), and the one a mail to them answers: their latest
     mail, else the latest mail they got. Internal notes and agents' notifications never
     appear."""
-    seen = [message_id for _id, message_id in
-            sorted(execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all())]
-    last = execute(session, _LAST_FROM_CUSTOMER, {"ticket_id": ticket_id}).scalar()
+    rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
+    seen = [message_id for _id, message_id in sorted({(r.id, r.message_id) for r in rows if r.seen})]
+    last = next((r.message_id for r in rows if not r.seen), None)
     return seen, last or (seen[-1] if seen else None)
 
 

@@ -153,10 +153,10 @@ def test_readings_that_fail_ahead_fail_again_in_turn_and_quarantine(make_app, mo
     store(app, 3)
     real = context.reply_text
 
-    def reply_text(mail, locales):
+    def reply_text(mail):
         if "boom" in mail.text:
             raise RuntimeError("quote stripper broke")
-        return real(mail, locales)
+        return real(mail)
 
     monkeypatch.setattr(context, "reply_text", reply_text)
     app.intake().store(make_mail(sender="x@example.com", message_id="<boom@example.com>",

@@ -44,6 +44,21 @@ def test_corpus_has_the_promised_mix():
     assert 2_000 < sizes[len(sizes) // 2] < 4_000
 
 
+def test_the_mixed_corpus_is_issue_24s():
+    """70 % new requests, 30 % replies threaded by the tag alone or by In-Reply-To alone, some
+    PDFs; the same bytes every time."""
+    mails = corpus.mixed(200, tickets=10)
+    assert [m.raw for m in mails] == [m.raw for m in corpus.mixed(200, tickets=10)]
+    replies = [parse(m.raw) for m in mails if m.kind == "reply"]
+    assert len(replies) == 60 and len(mails) == 200
+    by_header = [r for r in replies if r.in_reply_to]
+    assert len(by_header) == 30 and not any("[#" in r.subject for r in by_header)
+    assert all("[#" in r.subject for r in replies if not r.in_reply_to)
+    pdfs = [a for m in mails if m.attachment for a in parse(m.raw).attachments]
+    assert pdfs and all(a.content_type == "application/pdf" for a in pdfs)
+    assert {m.locale for m in mails} == {"fr", "en"}
+
+
 def test_a_reply_names_its_seed_ticket_and_its_requester():
     reply = next(m for m in corpus.generate("3k", 50, seed=1, tickets=5) if m.kind == "reply")
     parsed = parse(reply.raw)
