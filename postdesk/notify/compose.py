@@ -86,8 +86,9 @@ def compose(out: Outgoing, now: datetime) -> bytes:
         for filename, content_type, data in out.attachments:
             mixed.attach(_attachment(filename, content_type, data))
         body = mixed
-    for name, value in _headers(out, now):
-        body[name] = value
+    for name, value in _headers(out, now):  # ids and addresses on one line too
+        body[name] = value if isinstance(value, Header) or value.isprintable() \
+            else clean_header_value(value)
     return body.as_bytes(policy=WIRE)
 
 

@@ -167,6 +167,11 @@ def test_header_values_cannot_inject_lines() -> None:
                            topic="t\r\nX-Evil: 1"), NOW)
     names = [line.split(b":", 1)[0] for line in header_lines(raw) if not line.startswith(b" ")]
     assert b"Bcc" not in names and b"X-Evil" not in names and names.count(b"To") == 1
+    raw = compose(outgoing(to=("a@example.com\r\nBcc: victim@example.com",),
+                           in_reply_to="<a@x>\nX-Evil: 1", references=("<b@x>\rX-Evil: 2",)), NOW)
+    assert_wire_shape(raw)
+    names = [line.split(b":", 1)[0] for line in header_lines(raw) if not line.startswith(b" ")]
+    assert b"Bcc" not in names and b"X-Evil" not in names
 
 
 def test_thread_index_keeps_its_root_across_a_ticket() -> None:
