@@ -4,13 +4,19 @@ This is the only module that imports aiosmtpd. ``SmtpGateway`` listens on the ru
 (``postdesk serve`` owns it); its handler refuses cheaply what we can never take (recipients in
 domains we do not serve, oversized or empty messages), hands the exact received bytes and the
 envelope to an ``Accept`` callable that stores them durably, and answers ``250`` only after that
-returned; our own trouble answers ``451``/``452`` so the sender retries. The mail after DATA is
-read by ``smtp_data`` (one buffer per mail, not aiosmtpd's list of lines) and held against the
-in-flight byte budget of ``inflight``: a mail that does not fit, announced with ``SIZE=`` or not,
-is answered ``452``. A connection past ``[smtp] max_connections`` is answered ``421`` and
-closed before aiosmtpd sees it. Every reply is a named constant from ``postdesk.gateway.replies``;
-aiosmtpd's own fixed replies are rewritten to those, and in LMTP mode (RFC 2033) the answer
-after DATA is repeated once per accepted recipient.
+returned; our own trouble answers ``451``/``452`` so the sender retries. The limits are
+aiosmtpd's hooks where it has one: ``SIZE`` is announced by ``handle_EHLO`` and checked by
+``handle_MAIL``, so aiosmtpd's own ``data_size_limit`` stays off. DATA is the one command
+without a hook while it reads: ``_SmtpSession.smtp_DATA`` replaces aiosmtpd's to read the mail
+with ``smtp_data`` (one buffer per mail, not aiosmtpd's list of lines) held against the
+in-flight byte budget of ``inflight``: a mail that does not fit, announced with ``SIZE=`` or
+not, is answered ``452``; in LMTP mode (RFC 2033) its answer is repeated once per accepted
+recipient. A connection past ``[smtp] max_connections`` is answered ``421`` and closed before
+aiosmtpd sees it. Every reply is a named constant from ``postdesk.gateway.replies``; the two
+that aiosmtpd sends before any hook runs (``503`` for MAIL and RCPT out of sequence) are
+rewritten to those in ``push``. What this relies on inside aiosmtpd (``_reader``,
+``_set_post_data_state``, the texts rewritten) is pinned: ``aiosmtpd<1.5`` in
+pyproject.toml, and ``tests/unit/test_aiosmtpd_pin.py`` fails when that code changes.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import SMTP, syntax
 
 from postdesk import metrics
 from postdesk.errors import TempFail
@@ -69,14 +75,11 @@ _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # with the reply, once per reply (an LMTP reply repeated per recipient too), without addresses.
 _REFUSALS = frozenset({"550", "552", "553", "554"})
 
-# aiosmtpd 1.4.6 sends these fixed texts itself; we send our named replies instead.
-_REWRITES: dict[str, Reply] = {
+# aiosmtpd 1.4 sends these fixed texts itself, before any hook (``smtp_RCPT``, ``smtp_MAIL``);
+# we send our named replies instead.
+REWRITES: dict[str, Reply] = {
     "503 Error: need MAIL command": R503_NEED_MAIL,
-    "503 Error: need RCPT command": R503_NEED_RCPT,
     "503 Error: nested MAIL command": R503_NESTED_MAIL,
-    "552 Error: message size exceeds fixed maximum message size": R552_TOO_BIG,
-    "552 Error: Too much mail data": R552_TOO_BIG,
-    "500 Line too long (see RFC5321 4.5.3.1.6)": R554_LINE_TOO_LONG,
 }
 
 
@@ -97,8 +100,10 @@ class _Handler:
         on_accepted: Callable[[int, Envelope], None] | None,
         budget: ByteBudget,
         budget_wait: float,
+        max_bytes: int | None,
     ) -> None:
         self._accept = accept
+        self._max_bytes = max_bytes
         self._budget = budget
         self._budget_wait = budget_wait
         self._domains = frozenset(_normal_domain(domain) for domain in domains)
@@ -108,10 +113,20 @@ class _Handler:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    async def handle_EHLO(self, server, session, envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """aiosmtpd's EHLO/LHLO lines with ``SIZE`` (RFC 1870) after the first."""
+        session.host_name = hostname  # this hook's duty in aiosmtpd's "new" EHLO hooks
+        if self._max_bytes:
+            return [responses[0], f"250-SIZE {self._max_bytes}", *responses[1:]]
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address: str, options: list[str]) -> str:
         if not _is_utf8(address):
             return str(R553_BAD_SENDER)
         size = declared_size(options)
+        if size and self._max_bytes and size > self._max_bytes:
+            return R552_TOO_BIG.format(max_bytes=self._max_bytes)
         if size and not await self._budget.wait_until_fits(size, self._budget_wait):
             log.info("%s MAIL SIZE=%d refused: %d bytes in flight", self._source, size,
                      self._budget.in_use)
@@ -210,16 +225,17 @@ class _Connections:
 
 
 class _SmtpSession(SMTP):
-    """One aiosmtpd connection that speaks postdesk's named replies."""
+    """One aiosmtpd connection that speaks postdesk's named replies and reads DATA itself."""
 
     line_length_limit = MAX_LINE_BYTES
 
     def __init__(self, handler: _Handler, *, budget: ByteBudget, budget_wait: float,
-                 connections: _Connections, **options: Any) -> None:
-        super().__init__(handler, **options)
+                 connections: _Connections, max_bytes: int | None, **options: Any) -> None:
+        super().__init__(handler, data_size_limit=None, **options)  # SIZE: the handler's
         self._budget = budget
         self._budget_wait = budget_wait
         self._connections = connections
+        self._max_bytes = max_bytes
         self._counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -249,11 +265,12 @@ class _SmtpSession(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """aiosmtpd's DATA, reading the mail with ``read_data`` within the in-flight budget."""
+        """aiosmtpd's DATA (no hook runs while it reads), reading the mail with ``read_data``
+        within the in-flight budget."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(str(R503_NEED_RCPT))
         elif arg:
             await self.push("501 Syntax: DATA")
         else:
@@ -270,44 +287,46 @@ class _SmtpSession(SMTP):
             await self.push(str(R452_NO_STORAGE))
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        recipients = len(self.envelope.rcpt_tos)
         try:
-            received = await read_data(self._reader, max_bytes=self.data_size_limit,
+            received = await read_data(self._reader, max_bytes=self._max_bytes,
                                        max_line=self.line_length_limit, hold=hold)
         except asyncio.CancelledError:  # the connection went away during DATA
-            self._writer.close()
+            if self.transport is not None:
+                self.transport.close()
             raise
         if received.problem is not None:
-            self._set_post_data_state()
-            await self.push(self._refusal(received.problem))
-            return
-        self.envelope.content = self.envelope.original_content = received.content
-        status = await self._call_handler_hook("DATA")
+            status = self._refusal(received.problem)
+        else:
+            self.envelope.content = self.envelope.original_content = received.content
+            status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(self._after_data(status, recipients))
+
+    def _after_data(self, status: str, recipients: int) -> str:
+        """The answer after the final dot: one for the mail (SMTP)."""
+        return status
 
     def _refusal(self, problem: str) -> str:
         if problem == TOO_BIG:
-            return R552_TOO_BIG.format(max_bytes=self.data_size_limit)
+            return R552_TOO_BIG.format(max_bytes=self._max_bytes)
         if problem == LINE_TOO_LONG:
             return R554_LINE_TOO_LONG.format(max_line=self.line_length_limit)
         log.info("mail dropped during DATA: %d bytes in flight", self._budget.in_use)
         return str(R452_NO_STORAGE)
 
     async def push(self, status: Any) -> None:
-        status = self._rewrite(status)
+        """aiosmtpd's push, with its own fixed texts rewritten, and refusals counted and
+        logged (once per reply, an LMTP reply repeated per recipient too)."""
         if isinstance(status, str):
+            reply = REWRITES.get(status)
+            status = status if reply is None else str(reply)
             metrics.refused(status)
-        if isinstance(status, str) and status[:3] in _REFUSALS:
-            log.info("%s refused a mail from %s: %s", self._connections.protocol,
-                     _peer_ip(self.session.peer if self.session else None),
-                     status.split("\r\n", 1)[0])
+            if status[:3] in _REFUSALS:
+                log.info("%s refused a mail from %s: %s", self._connections.protocol,
+                         _peer_ip(self.session.peer if self.session else None),
+                         status.split("\r\n", 1)[0])
         await super().push(status)
-
-    def _rewrite(self, status: Any) -> Any:
-        reply = _REWRITES.get(status) if isinstance(status, str) else None
-        if reply is None:
-            return status
-        return reply.format(max_bytes=self.data_size_limit, max_line=self.line_length_limit)
 
     def shut_down(self) -> None:
         """Say 421 and close, whatever the client was doing (RFC 5321 3.8)."""
@@ -317,17 +336,10 @@ class _SmtpSession(SMTP):
 
 
 class _LmtpSession(_SmtpSession, LMTP):
-    """LMTP (RFC 2033): the reply after DATA is sent once per accepted recipient."""
+    """LMTP (RFC 2033): the answer after DATA is sent once per accepted recipient."""
 
-    _recipients_waiting = 0
-
-    async def push(self, status: Any) -> None:
-        if self._recipients_waiting:
-            count, self._recipients_waiting = self._recipients_waiting, 0
-            status = "\r\n".join([self._rewrite(status)] * count)
-        elif isinstance(status, str) and status.startswith("354"):
-            self._recipients_waiting = len(self.envelope.rcpt_tos)
-        await super().push(status)
+    def _after_data(self, status: str, recipients: int) -> str:
+        return "\r\n".join([status] * recipients)
 
 
 class SmtpGateway:
@@ -358,7 +370,7 @@ class SmtpGateway:
         self._budget_wait = budget_wait
         self._connections = _Connections(max_connections, self._protocol)
         self._handler = _Handler(accept, domains, self._protocol, on_accepted, self._budget,
-                                 budget_wait)
+                                 budget_wait, max_message_bytes)
         self._sessions: weakref.WeakSet[_SmtpSession] = weakref.WeakSet()
         self._server: asyncio.AbstractServer | None = None
 
@@ -409,7 +421,7 @@ class SmtpGateway:
             budget=self._budget,
             budget_wait=self._budget_wait,
             connections=self._connections,
-            data_size_limit=self._max_message_bytes,
+            max_bytes=self._max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,
             hostname=self._hostname,

@@ -6,51 +6,43 @@ X-Auto-Response-Suppress so Exchange does not answer it, Thread-Topic/Thread-Ind
 and our marker header so our own mail coming back is recognised. Values from customer text
 pass through ``clean_header_value`` (no CR/LF injection).
 
-This runs once per notification, so the usual mail (no attachment) is written directly as the
-bytes the compat32 ``email.mime`` classes would generate — same headers, same folding, same
-quoted-printable bodies — without building and flattening a message tree, which cost about a
-millisecond. ``tests/unit/test_compose_fast.py`` holds the two paths to the same bytes.
+One path, the standard library's: the ``email.mime`` classes under ``WIRE`` (the compat32
+policy with CRLF: RFC 2047 words for non-ASCII text, headers folded at 78 columns, an id
+longer than a line left whole, quoted-printable bodies at 76), flattened by its generator.
+``EmailMessage``'s header registry parses every header it is given and folds it again; it cost
+the worker 1.5 times its CPU per mail (docs/performance.md, "Round L"), so it is not used.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import email.base64mime
-import email.quoprimime
 import hashlib
 import os
-import random
 import re
 import struct
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.encoders import encode_base64
-from email.header import MAXLINELEN, Header
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import SMTP, compat32
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
-from functools import lru_cache
 
 from postdesk.mail.headers import clean_header_value
 
 MARKER = "X-Postdesk-Ticket"
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
-_WIRE = compat32.clone(linesep="\r\n", max_line_length=78)
+WIRE = compat32.clone(linesep="\r\n", max_line_length=78)
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 # Possessive blanks, and a tag with no "[" inside: both read in linear time, whatever the subject.
 _REPLY_PREFIX = re.compile(r"^\s*+(?:(?:re|aw|tr|fw|fwd|rép|ré|sv|vs)\s*+(?:\[\d+\]\s*+)?:\s*+)+", re.I)
 _TICKET_TAG = re.compile(r"\[[^\[\]]*#\d+\]\s*")
-_MAX_LINE = 78  # _WIRE.max_line_length
-_QP_LINE = 76  # email.quoprimime.body_encode's maxlinelen
 
 
 @dataclass(frozen=True)
@@ -80,47 +72,9 @@ def new_message_id(domain: str) -> str:
 
 
 def compose(out: Outgoing, now: datetime) -> bytes:
-    """The finished mail: written directly when it has no attachment, else with the compat32
-    ``email.mime`` classes (the same bytes); the general ``EmailMessage`` path when those
-    cannot encode it."""
-    try:
-        return _compose_mime(out, now) if out.attachments else _compose_direct(out, now)
-    except (UnicodeError, ValueError):  # e.g. an internationalised address (SMTPUTF8)
-        return _compose_general(out, now)
-
-
-_PART_HEADERS = ('Content-Type: text/{}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
-                 'Content-Transfer-Encoding: quoted-printable\r\n')
-_TEXT_HEADERS, _HTML_HEADERS = _PART_HEADERS.format("plain"), _PART_HEADERS.format("html")
-
-
-def _compose_direct(out: Outgoing, now: datetime) -> bytes:
-    """The bytes ``_compose_mime`` gives for a mail without attachments (up to the random
-    multipart boundary), written as text: text/plain, or multipart/alternative with the HTML."""
-    headers = [_fold(name, value) for name, value in _header_pairs(out, now)]
-    if not out.html:
-        return "".join((_TEXT_HEADERS, *headers, "\r\n", qp_body(out.text))).encode("ascii")
-    parts = (f"{_TEXT_HEADERS}\r\n{qp_body(out.text)}", f"{_HTML_HEADERS}\r\n{qp_body(out.html)}")
-    boundary = _boundary(parts)
-    return "".join((f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
-                    "MIME-Version: 1.0\r\n", *headers, "\r\n",
-                    f"--{boundary}\r\n{parts[0]}\r\n--{boundary}\r\n{parts[1]}\r\n"
-                    f"--{boundary}--\r\n")).encode("ascii")
-
-
-def _boundary(parts: tuple[str, ...]) -> str:
-    """A boundary as ``email.generator`` makes them (``=`` × 15, 19 digits, ``==``), absent
-    from the parts."""
-    while True:
-        boundary = f"==============={random.randrange(sys.maxsize):019d}=="
-        if not any(boundary in part for part in parts):
-            return boundary
-
-
-def _compose_mime(out: Outgoing, now: datetime) -> bytes:
-    """Build with the compat32 ``email.mime`` classes: several times cheaper than
-    ``EmailMessage``'s content manager. The reference for ``_compose_direct``."""
-    body = MIMEText(out.text, "plain", _UTF8_QP)
+    """The finished mail: text/plain, with the HTML as multipart/alternative, with the
+    attachments as multipart/mixed; CRLF line ends."""
+    body: Message = MIMEText(out.text, "plain", _UTF8_QP)
     if out.html:
         alternative = MIMEMultipart("alternative")
         alternative.attach(body)
@@ -132,21 +86,21 @@ def _compose_mime(out: Outgoing, now: datetime) -> bytes:
         for filename, content_type, data in out.attachments:
             mixed.attach(_attachment(filename, content_type, data))
         body = mixed
-    for name, value in _header_pairs(out, now):
-        body[name] = value
-    return body.as_bytes(policy=_WIRE)
+    for name, value in _headers(out, now):  # ids and addresses on one line too
+        body[name] = value if isinstance(value, Header) or value.isprintable() \
+            else clean_header_value(value)
+    return body.as_bytes(policy=WIRE)
 
 
-def _header_pairs(out: Outgoing, now: datetime) -> list[tuple[str, str]]:
-    """Our headers, in order, as compat32 values (RFC 2047 words already made, not folded)."""
-    headers = [("From", _formatted(out.from_name, out.from_addr)),
-               ("To", ", ".join(_ascii(a) for a in out.to))]
+def _headers(out: Outgoing, now: datetime) -> list[tuple[str, str | Header]]:
+    headers = [("From", _mailbox(out.from_name, out.from_addr)),
+               ("To", ", ".join(_mailbox("", a) for a in out.to))]
     if out.cc:
-        headers.append(("Cc", ", ".join(_ascii(a) for a in out.cc)))
-    headers += [("Reply-To", _ascii(out.reply_to)),
-                ("Subject", _header_text(clean_header_value(out.subject))),
+        headers.append(("Cc", ", ".join(_mailbox("", a) for a in out.cc)))
+    headers += [("Reply-To", _mailbox("", out.reply_to)),
+                ("Subject", _text("Subject", clean_header_value(out.subject))),
                 ("Date", format_datetime(now)), ("Message-ID", out.message_id)]
-    headers += _thread_pairs(out, now)
+    headers += _thread_headers(out, now)
     if out.automatic:
         headers += [("Auto-Submitted", out.automatic), ("X-Auto-Response-Suppress", "All"),
                     ("Precedence", "bulk")]
@@ -157,21 +111,21 @@ def _header_pairs(out: Outgoing, now: datetime) -> list[tuple[str, str]]:
     return headers
 
 
-def _thread_pairs(out: Outgoing, now: datetime) -> list[tuple[str, str]]:
-    pairs = []
+def _thread_headers(out: Outgoing, now: datetime) -> list[tuple[str, str | Header]]:
+    headers: list[tuple[str, str | Header]] = []
     if out.in_reply_to:
-        pairs.append(("In-Reply-To", out.in_reply_to))
+        headers.append(("In-Reply-To", out.in_reply_to))
     refs = list(dict.fromkeys(out.references))
     if out.in_reply_to and out.in_reply_to not in refs:
         refs.append(out.in_reply_to)
     if refs:
-        pairs.append(("References", " ".join(refs)))
+        headers.append(("References", " ".join(refs)))
     topic = clean_header_value(out.topic or thread_topic(out.subject), 250)
-    pairs.append(("Thread-Topic", _header_text(topic)))
+    headers.append(("Thread-Topic", _text("Thread-Topic", topic)))
     if out.thread_seed:
-        pairs.append(("Thread-Index", thread_index(out.thread_seed, out.thread_started or now,
-                                                   now)))
-    return pairs
+        headers.append(("Thread-Index", thread_index(out.thread_seed, out.thread_started or now,
+                                                     now)))
+    return headers
 
 
 def _attachment(filename: str, content_type: str, data: bytes) -> MIMEBase:
@@ -183,232 +137,33 @@ def _attachment(filename: str, content_type: str, data: bytes) -> MIMEBase:
     return part
 
 
-def _ascii(address: str) -> str:
-    address.encode("ascii")  # UnicodeError: the general path handles SMTPUTF8 addresses
-    return address
+def _text(name: str, value: str) -> str | Header:
+    """A header's text: itself when ASCII, else RFC 2047 words in UTF-8."""
+    return value if value.isascii() else Header(value, "utf-8", header_name=name)
 
 
-@lru_cache(maxsize=256)  # the desk's name and address, on nearly every mail
-def _formatted(name: str, address: str) -> str:
-    return formataddr((clean_header_value(name, 200), _ascii(address)), charset="utf-8")
-
-
-def _header_text(text: str) -> str:
-    """``text`` as a compat32 header value: itself when ASCII, else ``Header(text, "utf-8")
-    .encode()`` — computed here in linear time for one line of text (the stdlib re-encodes
-    the line after every character: ~100 µs for a French subject)."""
-    if text.isascii():
-        return text
-    if _LINE_BREAK.search(text):
-        return Header(text, "utf-8").encode()
-    return "\n ".join(_encoded_words(text))
-
-
-# What str.splitlines() breaks at; Header encodes each line on its own.
-_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_WORD_ROOM = MAXLINELEN - len("=?utf-8?q??=")  # a word's text: Header's 78 columns less chrome
-
-
-def _encoded_words(text: str) -> list[str]:
-    """The RFC 2047 words ``Header(text, "utf-8").encode()`` puts on its lines, for one line of
-    non-ASCII text (``email.charset.Charset.header_encode_lines``): Q or B, whichever is
-    shorter for the whole text; as many characters per word as fit, words of 78 columns on the
-    first line and 77 after (the folding space)."""
-    data = text.encode("utf-8")
-    encoded = email.quoprimime.header_encode(data, "utf-8")[10:-2]  # without the chrome
-    if email.base64mime.header_length(data) < len(encoded):
-        return _b_words(text)
-    words, start, room = [], 0, _WORD_ROOM
-    while len(encoded) - start > room:
-        end = start + room  # back to the last character boundary: not inside an escape,
-        while (encoded[end - 1] == "=" or encoded[end - 2] == "="  # nor before a UTF-8
-               or encoded[end] == "=" and encoded[end + 1] in "89AB"):  # continuation byte
-            end -= 1
-        words.append(f"=?utf-8?q?{encoded[start:end]}?=")
-        start, room = end, _WORD_ROOM - 1
-    words.append(f"=?utf-8?q?{encoded[start:]}?=")
-    return words
-
-
-def _b_words(text: str) -> list[str]:
-    """``_encoded_words`` in base64, for text that is mostly not Latin."""
-    words, start, size, room = [], 0, 0, _WORD_ROOM
-    for i, character in enumerate(text):
-        point = ord(character)
-        grow = 1 if point < 0x80 else _utf8_length(point)
-        if -(-(size + grow) // 3) * 4 > room:
-            words.append(email.base64mime.header_encode(text[start:i].encode("utf-8"), "utf-8"))
-            start, size, room = i, 0, _WORD_ROOM - 1
-        size += grow
-    words.append(email.base64mime.header_encode(text[start:].encode("utf-8"), "utf-8"))
-    return words
-
-
-def _utf8_length(point: int) -> int:
-    return 2 if point < 0x800 else 3 if point < 0x10000 else 4
-
-
-# A compat32 header value that needs no folding: printable ASCII words, single spaces.
-_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
-# Words without the ';' and ',' compat32 prefers to fold after, single spaces, and line breaks
-# that are followed by one space (encoded words, References): folded at the last space.
-_WORD = r"[!-+\--:<-~]+"
-_WORDS = re.compile(rf"{_WORD}(?: {_WORD})*(?:\n {_WORD}(?: {_WORD})*)*")
-
-
-def _fold(name: str, value: str) -> str:
-    """``name: value`` as ``_WIRE.fold_binary`` writes it, CRLF included; the common shapes of
-    value are folded here, the others by the policy."""
-    if len(name) + len(value) + 2 <= _MAX_LINE and _PLAIN.fullmatch(value):
-        return f"{name}: {value}\r\n"
-    if _WORDS.fullmatch(value):
-        return _fold_words(name, value)
-    return _WIRE.fold_binary(name, value).decode("ascii", "surrogateescape")
-
-
-def _fold_words(name: str, value: str) -> str:
-    """compat32's folding (``email.header._ValueFormatter``) of a value matching ``_WORDS``:
-    break before the word that would pass 78 characters; a first word too long to follow the
-    name goes alone on the next line; a word longer than a line stays whole."""
-    lines = []
-    for number, physical in enumerate(value.split("\n")):
-        words = physical.split(" ")
-        if number:
-            words = words[1:]  # a continuation line's leading space
-            line = " " + words[0]
-        elif len(name) + 2 + len(words[0]) > _MAX_LINE:
-            lines.append("")
-            line = " " + words[0]
-        else:
-            line = words[0]
-        size = len(line) + (0 if number or lines else len(name) + 2)
-        for word in words[1:]:
-            if size + 1 + len(word) > _MAX_LINE:
-                lines.append(line)
-                line, size = " " + word, 1 + len(word)
-            else:
-                line, size = f"{line} {word}", size + 1 + len(word)
-        lines.append(line)
-    return f"{name}: " + "\r\n".join(lines) + "\r\n"
-
-
-def qp_body(text: str) -> str:
-    """``text`` in UTF-8 quoted-printable with CRLF line ends: the body ``email`` writes for
-    ``MIMEText(text, subtype, <utf-8, QP>)`` (``quoprimime.body_encode``, then the generator).
-
-    ``quoprimime`` escapes with ``str.translate`` over the UTF-8 bytes read as Latin-1, which is
-    fast for ASCII text only. Other text goes through ``binascii.b2a_qp`` (C), which escapes the
-    same bytes and a few more — a space or tab before a line end (``=20``, ``=09``), a lone
-    ``.`` (``=2E``) — and adds soft breaks at its own places: those are undone (each ``=`` it
-    writes starts an escape or a soft break). The lines are then cut as ``quoprimime`` cuts.
-    """
-    if not text:
-        return ""
-    if "\r" in text:  # quoprimime breaks lines at CRLF, CR and LF alike
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii():
-        escaped = text.translate(_QP_ASCII)
-    else:
-        written = binascii.b2a_qp(text.encode("utf-8")).replace(b"=\n", b"")
-        for quoted, byte in ((b"=20", b" "), (b"=09", b"\t"), (b"=2E", b".")):
-            if quoted in written:
-                written = written.replace(quoted, byte)
-        escaped = written.decode("ascii")
-    cut: list[str] = []
-    for line in escaped.split("\n"):
-        if len(line) <= _QP_LINE and line[-1:] not in (" ", "\t"):
-            cut.append(line)
-        else:
-            _qp_cut(line, cut)
-    return "\r\n".join(cut)
-
-
-# quoprimime's body map for ASCII: printable characters but "=", tab, CR and LF stay as they are.
-_QP_ASCII = [chr(c) if 32 <= c <= 126 and c != 61 or c in (9, 10, 13) else f"={c:02X}"
-             for c in range(0x80)]
-
-
-def _qp_cut(line: str, cut: list[str]) -> None:
-    """One escaped line cut into lines of at most 76 characters, exactly as
-    ``email.quoprimime.body_encode`` does (soft breaks, trailing whitespace quoted)."""
-    start, last_start = 0, len(line) - 1 - _QP_LINE
-    while start <= last_start:
-        stop = start + _QP_LINE - 1
-        if line[stop - 2] == "=":  # do not split an escape
-            cut.append(line[start:stop - 1])
-            start = stop - 2
-        elif line[stop - 1] == "=":
-            cut.append(line[start:stop])
-            start = stop - 1
-        else:
-            cut.append(line[start:stop] + "=")
-            start = stop
-    if line and line[-1] in " \t":
-        room = start - last_start
-        if room >= 3:
-            tail = f"={ord(line[-1]):02X}"
-        elif room == 2:
-            tail = line[-1] + "=\r\n"
-        else:
-            tail = f"=\r\n={ord(line[-1]):02X}"
-        cut.append(line[start:-1] + tail)
-    else:
-        cut.append(line[start:])
-
-
-def _compose_general(out: Outgoing, now: datetime) -> bytes:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = _address(out.from_name, out.from_addr)
-    msg["To"] = ", ".join(str(_address("", a)) for a in out.to)
-    if out.cc:
-        msg["Cc"] = ", ".join(str(_address("", a)) for a in out.cc)
-    msg["Reply-To"] = out.reply_to
-    msg["Subject"] = clean_header_value(out.subject)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = out.message_id
-    _thread_headers(msg, out, now)
-    if out.automatic:
-        msg["Auto-Submitted"] = out.automatic
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "bulk"
-    if out.ticket_id is not None:
-        msg[MARKER] = str(out.ticket_id)
-    _body(msg, out)
-    if out.language:  # after the body: set_content() drops Content-* headers
-        msg["Content-Language"] = out.language
-    return msg.as_bytes()
-
-
-def _thread_headers(msg: EmailMessage, out: Outgoing, now: datetime) -> None:
-    if out.in_reply_to:
-        msg["In-Reply-To"] = out.in_reply_to
-    refs = list(dict.fromkeys(out.references))
-    if out.in_reply_to and out.in_reply_to not in refs:
-        refs.append(out.in_reply_to)
-    if refs:
-        msg["References"] = " ".join(refs)
-    msg["Thread-Topic"] = clean_header_value(out.topic or thread_topic(out.subject), 250)
-    if out.thread_seed:
-        msg["Thread-Index"] = thread_index(out.thread_seed, out.thread_started or now, now)
-
-
-def _body(msg: EmailMessage, out: Outgoing) -> None:
-    msg.set_content(out.text, cte="quoted-printable")
-    if out.html:
-        msg.add_alternative(out.html, subtype="html", cte="quoted-printable")
-    for filename, content_type, data in out.attachments:
-        maintype, _, subtype = content_type.partition("/")
-        msg.add_attachment(data, maintype=maintype or "application",
-                           subtype=subtype or "octet-stream", filename=filename)
-
-
-def _address(name: str, addr: str) -> Address:
+def _mailbox(name: str, address: str) -> str:
+    """``Name <address>``, the name in RFC 2047 words when it is not ASCII. An address with a
+    non-ASCII local part (RFC 6531) has no ASCII form: its local part is written as an RFC 2047
+    word, as the email package's default policy writes it, its domain in IDNA; the mail still
+    reaches it by its envelope."""
     name = clean_header_value(name, 200)
+    if not address.isascii():
+        local, at, domain = address.rpartition("@")
+        address = f"{_ascii_local(local)}{at}{_ascii_domain(domain)}" if at \
+            else _ascii_local(address)
+    return formataddr((name, address), charset="utf-8")
+
+
+def _ascii_local(local: str) -> str:
+    return local if local.isascii() else Header(local, "utf-8").encode(maxlinelen=998)
+
+
+def _ascii_domain(domain: str) -> str:
     try:
-        return Address(display_name=name, addr_spec=addr)
-    except (ValueError, IndexError):
-        local, _, domain = addr.rpartition("@")
-        return Address(display_name=name, username=local, domain=domain)
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:  # not a name IDNA can write: a word, as for the local part
+        return _ascii_local(domain)
 
 
 def thread_topic(subject: str) -> str:
