@@ -1,8 +1,8 @@
 """The ticket state machine: statuses, the transitions mail and agents may cause, and the timers.
 
 Pure functions of (status, event, times, settings); no store, no clock, and nothing of
-postdesk's own: the lowest layer, so that every part (``errors`` too) may use its statuses. The seeds give the
-shape: ``new`` -> ``open`` -> ``pending`` ("en attente", waiting for the customer) ->
+postdesk's own: the lowest layer, so that every part (``errors`` too) may use its statuses.
+``InboundStatus`` is where a stored mail is. The seeds give the shape: ``new`` -> ``open`` -> ``pending`` ("en attente", waiting for the customer) ->
 ``resolved`` (the only way to close, "Résolu") -> ``closed`` (final). A reply to a resolved
 ticket inside the reopen window reopens it; a reply to a closed ticket opens a follow-up.
 """

@@ -74,7 +74,8 @@ def step_dedupe(ctx: Context) -> None:
             raise Quarantine(forged)
         if earlier.kind == "message":
             raise Discard(f"duplicate of message {earlier.id} on ticket #{earlier.ticket_id}")
-        raise Discard(f"duplicate of inbound {earlier.id} ({earlier.outcome or InboundStatus.PROCESSED})")
+        raise Discard(f"duplicate of inbound {earlier.id} "
+                      f"({earlier.outcome or InboundStatus.PROCESSED})")
     # Two copies without a Message-ID taken by two workers at once: the second waits for the
     # first's commit here, then sees it (nothing unique would stop it later).
     lock_until_commit(ctx.session, f"inbound_sha256:{ctx.inbound.sha256}")
