@@ -42,6 +42,24 @@ REPO = Path(__file__).resolve().parents[2]
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.I | re.M)
 
 
+_GROUPS: set[int] = set()  # the process group of every serve started by this test process
+
+
+def kill_leftovers() -> None:
+    """SIGKILL what is left of every ``Serve`` this process started (run after each test).
+
+    Each serve runs in its own process group: the serve, its processing child and the child's
+    resource tracker. A test's own kills reach the serve only (that is what they test); after
+    the test, a child that outlived its serve (one whose serve was killed while it was still
+    starting) must not go on polling a database that later tests use."""
+    for group in list(_GROUPS):
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _GROUPS.discard(group)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,7 +114,8 @@ class Serve:
             self.proc = subprocess.Popen([*POSTDESK, "--config", str(self.config), *level,
                                           "serve", *flags],
                                          stdout=handle, stderr=handle, cwd=self.folder,
-                                         env=self.env)
+                                         env=self.env, start_new_session=True)
+        _GROUPS.add(self.proc.pid)
         self.starts += 1
         if "--no-smtp" in flags:
             return
