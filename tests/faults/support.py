@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.I | re.M)
 
 
-_GROUPS: set[int] = set()  # the process group of every serve started by this test process
+_GROUPS: dict[int, Path] = {}  # group of each serve this process started -> its folder
 
 
 def kill_leftovers() -> None:
@@ -51,13 +51,19 @@ def kill_leftovers() -> None:
     Each serve runs in its own process group: the serve, its processing child and the child's
     resource tracker. A test's own kills reach the serve only (that is what they test); after
     the test, a child that outlived its serve (one whose serve was killed while it was still
-    starting) must not go on polling a database that later tests use."""
-    for group in list(_GROUPS):
+    starting) must not go on polling a database that later tests use. Only processes of that
+    group working in that serve's folder are killed: a group's number can be reused."""
+    groups = dict(_GROUPS)
+    _GROUPS.clear()
+    if not groups:
+        return
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _GROUPS.discard(group)
+            group = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+            if group in groups and Path(stat.parent, "cwd").resolve() == groups[group]:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def free_port() -> int:
@@ -115,7 +121,7 @@ class Serve:
                                           "serve", *flags],
                                          stdout=handle, stderr=handle, cwd=self.folder,
                                          env=self.env, start_new_session=True)
-        _GROUPS.add(self.proc.pid)
+        _GROUPS[self.proc.pid] = Path(self.folder).resolve()
         self.starts += 1
         if "--no-smtp" in flags:
             return
