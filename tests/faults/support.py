@@ -113,7 +113,7 @@ class Serve:
                                  f"{result.stderr.decode(errors='replace')}")
         return result
 
-    def start(self, *flags: str, timeout: float = 30, log_level: str | None = None) -> None:
+    def start(self, *flags: str, timeout: float = 60, log_level: str | None = None) -> None:
         level = ["--log-level", log_level] if log_level else []
         with self.log.open("ab") as handle:
             handle.write(f"\n=== start {self.starts + 1} {' '.join(flags)} ===\n".encode())

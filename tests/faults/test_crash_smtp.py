@@ -117,8 +117,8 @@ class Killer(threading.Thread):
         super().__init__(name="killer", daemon=True)
         self.serve, self.traffic, self.rng = serve, traffic, rng
         count = len(traffic.mails)
-        self.marks = sorted(rng.sample(range(count // 20, max(count * 19 // 20, count // 20 + kills)),
-                                       kills))
+        first, last = count // 20, max(count * 19 // 20, count // 20 + kills)
+        self.marks = sorted(rng.sample(range(first, last), kills))
         self.kills = 0
         self.kills_while_sending = 0
         self.clients_done = threading.Event()
