@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def pg_url():
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_serve_left_behind():
+    """After each test, kill what is left of the ``postdesk serve`` processes it started
+    (``tests.faults.support.Serve``), so that nothing keeps working on a later test's store."""
+    yield
+    support = sys.modules.get("tests.faults.support")
+    if support is not None:
+        support.kill_leftovers()
 
 
 def _truncate(url: str) -> None:

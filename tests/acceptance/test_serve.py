@@ -61,7 +61,7 @@ class Desk:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen([*POSTDESK, "--config", str(self.config), "serve", *flags],
                                      stdout=handle, stderr=handle, cwd=self.folder)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # as long as serve waits for its child
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):

@@ -42,6 +42,30 @@ REPO = Path(__file__).resolve().parents[2]
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.I | re.M)
 
 
+_GROUPS: dict[int, Path] = {}  # group of each serve this process started -> its folder
+
+
+def kill_leftovers() -> None:
+    """SIGKILL what is left of every ``Serve`` this process started (run after each test).
+
+    Each serve runs in its own process group: the serve, its processing child and the child's
+    resource tracker. A test's own kills reach the serve only (that is what they test); after
+    the test, a child that outlived its serve (one whose serve was killed while it was still
+    starting) must not go on polling a database that later tests use. Only processes of that
+    group working in that serve's folder are killed: a group's number can be reused."""
+    groups = dict(_GROUPS)
+    _GROUPS.clear()
+    if not groups:
+        return
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            group = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+            if group in groups and Path(stat.parent, "cwd").resolve() == groups[group]:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,14 +113,15 @@ class Serve:
                                  f"{result.stderr.decode(errors='replace')}")
         return result
 
-    def start(self, *flags: str, timeout: float = 30, log_level: str | None = None) -> None:
+    def start(self, *flags: str, timeout: float = 60, log_level: str | None = None) -> None:
         level = ["--log-level", log_level] if log_level else []
         with self.log.open("ab") as handle:
             handle.write(f"\n=== start {self.starts + 1} {' '.join(flags)} ===\n".encode())
             self.proc = subprocess.Popen([*POSTDESK, "--config", str(self.config), *level,
                                           "serve", *flags],
                                          stdout=handle, stderr=handle, cwd=self.folder,
-                                         env=self.env)
+                                         env=self.env, start_new_session=True)
+        _GROUPS[self.proc.pid] = Path(self.folder).resolve()
         self.starts += 1
         if "--no-smtp" in flags:
             return

@@ -1,6 +1,6 @@
 """Crash safety of ``postdesk ingest`` (the MTA pipe): SIGKILL at random moments, retry until 0.
 
-Two lanes, like two MTA delivery agents, pipe 200 distinct mails into ``postdesk ingest``;
+Two lanes, like two MTA delivery agents, pipe 100 distinct mails into ``postdesk ingest``;
 about half of the runs are SIGKILLed at a random moment within their usual run time (before,
 during or after the commit), and every mail is piped again until a run exits 0, as an MTA does
 with a failed pipe. Raw mails go to ``[store] blob_dir`` so a kill can also land between the
@@ -32,7 +32,7 @@ from tests.faults.support import REPO, MESSAGE_ID, Store, desk_config, figures, 
 from tests.helpers import make_mail
 
 SEED = int(os.environ.get("POSTDESK_FAULT_SEED", time.time_ns() % 1_000_000))
-MAILS = 200
+MAILS = 100  # about 45 kills land (at least 20 are required; 200 mails gave 93)
 LANES = 2
 MAX_RUNS_PER_MAIL = 60
 REPIPED = 10  # mails piped again after exit 0, as by an MTA that lost the exit status
