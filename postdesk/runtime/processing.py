@@ -8,9 +8,10 @@ pollers, the group commit) in its own process and runs the rest in a child it su
 
 - the child is started with ``spawn`` (never ``fork``: the parent already holds database
   connections and threads) and receives the settings and two pipes: a doorbell that wakes its
-  worker when a mail is stored, and a lifeline. Pipes, not ``multiprocessing.Event``: an
-  Event's ``set()`` waits for every sleeper to acknowledge, and a sleeper killed by SIGKILL
-  never does, which froze the edge's intake until the store timeout;
+  worker when a mail is stored, a lifeline, and a third on which it says it is ready. Pipes,
+  not ``multiprocessing.Event``: an Event's ``set()`` waits for every sleeper to acknowledge,
+  and a sleeper killed by SIGKILL never does, which froze the edge's intake until the store
+  timeout (and a child whose parent died while waiting for it to be ready, forever);
 - on SQLite the two share a :class:`~postdesk.store.priority.WritePriority`, so the worker
   gives the edge the database's single write lock between two mails;
 - it watches the lifeline, whose other end only the parent holds: a "stop" message, or the
@@ -90,7 +91,7 @@ class ProcessingChild:
     def __init__(self, settings: Settings, *, worker: bool, sender: bool, scheduler: bool) -> None:
         self.settings = settings
         self.parts = {"worker": worker, "sender": sender, "scheduler": scheduler}
-        self.ready = SPAWN.Event()  # only this process waits on it
+        self._ready = None  # the reading end of the child's "ready" pipe
         self.priority = WritePriority(SPAWN)
         self.process = None
         self._lifeline = None
@@ -112,26 +113,39 @@ class ProcessingChild:
         SMTP edge starts listening on a quiet machine. A child that cannot start is logged and
         retried by the watcher; the edge still accepts mail meanwhile."""
         self._spawn()
-        deadline = time.monotonic() + ready_timeout
-        while not self.ready.wait(0.1):
-            if self.process.exitcode is not None or time.monotonic() > deadline:
-                log.error("processing process %s is not ready (exit %s); accepting mail anyway",
-                          self.process.pid, self.process.exitcode)
-                break
+        if not self._wait_ready(time.monotonic() + ready_timeout):
+            log.error("processing process %s is not ready (exit %s); accepting mail anyway",
+                      self.process.pid, self.process.exitcode)
         self._watcher = supervise("processing-watch", self._watch,
                                   stopping=self._stopping.is_set)
+
+    def _wait_ready(self, deadline: float) -> bool:
+        """True once the child says it is ready; False when it died first or the deadline
+        passed (the pipe's end without a word means the child is gone)."""
+        while time.monotonic() < deadline and self.process.exitcode is None:
+            if self._ready.poll(0.1):
+                try:
+                    return self._ready.recv_bytes() == b"ready"
+                except (EOFError, OSError):
+                    return False
+        return False
 
     def _spawn(self) -> None:
         life_reader, life_writer = SPAWN.Pipe(duplex=False)
         bell_reader, bell_writer = SPAWN.Pipe(duplex=False)
+        ready_reader, ready_writer = SPAWN.Pipe(duplex=False)
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self.process = SPAWN.Process(
             target=child_main, name="postdesk-processing", daemon=False,
-            args=(self.settings, self.parts, level, self.priority, self.ready, life_reader,
+            args=(self.settings, self.parts, level, self.priority, ready_writer, life_reader,
                   bell_reader))
         self.process.start()
-        life_reader.close()  # only the child holds the reading ends
+        life_reader.close()  # only the child holds the reading ends (and the ready writer)
         bell_reader.close()
+        ready_writer.close()
+        if self._ready is not None:
+            self._ready.close()
+        self._ready = ready_reader
         os.set_blocking(bell_writer.fileno(), False)
         self._lifeline, self._doorbell = life_writer, bell_writer
         ring(bell_writer)  # mail may have been stored while no child was listening
@@ -139,10 +153,10 @@ class ProcessingChild:
                  ", ".join(name for name, wanted in self.parts.items() if wanted))
 
     def _close_pipes(self) -> None:
-        for pipe in (self._lifeline, self._doorbell):
+        for pipe in (self._lifeline, self._doorbell, self._ready):
             if pipe is not None:
                 pipe.close()
-        self._lifeline = self._doorbell = None
+        self._lifeline = self._doorbell = self._ready = None
 
     def _watch(self) -> None:
         pause = 1.0
@@ -189,6 +203,7 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     from postdesk.runtime.parts import Parts, freeze_startup_heap  # noqa: PLC0415
 
     setup_logging(level, settings.logging.redact_addresses, settings.logging.format)
+    log.debug("processing process %s loading (not ready yet)", os.getpid())
     _lower_priority(settings.worker.nice)
     stop = threading.Event()
     # The parent decides when to stop (it says so on the lifeline); a terminal's Ctrl-C
@@ -207,10 +222,21 @@ def child_main(settings: Settings, parts: dict[str, bool], level: str, priority:
     local = Parts(app, stop_event=stop, worker_wake=wake, priority=priority, **parts)
     local.start()
     freeze_startup_heap()
-    ready.set()
+    _say_ready(ready)
     stop.wait()
     local.stop()
     log.info("processing process stopped")
+
+
+def _say_ready(ready) -> None:
+    """Tell the parent; never blocks, and a parent gone meanwhile is not an error (the
+    lifeline has already told this process to stop)."""
+    try:
+        ready.send_bytes(b"ready")
+    except OSError:
+        pass
+    finally:
+        ready.close()
 
 
 def _lower_priority(increment: int) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.acceptance.test_serve import Desk, desk  # noqa: F401 - the fixture
+from tests.acceptance.test_serve import POSTDESK, Desk, desk  # noqa: F401 - the fixture
 from tests.helpers import make_mail, outbound_mails
 
 
@@ -76,6 +77,20 @@ def test_the_child_does_not_outlive_a_killed_parent(desk):
     child = processing_child(desk)
     desk.kill()  # SIGKILL
     desk.wait_for(lambda: not alive(child), timeout=30)
+
+
+def test_a_child_still_starting_does_not_outlive_a_killed_parent(desk):
+    """The parent killed while it waits for its child to be ready: the child, which learns it
+    from the lifeline before it is ready, still stops (it used to hang for ever in a
+    ``multiprocessing.Event.set()`` that waited for the dead parent to wake up)."""
+    handle = desk.log.open("ab")
+    desk.proc = subprocess.Popen([*POSTDESK, "--config", str(desk.config), "--log-level",
+                                  "debug", "serve"], stdout=handle, stderr=handle, cwd=desk.folder)
+    child = processing_child(desk)
+    desk.wait_for(lambda: "(not ready yet)" in desk.log.read_text(), timeout=60)
+    desk.kill()  # SIGKILL, while the child loads (its warm-up takes a second or more)
+    desk.wait_for(lambda: not alive(child), timeout=60)
+    assert "the serve process is gone" in desk.log.read_text()
 
 
 def test_sigterm_stops_both_processes_cleanly(desk):
