@@ -33,10 +33,6 @@ class TempFail(PostdeskError):
     """We cannot take the mail right now (store down, disk full); the sender should retry."""
 
 
-class UnusableInput(PostdeskError):
-    """The input can never become a mail (empty, not a message at all)."""
-
-
 class Disposition(PostdeskError):
     """Raised by a pipeline step to end processing of one mail with a stored outcome."""
 

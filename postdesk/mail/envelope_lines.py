@@ -55,9 +55,3 @@ def without_blanks_before_colons(raw: bytes) -> tuple[bytes, int]:
         return raw, 0
     head, count = _BLANKS_BEFORE_COLON.subn(rb"\1:", raw[:end])
     return head + raw[end:], count
-
-
-def without_stray_lines(raw: bytes) -> bytes:
-    """``raw`` from its first header field on (itself when it starts with one, or has none)."""
-    start = header_start(raw)
-    return raw[start:] if start else raw

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler, SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -58,22 +57,6 @@ def sweep_once(db, desk, clock: Callable[[], datetime] = utcnow) -> int:
     return len(actions)
 
 
-class SchedulerHandle:
-    """A running scheduler; ``stop()`` waits for a run in progress, then ends it."""
-
-    def __init__(self, scheduler: BackgroundScheduler) -> None:
-        self._scheduler = scheduler
-
-    @property
-    def running(self) -> bool:
-        return self._scheduler.running
-
-    def stop(self, wait: bool = True) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
-            log.info("scheduler stopped")
-
-
 def _with_sweeps(scheduler: BaseScheduler, app) -> BaseScheduler:
     interval = max(1.0, float(app.settings.scheduler.interval_seconds))
     scheduler.add_job(sweep_once, "interval", args=(app.db, app.desk), id=JOB_ID,
@@ -82,13 +65,6 @@ def _with_sweeps(scheduler: BaseScheduler, app) -> BaseScheduler:
     log.info("scheduler started: sweeps every %gs, %d tickets per batch", interval,
              app.settings.scheduler.batch_size)
     return scheduler
-
-
-def start_in_background(app) -> SchedulerHandle:
-    """Start the sweeps for an app-like object (``db``, ``desk``, ``settings``) in a thread."""
-    scheduler = _with_sweeps(BackgroundScheduler(timezone=UTC), app)
-    scheduler.start()
-    return SchedulerHandle(scheduler)
 
 
 class SupervisedScheduler:

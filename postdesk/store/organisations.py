@@ -73,11 +73,6 @@ def find(session: Session, settings: Settings, name: str) -> OrgInfo | None:
                  if o.name.casefold() == wanted), None)
 
 
-def organisation_of(session: Session, settings: Settings, address: str) -> OrgInfo | None:
-    """The organisation whose domains contain ``address``'s domain, configuration first."""
-    return next((o for o in all_organisations(session, settings) if o.owns(address)), None)
-
-
 def administered_by(session: Session, settings: Settings, address: str) -> OrgInfo | None:
     """The organisation ``address`` is an admin of (the first one, configuration first)."""
     return next((o for o in all_organisations(session, settings) if o.is_admin(address)), None)

@@ -147,7 +147,3 @@ def purge_sent(session: Session, before: datetime) -> int:
     """Delete the mails sent before ``before``; queued, sending and failed mails stay."""
     result = session.execute(delete(Outbox).where(Outbox.status == SENT, Outbox.sent_at < before))
     return result.rowcount or 0
-
-
-def next_due(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Outbox.next_attempt_at)).where(Outbox.status == QUEUED))
