@@ -10,7 +10,7 @@ import json
 from sqlmodel import Session
 
 from postdesk.desk import escalations, surveys
-from postdesk.store import tickets
+from postdesk.store import escalations as escalation_rows, tickets
 from postdesk.store.models import Message, Ticket
 from postdesk.mail.tags import TagFormat
 
@@ -44,7 +44,7 @@ def ticket_document(session: Session, ticket: Ticket, tags: TagFormat) -> dict:
                   "follow_ups": tickets.follow_ups(session, ticket.id),
                   "related": ticket.related_to, "merged_into": ticket.merged_into},
         "survey": _survey(surveys.survey_for(session, ticket.id)),
-        "escalation": escalations.document(session, escalations.latest(session, ticket.id)),
+        "escalation": escalations.document(session, escalation_rows.latest(session, ticket.id)),
         "messages": [message_document(m, by_message.get(m.id, [])) for m in messages],
         "events": [{"at": e.at, "actor": e.actor, "kind": e.kind, "data": json.loads(e.data)}
                    for e in tickets.events(session, ticket.id)],

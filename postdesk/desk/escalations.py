@@ -24,18 +24,9 @@ def ref(escalation: Escalation) -> str:
     return f"CP-{escalation.id}"
 
 
-def active(session: Session, ticket_id: int) -> Escalation | None:
-    """The ticket's escalation still in progress (asked for every customer reply)."""
-    return stored.active(session, ticket_id)
-
-
-def latest(session: Session, ticket_id: int) -> Escalation | None:
-    return stored.latest(session, ticket_id)
-
-
 def open_escalation(session: Session, desk: Desk, ticket: Ticket, actor: str, now: datetime,
                     description: str = "") -> str:
-    current = active(session, ticket.id)
+    current = stored.active(session, ticket.id)
     if current is not None:
         return f"#escalate: already escalated as {ref(current)} ({current.status})"
     escalation = Escalation(ticket_id=ticket.id, status="submitted", created_at=now,
@@ -50,7 +41,7 @@ def open_escalation(session: Session, desk: Desk, ticket: Ticket, actor: str, no
 
 def move(session: Session, desk: Desk, ticket: Ticket, step: str, estimated: str | None,
          actor: str, now: datetime, note: str = "") -> str:
-    escalation = active(session, ticket.id)
+    escalation = stored.active(session, ticket.id)
     if escalation is None:
         tickets.add_event(session, ticket.id, "escalation_refused", now, actor=actor, step=step)
         return f"#escalation {step} refused: ticket #{ticket.id} has no open escalation"
@@ -72,7 +63,7 @@ def customer_answer(session: Session, desk: Desk, ticket: Ticket, text: str,
                     actor: str, now: datetime) -> str | None:
     """The customer's reply while the escalation is verifying (does it confirm the fix?);
     None when no escalation is verifying."""
-    escalation = active(session, ticket.id)
+    escalation = stored.active(session, ticket.id)
     if escalation is None or escalation.status != "verifying":
         return None
     if is_confirmation(text):
@@ -84,7 +75,7 @@ def document(session: Session, escalation: Escalation | None) -> dict | None:
     """The escalation as templates and ``tickets show --json`` show it."""
     if escalation is None:
         return None
-    reached = {s.step: s for s in _steps(session, escalation.id)}
+    reached = {s.step: s for s in stored.steps(session, escalation.id)}
     current = escalation.status
     timeline = [{"step": step, "at": reached[step].at if step in reached else None,
                  "done": STEPS.index(step) < STEPS.index(current) or step == "resolved" == current,
@@ -93,10 +84,6 @@ def document(session: Session, escalation: Escalation | None) -> dict | None:
     return {"ref": ref(escalation), "status": current,
             "estimated_date": escalation.estimated_date, "timeline": timeline,
             "description": escalation.description, "created_at": escalation.created_at}
-
-
-def _steps(session: Session, escalation_id: int) -> list[EscalationStep]:
-    return stored.steps(session, escalation_id)
 
 
 def _step(session, escalation: Escalation, step: str, actor: str, now: datetime, note: str) -> None:

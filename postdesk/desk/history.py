@@ -22,7 +22,7 @@ from postdesk.desk.customer_mail import locale_of
 from postdesk.desk.services import Desk
 from postdesk.lifecycle import ACTIVE
 from postdesk.mail.addresses import normalise_address
-from postdesk.store import organisations, tickets
+from postdesk.store import escalations as escalation_rows, organisations, tickets
 from postdesk.store.clock import as_utc
 from postdesk.store.models import Message, Ticket
 from postdesk.store.organisations import OrgInfo
@@ -105,7 +105,7 @@ def _detail(session: Session, view: _View, address: str, org: OrgInfo | None,
     if ticket is None or not organisations.may_see(session, ticket, address,
                                                    org.domains if org else ()):
         return None
-    document = escalations.document(session, escalations.latest(session, ticket.id))
+    document = escalations.document(session, escalation_rows.latest(session, ticket.id))
     return {**view.entry(ticket),
             "messages": [view.message(m) for m in tickets.messages(session, ticket.id)
                          if _public(m)],
