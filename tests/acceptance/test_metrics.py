@@ -8,9 +8,11 @@ child's) move; a part broken through its fault point, or a processing child kill
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -161,8 +163,9 @@ def test_readyz_is_503_on_a_store_without_the_schema(tmp_path):
     try:
         serve.start()
         wait_until(lambda: get(serve, "/readyz")[0] == 200, 30, "readyz 200", log=serve.log)
-        subprocess.run(["sqlite3", str(tmp_path / "postdesk.db"),
-                        "UPDATE alembic_version SET version_num = 'old'"], check=True)
+        # serve writes to the same file; wait for its lock rather than fail on it
+        with contextlib.closing(sqlite3.connect(tmp_path / "postdesk.db", timeout=30)) as db, db:
+            db.execute("UPDATE alembic_version SET version_num = 'old'")
         status, text = get(serve, "/readyz")
         assert status == 503 and text.startswith("the schema is at old, postdesk needs "), text
     finally:
