@@ -10,6 +10,10 @@ message ----``, a blank line: a mail whose header begins on one of the first few
 such a line is still a mail. ``header_start`` says where its header begins (0 for a mail that
 starts with a header field), or None when no header field comes soon enough: only that may be
 refused as not a mail. Bounded: at most ``MAX_STRAY_LINES`` lines of ``MAX_STRAY_BYTES``.
+
+And a header of more fields than anyone reads: ``first_fields`` keeps the first ones, so that
+the standard library's parser does not build (and later search) a hundred thousand fields
+nobody reads, at about half a second of CPU per megabyte.
 """
 
 from __future__ import annotations
@@ -55,3 +59,22 @@ def without_blanks_before_colons(raw: bytes) -> tuple[bytes, int]:
         return raw, 0
     head, count = _BLANKS_BEFORE_COLON.subn(rb"\1:", raw[:end])
     return head + raw[end:], count
+
+
+# Line ends as the standard library's parser reads them: CRLF, a bare CR or a bare LF.
+_BLANK_LINE = re.compile(rb"(\r\n|\r(?!\n)|\n)[\r\n]")
+_FIELD_START = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
+
+
+def first_fields(raw: bytes, limit: int) -> tuple[bytes, int]:
+    """``raw`` with its header cut after its first ``limit`` fields (each with its folds), the
+    blank line and the body kept; and how many bytes of header were dropped (``raw`` itself,
+    and 0, for nearly every mail: the line ends of the header are counted in C first)."""
+    blank = _BLANK_LINE.search(raw)
+    end = blank.end(1) if blank else len(raw)  # just past the header's last line end
+    if raw.count(b"\n", 0, end) + raw.count(b"\r", 0, end) < limit:
+        return raw, 0  # fewer line ends than fields wanted, folds included
+    for count, start in enumerate(_FIELD_START.finditer(raw, 0, end), start=2):
+        if count > limit and start.end() < end:
+            return raw[:start.end()] + raw[end:], end - start.end()
+    return raw, 0

@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 from postdesk.mail.addresses import normalise_message_id, parse_message_ids
 from postdesk.mail.charsets import decode_bytes
-from postdesk.mail.envelope_lines import header_start, without_blanks_before_colons
-from postdesk.mail.fields import (decoded_headers, mail_date, mailboxes, primary_language, raw_fields,
+from postdesk.mail.envelope_lines import first_fields, header_start, without_blanks_before_colons
+from postdesk.mail.fields import (MAX_HEADERS, decoded_headers, mail_date, mailboxes, primary_language, raw_fields,
                                   raw_headers)
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
@@ -51,7 +51,11 @@ def parse(raw: bytes) -> ParsedMail:
         start = header_start(raw) or 0
         if start:
             defects.append(f"{start} byte(s) before the first header line were skipped")
-        readable, odd = without_blanks_before_colons(bytes(raw[start:]))
+        bounded, dropped = first_fields(bytes(raw[start:]), MAX_HEADERS)
+        if dropped:
+            defects.append(f"more than {MAX_HEADERS} header fields: the rest "
+                           f"({dropped} bytes) were ignored")
+        readable, odd = without_blanks_before_colons(bounded)
         if odd:
             defects.append(f"{odd} header field name(s) followed by blanks before the colon")
         return _parse(readable, defects)
