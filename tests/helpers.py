@@ -3,14 +3,17 @@ the ``postdesk`` command run in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import logging
 import mailbox
 import os
+import shutil
 import subprocess
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -142,3 +145,85 @@ def run_cli(*args: str, input: bytes | str | None = None, env: dict | None = Non
 
 
 _LOGGERS_SET_BY_CLI = ("sqlalchemy", "alembic", "apscheduler", "mailparser")
+
+
+class LocalDesk:
+    """What ``postdesk serve`` does with a mail it receives by SMTP, done in this process: the
+    intake stores it (source ``smtp``), the worker processes what is stored, the sender
+    delivers what is due into the outbound Maildir. For tests about tickets and the mails they
+    send, not about the server (``tests.faults.support.Serve`` runs the real one): no start-up,
+    and nothing to wait for once ``send`` returns.
+
+    ``run`` is ``postdesk --config CONFIG ARGS`` in-process (``run_cli``); the sender then
+    delivers what the command queued, as a running ``serve`` would. ``log`` is None (no
+    server log) so that ``wait_until(..., log=desk.log)`` works on either kind of desk.
+    """
+
+    log = None
+
+    def __init__(self, config_path: Path | str) -> None:
+        from postdesk import config  # noqa: PLC0415
+        from postdesk.runtime.app import App  # noqa: PLC0415
+
+        self.config = Path(config_path)
+        self.folder = self.config.parent
+        self.app = App(config.load(self.config, environ={}))
+
+    def send(self, raw: bytes, sender: str = "alice@example.com",
+             rcpts: tuple[str, ...] = ("support@desk.test",)) -> int:
+        """Take ``raw`` as received over SMTP, then work and send until idle; the inbound id."""
+        stored = self.app.intake().store(raw, Envelope(sender, tuple(rcpts), "smtp",
+                                                       "127.0.0.1"))
+        self.pump()
+        return stored
+
+    def pump(self) -> None:
+        """Process every stored mail and deliver every due one, until nothing is left."""
+        self.app.worker().process_until_idle()
+        self.app.sender().send_until_idle()
+
+    def run(self, *args: str, input: bytes | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        result = run_cli("--config", str(self.config), *args, input=input, cwd=self.folder,
+                         clean_env=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"postdesk {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr.decode(errors='replace')}")
+        self.pump()
+        return result
+
+    def close(self) -> None:
+        if "db" in self.app.__dict__:
+            self.app.db.dispose()
+
+
+@contextlib.contextmanager
+def own_database(store: str, folder: Path, migrated_sqlite: Path | None = None,
+                 pg_url: str | None = None):
+    """A migrated, empty database no other test truncates, for a module-scoped fixture: a copy
+    of ``migrated_sqlite`` in ``folder``, or a PostgreSQL database next to ``pg_url``'s,
+    migrated here and dropped afterwards. Yields its URL."""
+    if store == "sqlite":
+        path = Path(folder) / "postdesk.db"
+        shutil.copyfile(migrated_sqlite, path)
+        yield f"sqlite:///{path}"
+        return
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from postdesk.store import migrate  # noqa: PLC0415
+    from postdesk.store.db import Database  # noqa: PLC0415
+
+    base, name = pg_url.rsplit("/", 1)
+    name = f"{name}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        database = Database(f"{base}/{name}")
+        migrate.upgrade(database)
+        database.dispose()
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -1,6 +1,8 @@
-"""An agent desk as its users see it: a real ``postdesk serve``, mail sent with smtplib, the
-tickets read with ``postdesk tickets show --json``, the outbox with ``postdesk outbox list
---json`` and the delivered mails from the outbound Maildir.
+"""An agent desk as its users see it: mail taken as from SMTP, the tickets read with ``postdesk
+tickets show --json``, the outbox with ``postdesk outbox list --json`` and the delivered mails
+from the outbound Maildir. One test runs it all through a real ``postdesk serve`` with smtplib;
+the others work the mail in-process (``LocalDesk``: serve's intake, worker and sender without
+the server's start-up), as what they check is the desk's, not the server's.
 
 Covers what an agent and a customer notice: a closed ticket stays closed (an agent's mail on
 it is refused with ``command_error`` and kept), the error mail names the line number and the
@@ -19,8 +21,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.conftest import write_config
 from tests.faults.support import Store, serving, wait_until
-from tests.helpers import make_mail, outbound_mails
+from tests.helpers import LocalDesk, make_mail, outbound_mails
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,11 +52,21 @@ ALICE = "alice@desk-team.test"
 
 @pytest.fixture
 def desk(tmp_path, sqlite_url):
+    desk = LocalDesk(write_config(tmp_path, sqlite_url, DESK))
+    yield desk
+    desk.close()
+
+
+@pytest.fixture
+def served(tmp_path, sqlite_url):
     with serving(tmp_path, sqlite_url, DESK) as serve:
         yield serve
 
 
 def send(desk, raw: bytes, sender: str) -> None:
+    if isinstance(desk, LocalDesk):
+        desk.send(raw, sender)
+        return
     with smtplib.SMTP("127.0.0.1", desk.port, timeout=30) as smtp:
         smtp.sendmail(sender, ["support@desk.test"], raw)
 
@@ -156,7 +169,8 @@ def test_new_ticket_subject_loses_reply_prefixes(desk):
     assert doc["subject"] == "Commande 42"
 
 
-def test_agent_mails_resolving_and_moving(desk):
+def test_agent_mails_resolving_and_moving(served):
+    desk = served
     send(desk, make_mail("julie@client.test", "Imprimante en panne", "Elle ne démarre plus.\n"),
          "julie@client.test")
     rows = wait_outbox(desk, 2)

@@ -20,13 +20,27 @@ REPO = Path(__file__).resolve().parents[2]
 EX_DATAERR, EX_CONFIG = 65, 78
 
 
-def run(folder: Path, *args: str, input: bytes | None = None, env: dict | None = None):
+def run(folder: Path, *args: str, input: bytes | None = None, env: dict | None = None,
+        process: bool = False):
     """``postdesk ARGS`` in ``folder`` with no ``POSTDESK_*`` variable but ``env``; in-process
-    (click's runner), but for ``serve``, which forks: a real subprocess."""
-    if "serve" in args:
+    (click's runner), or a real subprocess when ``process``. ``serve`` in-process is for a
+    ``serve`` that must refuse to start: should it get as far as serving, it fails at once
+    (``serve_must_not_start``) instead of forking and serving inside the test."""
+    if process:
         return run_process(folder, *args, input=input, env=env)
     result = run_cli(*args, input=input, env=env, cwd=folder, clean_env=True)
     return result.returncode, result.stderr.decode(errors="replace")
+
+
+@pytest.fixture
+def serve_must_not_start(monkeypatch):
+    """``postdesk serve`` in-process ends with a traceback (exit 1) if it starts serving."""
+    import postdesk.runtime.serve  # noqa: PLC0415
+
+    async def started(*args, **kwargs):
+        raise AssertionError("serve started instead of refusing to")
+
+    monkeypatch.setattr(postdesk.runtime.serve, "serve", started)
 
 
 def run_process(folder: Path, *args: str, input: bytes | None = None, env: dict | None = None):
@@ -80,19 +94,20 @@ def _readable(path: Path) -> bool:
         return False
 
 
-@pytest.mark.parametrize("text, env, key", [
-    ("[smtp]\nmax_message_bytes = -5\n", {}, "smtp.max_message_bytes"),
-    ("", {"POSTDESK_SMTP__MAX_MESSAGE_BYTES": "0"}, "smtp.max_message_bytes"),
-    ("[worker]\nbatch_size = 0\n", {}, "worker.batch_size"),
-    ("[outbound]\nport = 70000\n", {}, "outbound.port"),
-    ("[worker]\npoll_seconds = nan\n", {}, "worker.poll_seconds"),
-    ("[scheduler]\ninterval_seconds = inf\n", {}, "scheduler.interval_seconds"),
-    ("[lifecycle]\nreminder_days = [2, -1]\n", {}, "lifecycle.reminder_days"),
+@pytest.mark.parametrize("text, env, key, process", [
+    ("[smtp]\nmax_message_bytes = -5\n", {}, "smtp.max_message_bytes", False),
+    ("", {"POSTDESK_SMTP__MAX_MESSAGE_BYTES": "0"}, "smtp.max_message_bytes", True),
+    ("[worker]\nbatch_size = 0\n", {}, "worker.batch_size", False),
+    ("[outbound]\nport = 70000\n", {}, "outbound.port", False),
+    ("[worker]\npoll_seconds = nan\n", {}, "worker.poll_seconds", False),
+    ("[scheduler]\ninterval_seconds = inf\n", {}, "scheduler.interval_seconds", False),
+    ("[lifecycle]\nreminder_days = [2, -1]\n", {}, "lifecycle.reminder_days", False),
 ])
-def test_every_number_is_range_checked(tmp_path, text, env, key):
+def test_every_number_is_range_checked(tmp_path, serve_must_not_start, text, env, key, process):
+    # In-process but for one real `python -m postdesk serve`: the check is the configuration's.
     path = tmp_path / "postdesk.toml"
     path.write_text(text)
-    code, err = run(tmp_path, "--config", str(path), "serve", env=env)
+    code, err = run(tmp_path, "--config", str(path), "serve", env=env, process=process)
     assert code == EX_CONFIG
     line = one_line(err)
     assert key in line and "between" in line
@@ -104,7 +119,8 @@ def test_every_number_is_range_checked(tmp_path, text, env, key):
 @pytest.mark.parametrize("args", [("tickets", "list"), ("serve",), ("quarantine", "list"),
                                   ("scheduler", "--once")])
 def test_no_database_is_never_created_outside_init(tmp_path, args):
-    code, err = run(tmp_path, *args)  # no config: the default ./postdesk.db
+    # no config: the default ./postdesk.db; `serve` from a real process, which must not fork
+    code, err = run(tmp_path, *args, process=args == ("serve",))
     assert code == EX_CONFIG
     assert "run `postdesk init`" in one_line(err)
     assert not (tmp_path / "postdesk.db").exists()

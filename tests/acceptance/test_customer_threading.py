@@ -1,20 +1,21 @@
 """What the customer gets never names what they never saw: internal notes, agents' notifications.
 
-A real ``postdesk serve`` takes the customer's mail and the agent's notes and reply by SMTP;
-``postdesk scheduler --once --now`` sends the reminders, the resolution and the survey; every
-mail delivered to the customer (the outbound Maildir) is then read header by header.
+The customer's mail and the agent's notes and reply are taken as from SMTP and worked in-process
+(``LocalDesk``: serve's intake, worker and sender, without the server: the threading is the
+desk's, not the server's); ``postdesk scheduler --once --now`` queues the reminders, the
+resolution and the survey; every mail delivered to the customer (the outbound Maildir) is then
+read header by header, on both stores.
 """
 
 from __future__ import annotations
 
-import smtplib
 from datetime import timedelta
 
 import pytest
 
 from postdesk.store.clock import utcnow
-from tests.faults.support import Serve, wait_until
-from tests.helpers import make_mail, outbound_mails
+from tests.conftest import write_config
+from tests.helpers import LocalDesk, make_mail, outbound_mails
 
 DESK = """
 [agent_auth]
@@ -33,19 +34,19 @@ CUSTOMER = "julie@client.test"
 AGENT = "alice@desk-team.test"
 
 
-def send(serve: Serve, raw: bytes, sender: str) -> None:
-    with smtplib.SMTP("127.0.0.1", serve.port, timeout=10) as smtp:
-        smtp.sendmail(sender, ["support@desk.test"], raw)
+def send(serve: LocalDesk, raw: bytes, sender: str) -> None:
+    serve.send(raw, sender)
 
 
-def delivered(serve: Serve, to: str, template_word: str | None = None) -> list:
+def delivered(serve: LocalDesk, to: str, template_word: str | None = None) -> list:
     return [m for m in outbound_mails(serve.folder / "outbound")
             if m["To"] == to and (template_word is None or template_word in m["Subject"])]
 
 
-def wait_for(serve: Serve, count: int, to: str, what: str) -> list:
-    return wait_until(lambda: (found := delivered(serve, to)) and len(found) >= count and found,
-                      60, what, log=serve.log)
+def wait_for(serve: LocalDesk, count: int, to: str, what: str) -> list:
+    found = delivered(serve, to)
+    assert len(found) >= count, (what, [m["Subject"] for m in found])
+    return found
 
 
 def agent_mail(body: str, message_id: str, in_reply_to: str) -> bytes:
@@ -56,11 +57,10 @@ def agent_mail(body: str, message_id: str, in_reply_to: str) -> bytes:
 
 @pytest.fixture
 def serve(tmp_path, db_url):
-    serve = Serve(tmp_path, db_url, DESK)
+    serve = LocalDesk(write_config(tmp_path, db_url, DESK))
     serve.run("init")
-    serve.start()
     yield serve
-    serve.kill()
+    serve.close()
 
 
 def test_customer_mail_threads_only_on_what_the_customer_saw(serve):
@@ -69,14 +69,13 @@ def test_customer_mail_threads_only_on_what_the_customer_saw(serve):
     [notice] = wait_for(serve, 1, AGENT, "the agent's notification")
     note1, note2 = f"<note1@{AGENT_HOST}>", f"<note2@{AGENT_HOST}>"
     send(serve, agent_mail("#note\nClient VIP.\n", note1, notice["Message-ID"]), AGENT)
-    wait_until(lambda: b"internal note" in serve.run("tickets", "show", "1").stdout.lower()
-               or b"VIP" in serve.run("tickets", "show", "1", "--json").stdout, 60, "the note")
+    assert (b"internal note" in serve.run("tickets", "show", "1").stdout.lower()
+            or b"VIP" in serve.run("tickets", "show", "1", "--json").stdout), "the note"
     send(serve, agent_mail("Bonjour Julie,\nPouvez-vous m'envoyer les deux numéros ?\n",
                            f"<reply1@{AGENT_HOST}>", notice["Message-ID"]), AGENT)
     wait_for(serve, 2, CUSTOMER, "the relayed reply")
     send(serve, agent_mail("#note\nRelancer vendredi.\n", note2, notice["Message-ID"]), AGENT)
-    wait_until(lambda: serve.run("tickets", "show", "1", "--json").stdout.count(b"Relancer"),
-               60, "the second note")
+    assert serve.run("tickets", "show", "1", "--json").stdout.count(b"Relancer"), "the 2nd note"
     later = utcnow() + timedelta(days=11)
     serve.run("scheduler", "--once", "--now", (utcnow() + timedelta(days=2, hours=1)).isoformat())
     serve.run("scheduler", "--once", "--now", later.isoformat())

@@ -1,10 +1,12 @@
 """``postdesk doctor`` as ops run it before ``serve``: one line per check, exit 0 on a healthy
 desk, 1 as soon as one check fails, with the line that says what to fix. The CLI runs
-in-process (click's runner) on a SQLite desk made by ``postdesk init``; the relay, the
-listening port and the IMAP server are real sockets on loopback."""
+in-process (click's runner) on a SQLite desk migrated as ``postdesk init`` does (a copy of one
+store migrated once per process); the relay, the listening port and the IMAP server are real
+sockets on loopback."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sqlite3
 from datetime import datetime, timezone
@@ -18,7 +20,7 @@ from postdesk.cli import cli
 from postdesk.runtime.app import App
 from postdesk.store import template_versions
 from tests.conftest import write_config
-from tests.faults.support import Sink, free_port
+from tests.faults.support import Sink, _migrated_sqlite, free_port
 
 TRUSTED = '[agent_auth]\ntrusted_authserv_id = "mx.desk.test"\n'
 AGENT = '[[agents]]\naddress = "alice@acme.example"\n'
@@ -27,7 +29,7 @@ AGENT = '[[agents]]\naddress = "alice@acme.example"\n'
 def desk(tmp_path, extra: str = "", init: bool = True):
     path = write_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", extra)
     if init:
-        doctor(path, "init")
+        shutil.copyfile(_migrated_sqlite(), tmp_path / "postdesk.db")
     return path
 
 

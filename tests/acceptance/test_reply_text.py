@@ -1,15 +1,18 @@
-"""A customer's replies sent with smtplib into a real ``postdesk serve``: the ticket shows the
-words they wrote, the quoted mail, attribution, Outlook copy and footer gone, the body kept."""
+"""A customer's replies, taken as from SMTP, worked and answered in-process (``LocalDesk``:
+serve's intake, worker and sender, no server start-up; SMTP itself and 8-bit bodies are
+test_smtp_edge's): the ticket shows the words they wrote, the quoted mail, attribution,
+Outlook copy and footer gone, the body kept, on both stores."""
 
 from __future__ import annotations
 
 import email.policy
+import json
 from email.message import EmailMessage
 
 import pytest
 
-from tests.acceptance.test_serve import Desk
-from tests.helpers import make_mail, outbound_mails
+from tests.conftest import write_config
+from tests.helpers import LocalDesk, make_mail, outbound_mails
 
 OUTLOOK_HTML = (
     '<html><body><div>Die Rechnung ist bezahlt.</div><div>Gruß, Alice</div>'
@@ -35,21 +38,23 @@ def reply(ack_id: str, message_id: str, body: str, subtype: str) -> bytes:
 
 @pytest.fixture
 def desk(tmp_path, db_url):
-    desk = Desk(tmp_path, db_url)
+    desk = LocalDesk(write_config(tmp_path, db_url))
     desk.run("init")
     yield desk
-    desk.kill()
+    desk.close()
 
 
-@pytest.mark.timeout(120)
+def ticket(desk, number: int) -> dict:
+    return json.loads(desk.run("tickets", "show", str(number), "--json").stdout)
+
+
 def test_the_ticket_shows_what_the_customer_wrote(desk):
-    desk.start()
     desk.send(make_mail(message_id="<first@example.com>"))
-    [ack] = desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+    [ack] = outbound_mails(desk.folder / "outbound")
     desk.send(reply(ack["Message-ID"], "<outlook@example.com>", OUTLOOK_HTML, "html"))
     desk.send(reply(ack["Message-ID"], "<bottom@example.com>", BOTTOM_POSTED, "plain"))
-    desk.wait_for(lambda: len(desk.ticket(1)["messages"]) == 4)
-    messages = {m["message_id"]: m for m in desk.ticket(1)["messages"]}
+    assert len(ticket(desk, 1)["messages"]) == 4
+    messages = {m["message_id"]: m for m in ticket(desk, 1)["messages"]}
 
     outlook = messages["<outlook@example.com>"]
     assert outlook["text"].split() == "Die Rechnung ist bezahlt. Gruß, Alice".split()

@@ -2,8 +2,9 @@
 
 Tickets come in through the intake and the worker; an agent's commands (assign, a note,
 resolve, escalate) are run through the real pipeline, and the scheduler sends the survey.
-The commands run in-process (``run_cli``: same output, JSON and exit code); the one-line
-errors are also checked from a real ``python -m postdesk`` process, for its exit code.
+The commands run in-process (``run_cli``: same output, JSON and exit code); a one-line
+error is also checked from a real ``python -m postdesk`` process, for its exit code. The tests
+that only read share one desk per store (``shared_desk``, built once per module).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from postdesk import config
 from postdesk.mail.envelope import Envelope
 from postdesk.runtime.app import App
 from tests.conftest import write_config
-from tests.helpers import make_mail, run_cli
+from tests.helpers import make_mail, own_database, run_cli
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
 DESK = """
@@ -74,9 +75,8 @@ def agent(body: str) -> bytes:
                      headers={"Authentication-Results": AUTH.format(addr=AGENT)})
 
 
-@pytest.fixture
-def desk(tmp_path, db_url):
-    desk = Desk(tmp_path, db_url)
+def build(folder: Path, db_url: str) -> Desk:
+    desk = Desk(folder, db_url)
     desk.run("init")
     desk.deliver(make_mail("julie@client.test", "Facture en double", "Deux factures en mars.\n"),
                  make_mail("marc@client.test", "Login broken", "Error 500.\n"))
@@ -87,8 +87,25 @@ def desk(tmp_path, db_url):
     return desk
 
 
-def test_show_prints_the_messages_and_the_history(desk):
-    text = desk.run("tickets", "show", "#1").stdout.decode()
+@pytest.fixture
+def desk(tmp_path, db_url):
+    """A desk of its own, for a test that adds to it."""
+    return build(tmp_path, db_url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_desk(request, tmp_path_factory, migrated_sqlite):
+    """The same desk, built once per module and store, for the tests that only read it."""
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    folder = tmp_path_factory.mktemp("tickets-desk")
+    with own_database(request.param, folder, migrated_sqlite, pg_url) as url:
+        desk = build(folder, url)
+        desk.store = request.param
+        yield desk
+
+
+def test_show_prints_the_messages_and_the_history(shared_desk):
+    text = shared_desk.run("tickets", "show", "#1").stdout.decode()
     for expected in ("Deux factures en mars.", "Client VIP.", "nous transmettons"):
         assert expected in text
     history = text.split("\nhistory\n", 1)[1]
@@ -107,15 +124,19 @@ def test_show_names_the_links(desk):
 
 
 @pytest.mark.parametrize("who", ["Alice Martin", "alice martin", AGENT, AGENT.upper()])
-def test_list_by_assignee_takes_a_name_or_an_address(desk, who):
-    rows = json.loads(desk.run("tickets", "list", "--assignee", who, "--json").stdout)
+def test_list_by_assignee_takes_a_name_or_an_address(shared_desk, who):
+    rows = json.loads(shared_desk.run("tickets", "list", "--assignee", who, "--json").stdout)
     assert [row["id"] for row in rows] == [1]
 
 
-def test_list_by_an_unknown_assignee_or_queue_is_a_one_line_error(desk):
-    for args, words in ((("--assignee", "Bob"), [b"'Bob'", b"Alice Martin"]),
-                        (("--queue", "nope"), [b"unknown queue 'nope'", b"billing"])):
-        result = desk.run("tickets", "list", *args, check=False, process=True)
+def test_list_by_an_unknown_assignee_or_queue_is_a_one_line_error(shared_desk):
+    desk = shared_desk
+    runs = [(("--assignee", "Bob"), [b"'Bob'", b"Alice Martin"], False),
+            (("--queue", "nope"), [b"unknown queue 'nope'", b"billing"], False)]
+    if desk.store == "sqlite":  # once from a real process, for its exit code
+        runs.append((("--assignee", "Bob"), [b"'Bob'", b"Alice Martin"], True))
+    for args, words, process in runs:
+        result = desk.run("tickets", "list", *args, check=False, process=process)
         assert result.returncode == 1, result
         assert len(result.stderr.splitlines()) == 1 and b"Traceback" not in result.stderr
         assert all(word in result.stderr for word in words), result.stderr
