@@ -1,8 +1,9 @@
 """Shared fixtures: a fresh postdesk database on SQLite and on PostgreSQL, settings, an App.
 
 PostgreSQL runs on 127.0.0.1:5432 on these machines (trust auth, user postgres). Each test run
-creates its own database, named after the process, and drops it at the end; tests truncate the
-tables so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use another server.
+creates its own database, named after the process, and drops it at the end; each test empties the
+tables and restarts their sequences so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use
+another server.
 """
 
 from __future__ import annotations
@@ -56,12 +57,32 @@ def _no_serve_left_behind():
         support.kill_leftovers()
 
 
+_SEQUENCES = """
+    SELECT pg_get_serial_sequence(quote_ident(table_name), column_name)
+    FROM information_schema.columns
+    WHERE table_schema = 'public'
+      AND pg_get_serial_sequence(quote_ident(table_name), column_name) IS NOT NULL
+"""
+_resets: dict[str, str] = {}
+
+
 def _truncate(url: str) -> None:
-    database = Database(url)
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with database.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    database.dispose()
+    """Empty every table and restart every id sequence at 1, as ``TRUNCATE ... RESTART
+    IDENTITY`` does. DELETE in child-first order plus ``setval`` costs ~0.06 s on these small
+    tables; TRUNCATE costs ~0.7 s, as it makes and syncs new files for all 15 tables and
+    their sequences, and it ran before every PostgreSQL test."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if url not in _resets:
+                sequences = sorted(conn.exec_driver_sql(_SEQUENCES).scalars())
+                deletes = "".join(f'DELETE FROM "{table.name}";'
+                                  for table in reversed(SQLModel.metadata.sorted_tables))
+                setvals = ", ".join(f"setval('{seq}', 1, false)" for seq in sequences)
+                _resets[url] = deletes + (f"SELECT {setvals}" if setvals else "")
+            conn.exec_driver_sql(_resets[url])
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
