@@ -8,10 +8,12 @@ another server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,9 @@ PG_ADMIN_URL = os.environ.get("POSTDESK_TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """A PostgreSQL database for this test run, migrated once, dropped at the end."""
+@contextlib.contextmanager
+def migrated_pg_database() -> Iterator[str]:
+    """A new migrated PostgreSQL database, as its URL; dropped when the block ends."""
     name = f"postdesk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -38,13 +40,22 @@ def pg_url():
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    database = Database(url)
-    migrate.upgrade(database)
-    database.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL database for this test run, migrated once, dropped at the end."""
+    with migrated_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +121,18 @@ def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_url")
     _truncate(url)
     return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(request, tmp_path_factory):
+    """A migrated database of one test module's own, on each store, for data that the module
+    builds once and its tests only read (a test that writes takes ``db_url``)."""
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("module")
+        yield fresh_sqlite(request.getfixturevalue("migrated_sqlite"), folder)
+    else:
+        with migrated_pg_database() as url:
+            yield url
 
 
 @pytest.fixture
