@@ -1,16 +1,19 @@
 """Shared fixtures: a fresh postdesk database on SQLite and on PostgreSQL, settings, an App.
 
 PostgreSQL runs on 127.0.0.1:5432 on these machines (trust auth, user postgres). Each test run
-creates its own database, named after the process, and drops it at the end; tests truncate the
-tables so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use another server.
+creates its own database, named after the process, and drops it at the end; each test empties the
+tables and restarts their sequences so ticket numbers start at 1. Set POSTDESK_TEST_PG_URL to use
+another server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +29,9 @@ PG_ADMIN_URL = os.environ.get("POSTDESK_TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """A PostgreSQL database for this test run, migrated once, dropped at the end."""
+@contextlib.contextmanager
+def migrated_pg_database() -> Iterator[str]:
+    """A new migrated PostgreSQL database, as its URL; dropped when the block ends."""
     name = f"postdesk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -37,13 +40,22 @@ def pg_url():
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    database = Database(url)
-    migrate.upgrade(database)
-    database.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL database for this test run, migrated once, dropped at the end."""
+    with migrated_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -56,12 +68,32 @@ def _no_serve_left_behind():
         support.kill_leftovers()
 
 
+_SEQUENCES = """
+    SELECT pg_get_serial_sequence(quote_ident(table_name), column_name)
+    FROM information_schema.columns
+    WHERE table_schema = 'public'
+      AND pg_get_serial_sequence(quote_ident(table_name), column_name) IS NOT NULL
+"""
+_resets: dict[str, str] = {}
+
+
 def _truncate(url: str) -> None:
-    database = Database(url)
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with database.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    database.dispose()
+    """Empty every table and restart every id sequence at 1, as ``TRUNCATE ... RESTART
+    IDENTITY`` does. DELETE in child-first order plus ``setval`` costs ~0.06 s on these small
+    tables; TRUNCATE costs ~0.7 s, as it makes and syncs new files for all 15 tables and
+    their sequences, and it ran before every PostgreSQL test."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if url not in _resets:
+                sequences = sorted(conn.exec_driver_sql(_SEQUENCES).scalars())
+                deletes = "".join(f'DELETE FROM "{table.name}";'
+                                  for table in reversed(SQLModel.metadata.sorted_tables))
+                setvals = ", ".join(f"setval('{seq}', 1, false)" for seq in sequences)
+                _resets[url] = deletes + (f"SELECT {setvals}" if setvals else "")
+            conn.exec_driver_sql(_resets[url])
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +121,18 @@ def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_url")
     _truncate(url)
     return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(request, tmp_path_factory):
+    """A migrated database of one test module's own, on each store, for data that the module
+    builds once and its tests only read (a test that writes takes ``db_url``)."""
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("module")
+        yield fresh_sqlite(request.getfixturevalue("migrated_sqlite"), folder)
+    else:
+        with migrated_pg_database() as url:
+            yield url
 
 
 @pytest.fixture

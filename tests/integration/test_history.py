@@ -13,11 +13,14 @@ from datetime import timedelta
 
 import pytest
 
+from postdesk import config
 from postdesk.desk import escalations, transitions
 from postdesk.desk.history import history_request, history_variables
 from postdesk.store import organisations, tickets
 from postdesk.store.clock import utcnow
+from postdesk.runtime.app import App
 from postdesk.templates import Renderer
+from tests.conftest import write_config
 from tests.helpers import deliver, make_mail
 
 ORG = "Conciergerie du Vieux-Port"
@@ -47,11 +50,9 @@ def agent(app, ticket_id: int, body: str) -> None:
     deliver(app, make_mail(ALICE, f"Re: [#{ticket_id}] x", body, headers=headers))
 
 
-@pytest.fixture
-def desk(make_app):
+def build_desk(app):
     """#1 Julie, answered, noted and escalated · #2 Julie, closed · #3 Julie, new ·
     #4 Marc (same organisation) · #5 Zoé (another company), with Julie in copy of nothing."""
-    app = make_app(DESK)
     customer(app, "julie@client.test", "Facture en double", "Deux factures pour mars.\n",
              name="Julie Moreau")
     customer(app, "julie@client.test", "Accès au portail", "Mot de passe refusé.\n")
@@ -70,6 +71,21 @@ def desk(make_app):
         transitions.resolve(session, app.desk, second, now + timedelta(hours=2), "agent", ALICE)
         transitions.close(session, second, now + timedelta(hours=3))
     return app
+
+
+@pytest.fixture(scope="module")
+def desk(module_db_url, tmp_path_factory):
+    """The desk of ``build_desk``, built once per store: the tests that take it only read."""
+    path = write_config(tmp_path_factory.mktemp("history"), module_db_url, DESK)
+    app = build_desk(App(config.load(path, environ={})))
+    yield app
+    app.db.dispose()
+
+
+@pytest.fixture
+def own_desk(make_app):
+    """The desk of ``build_desk`` on this test's own database, for a test that adds to it."""
+    return build_desk(make_app(DESK))
 
 
 def variables(app, address: str, ticket_id: int | None = None) -> dict:
@@ -127,12 +143,12 @@ def test_plain_member_sees_only_their_own(desk):
     assert "demandé par" not in Renderer().render("ticket_history", "fr", values).text
 
 
-def test_stored_organisation_admin_and_copied_contact(desk):
-    customer(desk, "zoe@other.test", "Question", "Julie, tu vois ?\n", cc="julie@client.test")
-    with desk.db.session() as session:
+def test_stored_organisation_admin_and_copied_contact(own_desk):
+    customer(own_desk, "zoe@other.test", "Question", "Julie, tu vois ?\n", cc="julie@client.test")
+    with own_desk.db.session() as session:
         organisations.add(session, utcnow(), "Other SA", ["other.test"], ["chef@other.test"])
-    assert [t["ref"] for t in variables(desk, "chef@other.test")["tickets"]] == ["#6", "#5"]
-    assert "#6" in [t["ref"] for t in variables(desk, "julie@client.test")["tickets"]]
+    assert [t["ref"] for t in variables(own_desk, "chef@other.test")["tickets"]] == ["#6", "#5"]
+    assert "#6" in [t["ref"] for t in variables(own_desk, "julie@client.test")["tickets"]]
 
 
 @pytest.mark.parametrize("asker", ["julie@client.test", "marc@client.test", "boss@client.test",
