@@ -30,6 +30,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
