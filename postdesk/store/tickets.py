@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (and_, bindparam, delete, event, false, func, insert, or_, select, true,
                         union, union_all, update)
+from pydantic_core import PydanticUndefined
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
@@ -37,6 +38,11 @@ _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
 _ADD_EVENT = insert(Event)
+_ADD_TICKET = insert(Ticket.__table__).returning(*Ticket.__table__.columns)
+# The model's own defaults (status "new", queue, priority, locale...), which a Core INSERT
+# does not apply: the columns carry no defaults of their own.
+_TICKET_DEFAULTS = {name: spec.default for name, spec in Ticket.model_fields.items()
+                    if name != "id" and spec.default is not PydanticUndefined}
 _THREAD_LATEST = 9  # the References of a notification: the thread's first Message-ID and these
 _IN_THREAD = (Message.ticket_id == bindparam("ticket_id"), Message.message_id.is_not(None))
 # Two bounded index reads, not the whole thread: a ticket of thousands of messages (a monitoring
@@ -136,11 +142,13 @@ def _forget_loaded(session: StoreSession, _previous) -> None:
     session.info.pop("postdesk_tickets", None)
 
 
-def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
-    ticket = Ticket(created_at=now, updated_at=now, **fields)
-    session.add(ticket)
-    session.flush()
-    return ticket
+def create_ticket(session: Session, now: datetime, **fields) -> Row:
+    """Write a new ticket; returns it as written, a read-only ``Row`` with every column of
+    ``Ticket`` (a Core INSERT: building and flushing a ``Ticket`` object cost three times the
+    INSERT). Nothing changes a ticket in the transaction that opens it; a later mail of the
+    same transaction that answers it loads it with ``get`` as any other."""
+    return execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
+                                          "updated_at": now, **fields}).one()
 
 
 def get(session: Session, ticket_id: int) -> Ticket | None:
