@@ -135,11 +135,24 @@ def _tickets(session: Session) -> dict[int, Ticket]:
     return session.info.setdefault("postdesk_tickets", {})
 
 
+def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]]]:
+    """The tickets opened in this transaction, each with the messages added to it since
+    (id, Message-ID, direction, kind): their thread is known without a query."""
+    return session.info.setdefault("postdesk_opened", {})
+
+
 @event.listens_for(StoreSession, "after_soft_rollback")
 def _forget_loaded(session: StoreSession, _previous) -> None:
     """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
+    session.info.pop("postdesk_opened", None)
+
+
+@event.listens_for(StoreSession, "after_commit")
+def _forget_opened(session: StoreSession) -> None:
+    """Once committed, other writers may add to the tickets this transaction opened."""
+    session.info.pop("postdesk_opened", None)
 
 
 def create_ticket(session: Session, now: datetime, **fields) -> Row:
@@ -147,8 +160,10 @@ def create_ticket(session: Session, now: datetime, **fields) -> Row:
     ``Ticket`` (a Core INSERT: building and flushing a ``Ticket`` object cost three times the
     INSERT). Nothing changes a ticket in the transaction that opens it; a later mail of the
     same transaction that answers it loads it with ``get`` as any other."""
-    return execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
-                                          "updated_at": now, **fields}).one()
+    ticket = execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
+                                            "updated_at": now, **fields}).one()
+    _opened(session)[ticket.id] = []
+    return ticket
 
 
 def get(session: Session, ticket_id: int) -> Ticket | None:
@@ -220,6 +235,7 @@ def remove_participant(session: Session, ticket_id: int, address: str, role: str
 
 def move_messages(session: Session, from_ticket: int, to_ticket: int) -> None:
     """Every message of ``from_ticket`` becomes one of ``to_ticket`` (a merge)."""
+    _opened(session).pop(to_ticket, None)  # its thread is read from the table again
     session.execute(update(Message).where(Message.ticket_id == from_ticket)
                     .values(ticket_id=to_ticket))
 
@@ -230,9 +246,13 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
     the columns of ``Message``, not tracked by the session; the worker adds one or two messages
     per mail). Decide every field before adding it.
     """
-    return insert_row(session, Message, {"ticket_id": ticket_id, "created_at": now,
-                                         "to_addrs": json.dumps(list(to)),
-                                         "cc_addrs": json.dumps(list(cc)), **fields})
+    message = insert_row(session, Message, {"ticket_id": ticket_id, "created_at": now,
+                                            "to_addrs": json.dumps(list(to)),
+                                            "cc_addrs": json.dumps(list(cc)), **fields})
+    thread = _opened(session).get(ticket_id)
+    if thread is not None:
+        thread.append((message.id, message.message_id, message.direction, message.kind))
+    return message
 
 
 def add_attachment(session: Session, message_pk: int, **fields) -> Row:
@@ -258,8 +278,19 @@ def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
 
 def thread_message_ids(session: Session, ticket_id: int) -> list[str]:
     """Message-IDs of the ticket, oldest first: the first one and the latest nine."""
+    opened = _opened(session).get(ticket_id)
+    if opened is not None:  # opened in this transaction: its messages are those added since
+        return [message_id for _id, message_id in
+                _first_and_latest([(m[0], m[1]) for m in opened if m[1] is not None])]
     rows = execute(session, _THREAD_IDS, {"ticket_id": ticket_id}).all()
     return [message_id for _id, message_id in sorted(rows)]
+
+
+def _first_and_latest(rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The first and the latest ``_THREAD_LATEST`` of ``rows`` (sorted by id), as the thread
+    queries choose them."""
+    rows = sorted(rows)
+    return sorted(set(rows[:1] + rows[-_THREAD_LATEST:]))
 
 
 def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str], str | None]:
@@ -267,10 +298,26 @@ def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str]
     (first and latest nine, oldest first), and the one a mail to them answers: their latest
     mail, else the latest mail they got. Internal notes and agents' notifications never
     appear."""
-    rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
-    seen = [message_id for _id, message_id in sorted({(r.id, r.message_id) for r in rows if r.seen})]
-    last = next((r.message_id for r in rows if not r.seen), None)
+    opened = _opened(session).get(ticket_id)
+    if opened is not None:  # opened in this transaction: no query (the rules of ``_SEEN_IDS``)
+        seen = [message_id for _id, message_id in _first_and_latest(
+            [(pk, mid) for pk, mid, direction, kind in opened
+             if mid is not None and _customer_visible(direction, kind)])]
+        theirs = [(pk, mid) for pk, mid, direction, kind in opened
+                  if mid is not None and (direction, kind) == ("in", "customer")]
+        last = max(theirs)[1] if theirs else None
+    else:
+        rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
+        seen = [message_id for _id, message_id in
+                sorted({(r.id, r.message_id) for r in rows if r.seen})]
+        last = next((r.message_id for r in rows if not r.seen), None)
     return seen, last or (seen[-1] if seen else None)
+
+
+def _customer_visible(direction: str, kind: str) -> bool:
+    """``CUSTOMER_VISIBLE`` for one message."""
+    return (direction, kind) == ("in", "customer") or \
+        (direction == "out" and kind in ("system", "agent"))
 
 
 def last_message(session: Session, ticket_id: int, direction: str | None = None,
