@@ -174,7 +174,8 @@ class Worker:
         query, parsed, and their text read for quotes and language, before any write
         transaction (``_prepare``): that CPU work does not hold SQLite's write lock, which the
         SMTP edge waits for. The mails are then processed in
-        shared transactions, one savepoint each, committed every ``commit_interval`` seconds:
+        shared transactions (no savepoint per mail until one of them fails:
+        ``_process_group``), committed every ``commit_interval`` seconds:
         a commit per mail cost more than the mail's own statements on PostgreSQL, and the
         bound keeps SQLite's single write lock short for the SMTP edge's group commits. A mail
         claimed again after a crash comes alone (``inbound.claim``), so it cannot take
@@ -311,15 +312,19 @@ class Worker:
         if row.attempts > self.settings.max_attempts:
             return None
         self._alive_at = self.monotonic()
+        ctx = None
         try:
             ctx = self._context(session, row, batch)
             steps.run(ctx)
-            ended = self._end(session, ctx.inbound.id, inbound.PROCESSED, ctx.now,
-                              outcome="; ".join(ctx.outcome),
-                              ticket_id=ctx.ticket.id if ctx.ticket else None,
-                              message_id=ctx.mail.message_id, quiet=True)
+            ended = self._finish(session, ctx, fast=True)
         except Exception as exc:  # noqa: BLE001 - run again in a savepoint, and judged there
-            if is_unavailable(exc):
+            if is_conflict(exc):
+                batch.conflicts[row.id] += 1
+                step = ctx.step if ctx else "load"
+                log.info("inbound=%s met a concurrent write at step %s; processing it again "
+                         "(%s)", row.id, step, _describe(exc).splitlines()[0],
+                         extra={"inbound": row.id, "step": step})
+            elif is_unavailable(exc):
                 raise
             return None
         return ctx if ended else None
@@ -406,13 +411,17 @@ class Worker:
                 return
             time.sleep(WAIT_POLL_SECONDS)
 
-    def _finish(self, session, ctx: Context) -> bool:
+    def _finish(self, session, ctx: Context, fast: bool = False) -> bool:
+        """Record the mail as processed; False when the claim was lost. ``fast``: in a group
+        without savepoints, which logs and counts its mails once committed, and runs a mail
+        whose claim was lost again in a savepoint (which warns)."""
         ticket_id = ctx.ticket.id if ctx.ticket else None
         if not self._end(session, ctx.inbound.id, inbound.PROCESSED, ctx.now,
                          outcome="; ".join(ctx.outcome), ticket_id=ticket_id,
-                         message_id=ctx.mail.message_id):
+                         message_id=ctx.mail.message_id, quiet=fast):
             return False
-        self._processed(ctx)
+        if not fast:
+            self._processed(ctx)
         return True
 
     @staticmethod
