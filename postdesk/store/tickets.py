@@ -136,8 +136,8 @@ def _tickets(session: Session) -> dict[int, Ticket]:
 
 
 def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]]]:
-    """The tickets opened in this transaction, each with the messages added to it since
-    (id, Message-ID, direction, kind): their thread is known without a query."""
+    """The tickets ``open_ticket`` wrote in this transaction, each with the messages added to
+    it since (id, Message-ID, direction, kind): their thread is known without a query."""
     return session.info.setdefault("postdesk_opened", {})
 
 
@@ -155,11 +155,21 @@ def _forget_opened(session: StoreSession) -> None:
     session.info.pop("postdesk_opened", None)
 
 
-def create_ticket(session: Session, now: datetime, **fields) -> Row:
+def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
+    """A new ticket as a ``Ticket`` object, for callers that change it in the same
+    transaction (imports, tests); the worker opens tickets with ``open_ticket``."""
+    ticket = Ticket(created_at=now, updated_at=now, **fields)
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def open_ticket(session: Session, now: datetime, **fields) -> Row:
     """Write a new ticket; returns it as written, a read-only ``Row`` with every column of
     ``Ticket`` (a Core INSERT: building and flushing a ``Ticket`` object cost three times the
-    INSERT). Nothing changes a ticket in the transaction that opens it; a later mail of the
-    same transaction that answers it loads it with ``get`` as any other."""
+    INSERT). For a ticket nothing changes in the transaction that opens it (the worker's new
+    tickets); a later mail of the same transaction that answers it loads it with ``get`` as
+    any other. Its thread is known until the commit (``_opened``)."""
     ticket = execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
                                             "updated_at": now, **fields}).one()
     _opened(session)[ticket.id] = []

@@ -89,7 +89,7 @@ def test_a_ticket_opened_in_the_transaction_knows_its_thread_as_the_query_does(m
     kinds = [("in", "customer"), ("out", "system"), ("in", "note"), ("out", "internal"),
              ("out", "agent"), ("in", "customer"), ("in", "customer"), ("out", "system")]
     with app.db.session() as session:
-        ticket = tickets.create_ticket(session, now, subject="s", requester="c@example.com")
+        ticket = tickets.open_ticket(session, now, subject="s", requester="c@example.com")
         assert tickets.thread_seen_by_customer(session, ticket.id) == ([], None)
         for n in range(14):
             direction, kind = kinds[n % len(kinds)]
