@@ -143,30 +143,10 @@ def execute(session: Session, statement, params: dict | None = None):
     ``session.execute`` builds, caches and post-processes each statement through the ORM, which
     costs several times the database's own work (measured in docs/performance.md). Pending ORM
     changes are flushed first, as ``session.execute``'s autoflush would. The ORM's identity map
-    is not synchronised: use it for rows no loaded object needs to see change. The
-    transaction's connection is asked of the session once and kept in ``session.info`` while it
-    stays open (``Session.connection()`` walks the session's transaction on every call, which
-    cost more than the flush check); a session that committed or rolled back hands out a new
-    one, asked afresh.
+    is not synchronised: use it for rows no loaded object needs to see change.
     """
     session.flush()
-    return connection_of(session).execute(statement, params or {})
-
-
-def connection_of(session: Session) -> Connection:
-    """The connection of the session's transaction (``session.connection()``), asked once per
-    transaction. Asked again after a transaction or savepoint begins or ends: a savepoint the
-    session began is emitted when a connection is first asked of it."""
-    connection = session.info.get("postdesk_connection")
-    if connection is None:
-        connection = session.info["postdesk_connection"] = session.connection()
-    return connection
-
-
-@event.listens_for(StoreSession, "after_transaction_create")
-@event.listens_for(StoreSession, "after_transaction_end")
-def _forget_connection(session: StoreSession, _transaction) -> None:
-    session.info.pop("postdesk_connection", None)
+    return session.connection().execute(statement, params or {})
 
 
 def insert_row(session: Session, model: type, values: dict) -> Row:
