@@ -437,9 +437,9 @@ class WorkerSettings:
     I); more need the cores. Workers on other machines are `serve --no-smtp --no-sender
     --no-scheduler` with the same configuration."""
     commit_interval: Seconds(0, 3600) = Duration(0.05)
-    """The worker processes a claimed batch in shared transactions (a savepoint per mail) and
-    commits at least this often; `0` commits after every mail. Longer saves commits, shorter
-    keeps SQLite's write lock free for the SMTP edge."""
+    """The worker processes a claimed batch in shared transactions (a savepoint per mail only
+    once one of them fails) and commits at least this often; `0` commits after every mail.
+    Longer saves commits, shorter keeps SQLite's write lock free for the SMTP edge."""
     nice: Count(0, 19, fix="write 0 (same priority as the SMTP edge) up to 19 (lowest)") = 10
     """How much lower the processing process's CPU priority is than the SMTP edge's (an `os.nice`
     increment; `0` keeps them equal). When the machine is short of CPU, a client waiting for its

@@ -80,9 +80,9 @@ def new_ticket(session: Session, desk: Desk, arrival: Arrival, path: Path) -> Ou
     subject = (strip_reply_prefixes(desk.tags.strip(mail.subject))
                or ("(sans objet)" if locale == "fr" else "(no subject)"))
     way = routing.route(mail, (*arrival.envelope.rcpt_tos, *mail.to, *mail.cc), desk.settings)
-    ticket = tickets.create_ticket(session, now, subject=subject[:2000], requester=requester,
-                                   locale=locale, thread_root=mail.message_id, queue=way.queue,
-                                   priority=way.priority, **links)
+    ticket = tickets.open_ticket(session, now, subject=subject[:2000], requester=requester,
+                                 locale=locale, thread_root=mail.message_id, queue=way.queue,
+                                 priority=way.priority, **links)
     tickets.add_participant(session, ticket.id, requester, "requester", now, new_ticket=True)
     _add_copied(session, desk, arrival, ticket, new_ticket=True)
     outcome = _keep(session, desk, arrival, ticket, path)

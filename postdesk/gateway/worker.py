@@ -76,6 +76,17 @@ class _Batch:
     deferred: list[Inbound] = field(default_factory=list)  # mails that wait (``NotYet``)
     may_wait: bool = True  # False once they waited: every mail is processed as it is
     conflicts: Counter = field(default_factory=Counter)  # inbound id -> runs done again
+    careful: bool = False  # a mail of this batch failed: the rest get a savepoint each
+
+
+class _Failed(Exception):
+    """A mail of a group run without savepoints did not end as processed (a disposition, a
+    crash, a wait, a lost claim): the group's transaction is rolled back and the mails up to
+    this one run again, each in a savepoint of its own."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 class _Restart(Exception):
@@ -163,7 +174,8 @@ class Worker:
         query, parsed, and their text read for quotes and language, before any write
         transaction (``_prepare``): that CPU work does not hold SQLite's write lock, which the
         SMTP edge waits for. The mails are then processed in
-        shared transactions, one savepoint each, committed every ``commit_interval`` seconds:
+        shared transactions (no savepoint per mail until one of them fails:
+        ``_process_group``), committed every ``commit_interval`` seconds:
         a commit per mail cost more than the mail's own statements on PostgreSQL, and the
         bound keeps SQLite's single write lock short for the SMTP edge's group commits. A mail
         claimed again after a crash comes alone (``inbound.claim``), so it cannot take
@@ -230,27 +242,92 @@ class Worker:
             self.on_queued()
 
     def _process_group(self, rows: list[Inbound], batch: _Batch) -> int:
-        """Process mails from the head of ``rows`` in one transaction; returns how many. A mail
-        that must wait for earlier mail of other workers (``NotYet``) goes to
-        ``batch.deferred``. A mail whose write met another worker's ends the transaction
-        before it: it comes first in the next one."""
-        writing = contextlib.nullcontext()
-        if self.priority is not None:
-            self.priority.give_way()
-            writing = self.priority.writing()
+        """Process mails from the head of ``rows`` in one transaction; returns how many.
+
+        The mails share the transaction without a savepoint each (``_process_fast``): a
+        savepoint per mail cost two statements and more of SQLAlchemy's time than several of
+        the mail's own statements. When a mail does not end as processed, the transaction is
+        rolled back and the mails up to it run again, each in its own savepoint
+        (``_process_one``), so that the mail that failed is recorded as before and its
+        neighbours are kept; the rest of the batch then keeps a savepoint per mail. A mail that
+        must wait for earlier mail of other workers (``NotYet``) goes to ``batch.deferred``. A
+        mail whose write met another worker's ends the transaction before it: it comes first
+        in the next one."""
+        if not batch.careful:
+            try:
+                return self._process_fast(rows, batch)
+            except _Failed as failed:
+                batch.careful = True
+                rows = rows[:failed.index + 1]
+        return self._process_careful(rows, batch)
+
+    def _writing(self):
+        if self.priority is None:
+            return contextlib.nullcontext()
+        self.priority.give_way()
+        return self.priority.writing()
+
+    def _process_careful(self, rows: list[Inbound], batch: _Batch) -> int:
         began = self.monotonic()
         done = 0
-        with writing, self.db.session() as session:
+        with self._writing(), self.db.session() as session:
             for row in rows:
                 try:
                     self._process_one(session, row, batch)
                 except _Restart:
                     break
                 done += 1
-                if self.monotonic() - began >= self.commit_interval or \
-                        (self.priority is not None and self.priority.wanted()):
+                if self._group_full(began):
                     break
         return done
+
+    def _group_full(self, began: float) -> bool:
+        return self.monotonic() - began >= self.commit_interval or \
+            (self.priority is not None and self.priority.wanted())
+
+    def _process_fast(self, rows: list[Inbound], batch: _Batch) -> int:
+        """The mails of ``rows`` in one transaction, without savepoints, until the commit
+        interval; :class:`_Failed` (the transaction rolled back) at the first that does not
+        end as processed. What the worker logs and counts of each mail is done once the
+        transaction is committed."""
+        began = self.monotonic()
+        done: list[tuple[Context, float]] = []
+        with self._writing(), self.db.session() as session:
+            for index, row in enumerate(rows):
+                ctx = self._run_fast(session, row, batch)
+                if ctx is None:
+                    raise _Failed(index)
+                done.append((ctx, self.monotonic() - self._alive_at))
+                if self._group_full(began):
+                    break
+        for ctx, took in done:
+            self._processed(ctx)
+            batch.prepared.pop(ctx.inbound.id, None)
+            metrics.processing_took(took)
+        return len(done)
+
+    def _run_fast(self, session, row: Inbound, batch: _Batch) -> Context | None:
+        """Run one mail in the group's transaction: its context when it was processed and
+        recorded, None when it must be run again in a savepoint (anything else)."""
+        if row.attempts > self.settings.max_attempts:
+            return None
+        self._alive_at = self.monotonic()
+        ctx = None
+        try:
+            ctx = self._context(session, row, batch)
+            steps.run(ctx)
+            ended = self._finish(session, ctx, fast=True)
+        except Exception as exc:  # noqa: BLE001 - run again in a savepoint, and judged there
+            if is_conflict(exc):
+                batch.conflicts[row.id] += 1
+                step = ctx.step if ctx else "load"
+                log.info("inbound=%s met a concurrent write at step %s; processing it again "
+                         "(%s)", row.id, step, _describe(exc).splitlines()[0],
+                         extra={"inbound": row.id, "step": step})
+            elif is_unavailable(exc):
+                raise
+            return None
+        return ctx if ended else None
 
     def _process_one(self, session, row: Inbound, batch: _Batch) -> None:
         if row.attempts > self.settings.max_attempts:
@@ -334,17 +411,26 @@ class Worker:
                 return
             time.sleep(WAIT_POLL_SECONDS)
 
-    def _finish(self, session, ctx: Context) -> bool:
+    def _finish(self, session, ctx: Context, fast: bool = False) -> bool:
+        """Record the mail as processed; False when the claim was lost. ``fast``: in a group
+        without savepoints, which logs and counts its mails once committed, and runs a mail
+        whose claim was lost again in a savepoint (which warns)."""
         ticket_id = ctx.ticket.id if ctx.ticket else None
-        outcome = "; ".join(ctx.outcome)
-        if not self._end(session, ctx.inbound.id, inbound.PROCESSED, ctx.now, outcome=outcome,
-                         ticket_id=ticket_id, message_id=ctx.mail.message_id):
+        if not self._end(session, ctx.inbound.id, inbound.PROCESSED, ctx.now,
+                         outcome="; ".join(ctx.outcome), ticket_id=ticket_id,
+                         message_id=ctx.mail.message_id, quiet=fast):
             return False
+        if not fast:
+            self._processed(ctx)
+        return True
+
+    @staticmethod
+    def _processed(ctx: Context) -> None:
+        ticket_id = ctx.ticket.id if ctx.ticket else None
         log.info("processed inbound=%s message_id=%s ticket=%s: %s", ctx.inbound.id,
-                 ctx.mail.message_id, ticket_id, outcome,
+                 ctx.mail.message_id, ticket_id, "; ".join(ctx.outcome),
                  extra={"inbound": ctx.inbound.id, "ticket": ticket_id})
         metrics.processed(outcome_of(ctx))
-        return True
 
     def _finish_disposition(self, session, row: Inbound, disposition: Disposition,
                             step: str) -> None:
@@ -364,11 +450,15 @@ class Worker:
                       row.id, step, row.attempts, error, extra={"inbound": row.id, "step": step})
             metrics.processed("quarantined")
 
-    def _end(self, session, inbound_id: int, status: str, now, **fields) -> bool:
-        """Record how the mail ended; False (and a warning) when this worker no longer holds
-        its claim: the caller then rolls back what it wrote for the mail."""
+    def _end(self, session, inbound_id: int, status: str, now, *, quiet: bool = False,
+             **fields) -> bool:
+        """Record how the mail ended; False (and a warning, unless ``quiet``: the mail is run
+        again) when this worker no longer holds its claim: the caller then rolls back what it
+        wrote for the mail."""
         if inbound.finish(session, inbound_id, self.holder, status, now, **fields):
             return True
+        if quiet:
+            return False
         log.warning("inbound=%s is no longer this worker's (its claim went unrenewed for the "
                     "claim timeout and another worker took it); what this worker wrote for it "
                     "is rolled back", inbound_id)

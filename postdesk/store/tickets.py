@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (and_, bindparam, delete, event, false, func, insert, or_, select, true,
                         union, union_all, update)
+from pydantic_core import PydanticUndefined
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
@@ -37,6 +38,11 @@ _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
 _ADD_EVENT = insert(Event)
+_ADD_TICKET = insert(Ticket.__table__).returning(*Ticket.__table__.columns)
+# The model's own defaults (status "new", queue, priority, locale...), which a Core INSERT
+# does not apply: the columns carry no defaults of their own.
+_TICKET_DEFAULTS = {name: spec.default for name, spec in Ticket.model_fields.items()
+                    if name != "id" and spec.default is not PydanticUndefined}
 _THREAD_LATEST = 9  # the References of a notification: the thread's first Message-ID and these
 _IN_THREAD = (Message.ticket_id == bindparam("ticket_id"), Message.message_id.is_not(None))
 # Two bounded index reads, not the whole thread: a ticket of thousands of messages (a monitoring
@@ -129,17 +135,44 @@ def _tickets(session: Session) -> dict[int, Ticket]:
     return session.info.setdefault("postdesk_tickets", {})
 
 
+def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]]]:
+    """The tickets ``open_ticket`` wrote in this transaction, each with the messages added to
+    it since (id, Message-ID, direction, kind): their thread is known without a query."""
+    return session.info.setdefault("postdesk_opened", {})
+
+
 @event.listens_for(StoreSession, "after_soft_rollback")
 def _forget_loaded(session: StoreSession, _previous) -> None:
     """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
+    session.info.pop("postdesk_opened", None)
+
+
+@event.listens_for(StoreSession, "after_commit")
+def _forget_opened(session: StoreSession) -> None:
+    """Once committed, other writers may add to the tickets this transaction opened."""
+    session.info.pop("postdesk_opened", None)
 
 
 def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
+    """A new ticket as a ``Ticket`` object, for callers that change it in the same
+    transaction (imports, tests); the worker opens tickets with ``open_ticket``."""
     ticket = Ticket(created_at=now, updated_at=now, **fields)
     session.add(ticket)
     session.flush()
+    return ticket
+
+
+def open_ticket(session: Session, now: datetime, **fields) -> Row:
+    """Write a new ticket; returns it as written, a read-only ``Row`` with every column of
+    ``Ticket`` (a Core INSERT: building and flushing a ``Ticket`` object cost three times the
+    INSERT). For a ticket nothing changes in the transaction that opens it (the worker's new
+    tickets); a later mail of the same transaction that answers it loads it with ``get`` as
+    any other. Its thread is known until the commit (``_opened``)."""
+    ticket = execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
+                                            "updated_at": now, **fields}).one()
+    _opened(session)[ticket.id] = []
     return ticket
 
 
@@ -212,6 +245,7 @@ def remove_participant(session: Session, ticket_id: int, address: str, role: str
 
 def move_messages(session: Session, from_ticket: int, to_ticket: int) -> None:
     """Every message of ``from_ticket`` becomes one of ``to_ticket`` (a merge)."""
+    _opened(session).pop(to_ticket, None)  # its thread is read from the table again
     session.execute(update(Message).where(Message.ticket_id == from_ticket)
                     .values(ticket_id=to_ticket))
 
@@ -222,9 +256,13 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
     the columns of ``Message``, not tracked by the session; the worker adds one or two messages
     per mail). Decide every field before adding it.
     """
-    return insert_row(session, Message, {"ticket_id": ticket_id, "created_at": now,
-                                         "to_addrs": json.dumps(list(to)),
-                                         "cc_addrs": json.dumps(list(cc)), **fields})
+    message = insert_row(session, Message, {"ticket_id": ticket_id, "created_at": now,
+                                            "to_addrs": json.dumps(list(to)),
+                                            "cc_addrs": json.dumps(list(cc)), **fields})
+    thread = _opened(session).get(ticket_id)
+    if thread is not None:
+        thread.append((message.id, message.message_id, message.direction, message.kind))
+    return message
 
 
 def add_attachment(session: Session, message_pk: int, **fields) -> Row:
@@ -250,8 +288,19 @@ def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
 
 def thread_message_ids(session: Session, ticket_id: int) -> list[str]:
     """Message-IDs of the ticket, oldest first: the first one and the latest nine."""
+    opened = _opened(session).get(ticket_id)
+    if opened is not None:  # opened in this transaction: its messages are those added since
+        return [message_id for _id, message_id in
+                _first_and_latest([(m[0], m[1]) for m in opened if m[1] is not None])]
     rows = execute(session, _THREAD_IDS, {"ticket_id": ticket_id}).all()
     return [message_id for _id, message_id in sorted(rows)]
+
+
+def _first_and_latest(rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The first and the latest ``_THREAD_LATEST`` of ``rows`` (sorted by id), as the thread
+    queries choose them."""
+    rows = sorted(rows)
+    return sorted(set(rows[:1] + rows[-_THREAD_LATEST:]))
 
 
 def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str], str | None]:
@@ -259,10 +308,26 @@ def thread_seen_by_customer(session: Session, ticket_id: int) -> tuple[list[str]
     (first and latest nine, oldest first), and the one a mail to them answers: their latest
     mail, else the latest mail they got. Internal notes and agents' notifications never
     appear."""
-    rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
-    seen = [message_id for _id, message_id in sorted({(r.id, r.message_id) for r in rows if r.seen})]
-    last = next((r.message_id for r in rows if not r.seen), None)
+    opened = _opened(session).get(ticket_id)
+    if opened is not None:  # opened in this transaction: no query (the rules of ``_SEEN_IDS``)
+        seen = [message_id for _id, message_id in _first_and_latest(
+            [(pk, mid) for pk, mid, direction, kind in opened
+             if mid is not None and _customer_visible(direction, kind)])]
+        theirs = [(pk, mid) for pk, mid, direction, kind in opened
+                  if mid is not None and (direction, kind) == ("in", "customer")]
+        last = max(theirs)[1] if theirs else None
+    else:
+        rows = execute(session, _SEEN_IDS, {"ticket_id": ticket_id}).all()
+        seen = [message_id for _id, message_id in
+                sorted({(r.id, r.message_id) for r in rows if r.seen})]
+        last = next((r.message_id for r in rows if not r.seen), None)
     return seen, last or (seen[-1] if seen else None)
+
+
+def _customer_visible(direction: str, kind: str) -> bool:
+    """``CUSTOMER_VISIBLE`` for one message."""
+    return (direction, kind) == ("in", "customer") or \
+        (direction == "out" and kind in ("system", "agent"))
 
 
 def last_message(session: Session, ticket_id: int, direction: str | None = None,

@@ -1,0 +1,149 @@
+"""What the worker's hot path costs in statements, and what its shortcuts must keep equal
+(SQLite and PostgreSQL; issue 24: the CPU per mail is mostly SQLAlchemy around each statement).
+
+A new request is counted statement by statement, so that a statement added to the hot path is
+a decision, not a drift. The shortcuts are held to the answers they replace: a ticket opened in
+the transaction knows its thread without a query, and a group of mails shares its transaction
+without a savepoint each, redone when one of them fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import event
+
+from postdesk.gateway import steps
+from postdesk.mail.envelope import Envelope
+from postdesk.store import inbound, tickets
+from postdesk.store.clock import utcnow
+from tests.helpers import make_mail
+
+SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
+# Per new request from a new customer, no attachment, no Cc (docs/performance.md, round N):
+# dedupe, flood count, contact read, contact, ticket, participant, message and event written,
+# the automatic-mail limits, outbox row and outgoing message written, the inbound row finished.
+# PostgreSQL adds the sender's advisory lock (taken for the flood count, held for the limits).
+PER_NEW_MAIL = {"sqlite": 12, "postgresql": 13}
+
+
+def _store(app, count: int, prefix: str = "m", duplicate_of: dict[int, int] | None = None):
+    duplicate_of = duplicate_of or {}
+    mails = []
+    for i in range(count):
+        n = duplicate_of.get(i, i)
+        mails.append((make_mail(sender=f"c{n}@example.com", message_id=f"<{prefix}{n}@example.com>",
+                                subject=f"Request {n}"), SMTP))
+    return app.intake().store_many(mails)
+
+
+def _statements(app) -> list[str]:
+    seen: list[str] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: seen.append(statement))
+    return seen
+
+
+def _group_statements(app, count: int) -> int:
+    """Statements of the mails' group alone: the claim and the read of the raw mails come
+    before it, each in its transaction."""
+    _store(app, count)
+    seen = _statements(app)
+    worker = app.worker()
+    assert worker.process_batch() == count
+    first_write = next(i for i, s in enumerate(seen) if s.lstrip().upper().startswith(
+        ("SELECT INBOUND.ID, INBOUND.RAW",)))
+    # The renderer reads the template overrides now and then, not per mail.
+    return len([s for s in seen[first_write + 1:]
+                if not s.lstrip().upper().startswith(("BEGIN", "COMMIT"))
+                and "template_version" not in s])
+
+
+def test_a_new_request_costs_a_fixed_number_of_statements(make_app):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    dialect = app.db.engine.dialect.name
+    count = 8
+    assert _group_statements(app, count) == count * PER_NEW_MAIL[dialect]
+    with app.db.reader() as session:
+        assert inbound.counts(session) == {"processed": count}
+        assert tickets.count(session) == count
+
+
+def test_a_group_has_no_savepoint_while_its_mails_succeed(make_app):
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    _store(app, 5)
+    seen = _statements(app)
+    app.worker().process_batch()
+    assert not [s for s in seen if "SAVEPOINT" in s.upper()]
+
+
+def _thread_answers(session, ticket_id: int):
+    return (tickets.thread_seen_by_customer(session, ticket_id),
+            tickets.thread_message_ids(session, ticket_id))
+
+
+def test_a_ticket_opened_in_the_transaction_knows_its_thread_as_the_query_does(make_app):
+    app = make_app()
+    now = utcnow()
+    kinds = [("in", "customer"), ("out", "system"), ("in", "note"), ("out", "internal"),
+             ("out", "agent"), ("in", "customer"), ("in", "customer"), ("out", "system")]
+    with app.db.session() as session:
+        ticket = tickets.open_ticket(session, now, subject="s", requester="c@example.com")
+        assert tickets.thread_seen_by_customer(session, ticket.id) == ([], None)
+        for n in range(14):
+            direction, kind = kinds[n % len(kinds)]
+            tickets.add_message(session, ticket.id, now + timedelta(seconds=n),
+                                direction=direction, kind=kind, from_addr="c@example.com",
+                                message_id=None if n == 3 else f"<t{n}@example.com>",
+                                threaded_by="test")
+        known = _thread_answers(session, ticket.id)
+    with app.db.session() as session:
+        assert _thread_answers(session, ticket.id) == known
+    (seen, last), everything = known
+    # Customer-visible with a Message-ID: 0, 1, 4-9, 12, 13 (the first and the latest nine).
+    assert seen == [f"<t{n}@example.com>" for n in (0, 1, 4, 5, 6, 7, 8, 9, 12, 13)]
+    assert last == "<t13@example.com>"  # the customer's latest mail
+    # Every message with a Message-ID (3 has none): the first and the latest nine.
+    assert everything == [f"<t{n}@example.com>" for n in (0, 5, 6, 7, 8, 9, 10, 11, 12, 13)]
+
+
+def test_a_reply_in_the_same_group_threads_on_a_ticket_opened_before_it(make_app):
+    """The request and its follow-up mail in one transaction: the second's acknowledgement
+    (if any) and its message land on the ticket the first opened."""
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    first = make_mail(sender="c1@example.com", message_id="<r1@example.com>", subject="Help")
+    second = make_mail(sender="c1@example.com", message_id="<r2@example.com>",
+                       subject="Re: Help", in_reply_to="<r1@example.com>")
+    app.intake().store_many([(first, SMTP), (second, SMTP)])
+    assert app.worker().process_batch() == 2
+    with app.db.reader() as session:
+        assert tickets.count(session) == 1
+        [ticket] = tickets.list_tickets(session)
+        received = [m for m in tickets.messages(session, ticket.id) if m.direction == "in"]
+        assert [m.message_id for m in received] == ["<r1@example.com>", "<r2@example.com>"]
+
+
+def test_a_failing_mail_in_a_group_redoes_its_neighbours_once(make_app, monkeypatch, caplog):
+    """Mail 3 is a second copy of mail 1 (discarded) and mail 5 crashes in ``record``: every
+    other mail is processed once, logged once, and what the crash wrote is gone."""
+    app = make_app("[worker]\ncommit_interval_seconds = 60\n")
+    _store(app, 8, duplicate_of={3: 1})
+    original = steps.REGISTRY["record"]
+
+    def record(ctx):
+        original(ctx)
+        if ctx.mail.message_id == "<m5@example.com>":
+            raise RuntimeError("boom")
+
+    monkeypatch.setitem(steps.REGISTRY, "record", record)
+    with caplog.at_level(logging.INFO, logger="postdesk.worker"):
+        assert app.worker().process_batch() == 8
+    processed = [r.getMessage() for r in caplog.records
+                 if r.getMessage().startswith("processed inbound=")]
+    assert len(processed) == len(set(processed)) == 6
+    with app.db.reader() as session:
+        assert inbound.counts(session) == {"processed": 6, "discarded": 1, "quarantined": 1}
+        assert tickets.message_by_id(session, "<m5@example.com>") is None
+        assert tickets.contact(session, "c5@example.com") is None
+        assert tickets.count(session) == 6
