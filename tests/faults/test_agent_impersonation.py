@@ -3,7 +3,9 @@
 The desk trusts ``mx.acme.test``: an agent's mail counts only with that server's
 Authentication-Results, and only its topmost block of them (what the receiving server wrote;
 anything below may come from the sender). Each attack is sent next to a genuine control mail
-that must work, so a test cannot pass by breaking agents or customers altogether.
+that must work, so a test cannot pass by breaking agents or customers altogether. The worker
+runs as a thread of the serve process (``[worker] separate_process = false``): what is judged
+here is the mail, not where it is processed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PASS = "Authentication-Results: mx.acme.test; dkim=pass header.d=acme.test"
 UNREADABLE = ("Authentication-Results: mx.acme.test; spf=softfail smtp.mailfrom=m@evil.test "
               "smtp.helo=[203.0.113.9]")
 ENCODED_SENDER = "=?l1?q?a=3Bdkim=pass_header.d=3Dacme.test=3Bx=y_p.q=b?=@evil.test"
+ONE_PROCESS = "[worker]\nseparate_process = false\n"
 
 
 def received(raw: bytes, *fields: str) -> bytes:
@@ -76,7 +79,7 @@ def command_mail(body: str, *fields: str) -> bytes:
 
 def test_an_unreadable_trusted_header_hides_no_forged_one_below(db_url, tmp_path):
     store = Store(db_url)
-    with serving(tmp_path, db_url, DESK) as serve:
+    with serving(tmp_path, db_url, DESK + ONE_PROCESS) as serve:
         open_ticket(serve, store)
         send(serve, command_mail("#assign me\n#priority urgent\nForged.\n", UNREADABLE, PASS))
         processed(serve, store, 2)
@@ -98,7 +101,7 @@ def test_an_unreadable_trusted_header_hides_no_forged_one_below(db_url, tmp_path
 def test_an_encoded_word_echoed_by_the_mx_proves_nothing(db_url, tmp_path):
     store = Store(db_url)
     spf = f"Authentication-Results: mx.acme.test; spf=fail smtp.mailfrom={ENCODED_SENDER}"
-    with serving(tmp_path, db_url, DESK) as serve:
+    with serving(tmp_path, db_url, DESK + ONE_PROCESS) as serve:
         open_ticket(serve, store)
         send(serve, command_mail("#assign me\n#priority urgent\nPay to IBAN XX.\n", spf))
         processed(serve, store, 2)
@@ -118,7 +121,7 @@ def test_a_customer_close_is_refused_when_dmarc_fails(db_url, tmp_path):
     fail = ("Authentication-Results: mx.acme.test; dmarc=fail (p=reject dis=none) "
             "header.from=client.test")
     good = "Authentication-Results: mx.acme.test; dmarc=pass header.from=client.test"
-    with serving(tmp_path, db_url, DESK) as serve:
+    with serving(tmp_path, db_url, DESK + ONE_PROCESS) as serve:
         open_ticket(serve, store)
         forged = received(make_mail("julie@client.test", "Re: [#1] Facture en double",
                                     "#close\nC'est réglé.\n"), fail)
@@ -145,7 +148,7 @@ def test_a_customer_close_is_refused_when_dmarc_fails(db_url, tmp_path):
 
 def test_a_reused_message_id_from_another_sender_is_quarantined_not_dropped(db_url, tmp_path):
     store = Store(db_url)
-    with serving(tmp_path, db_url, DESK) as serve:
+    with serving(tmp_path, db_url, DESK + ONE_PROCESS) as serve:
         open_ticket(serve, store)  # julie's genuine <q1@client.test>
         send(serve, make_mail("eve@evil.test", "Facture en double", "Shadow.\n",
                               message_id="<q1@client.test>"), "eve@evil.test")

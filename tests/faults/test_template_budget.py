@@ -31,7 +31,9 @@ ONLY_FOR_REAL_TICKETS = "{% if ticket.id != 1042 %}" + LOOPS + "{% endif %}{{ ti
 
 def sqlite_serve(tmp_path) -> tuple[Serve, Store]:
     url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-    serve = Serve(tmp_path, url, "[worker]\npoll_seconds = 0.2\n")
+    # worker, sender and scheduler as threads of the one serve process: the budget is the
+    # renderer's, wherever it runs (the edge still answers, here beside the looping template)
+    serve = Serve(tmp_path, url, "[worker]\npoll_seconds = 0.2\nseparate_process = false\n")
     serve.run("init")
     return serve, Store(url)
 
