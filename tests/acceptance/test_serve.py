@@ -32,6 +32,10 @@ from tests.helpers import make_mail, outbound_mails, run_cli
 POSTDESK = [sys.executable, "-m", "postdesk"]
 ONE_PROCESS = "[worker]\nseparate_process = false\n"  # worker, sender, scheduler as threads
 EDGE_ONLY = ("--no-worker", "--no-sender", "--no-scheduler")
+# One process warms its worker up (parser, templates) in a thread while it already listens; a
+# child does it before serve listens. Waits for processing get this longer bound on a busy
+# machine (a hang guard, not a measure).
+PROCESSED = 60.0
 
 
 def free_port() -> int:
@@ -139,7 +143,7 @@ def test_mail_becomes_ticket_one_with_a_threading_acknowledgement(one_process_de
     desk = one_process_desk
     desk.start()
     desk.send(make_mail(message_id="<m1@example.com>", name="Alice"))
-    acks = desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+    acks = desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=PROCESSED)
     ticket = desk.ticket(1)
     assert ticket["ref"] == "#1" and ticket["requester"] == "alice@example.com"
     assert ticket["messages"][0]["threaded_by"] == "new"
@@ -150,7 +154,7 @@ def test_mail_becomes_ticket_one_with_a_threading_acknowledgement(one_process_de
 
     desk.send(make_mail(subject="Re: Cannot log in", body="More details.\n",
                         in_reply_to=ack["Message-ID"], message_id="<m2@example.com>"))
-    desk.wait_for(lambda: len(desk.ticket(1)["messages"]) == 3)
+    desk.wait_for(lambda: len(desk.ticket(1)["messages"]) == 3, timeout=PROCESSED)
     assert desk.ticket(1)["messages"][2]["threaded_by"] == "references"
     assert desk.stop() == 0
     assert "stopped" in desk.log.read_text()
@@ -200,7 +204,7 @@ def test_swaks_is_an_independent_client(one_process_desk):
                              "--body", "Bonjour, j'ai reçu deux factures pour le même mois."],
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout.decode()
-    desk.wait_for(lambda: desk.tickets())
+    desk.wait_for(lambda: desk.tickets(), timeout=PROCESSED)
     assert desk.ticket(1)["requester"] == "carol@example.org"
 
 
@@ -211,15 +215,15 @@ def test_killed_after_250_before_processing_is_processed_once_after_restart(one_
     desk.stop(signal.SIGKILL)
     assert desk.tickets() == []
     desk.start()
-    desk.wait_for(lambda: desk.tickets())
-    desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"))
+    desk.wait_for(lambda: desk.tickets(), timeout=PROCESSED)
+    desk.wait_for(lambda: outbound_mails(desk.folder / "outbound"), timeout=PROCESSED)
     desk.stop(signal.SIGKILL)
     desk.start()  # a second restart must not process it again
     # A later mail, once processed and acknowledged, shows the restarted worker and sender
     # have been through their queues, where the first mail and its acknowledgement come first.
     desk.send(make_mail(sender="bob@example.com", subject="Another question",
                         message_id="<k2@example.com>"), sender="bob@example.com")
-    desk.wait_for(lambda: len(outbound_mails(desk.folder / "outbound")) >= 2)
+    desk.wait_for(lambda: len(outbound_mails(desk.folder / "outbound")) >= 2, timeout=PROCESSED)
     assert sorted(t["requester"] for t in desk.tickets()) == ["alice@example.com",
                                                               "bob@example.com"]
     assert sorted(m["In-Reply-To"] for m in outbound_mails(desk.folder / "outbound")) == [

@@ -383,7 +383,7 @@ def test_info_log_holds_no_customer_address(tmp_path):
             smtp.mail(zoe)
             assert smtp.rcpt("someone@elsewhere.test")[0] == 550
             smtp.rset()
-        wait_until(lambda: len(list((tmp_path / "outbound" / "new").glob("*"))) >= 3, 20,
+        wait_until(lambda: len(list((tmp_path / "outbound" / "new").glob("*"))) >= 3, 60,
                    "acknowledgements", log=serve.log)
         serve.stop()
         log = serve.log_text()
@@ -407,7 +407,7 @@ def test_undecodable_subject_is_not_logged(tmp_path):
             b"Subject: =?utf-8?B?!!!?= please call zoe.martin@example.org " + b"x" * 5000)
         with smtplib.SMTP("127.0.0.1", serve.port, timeout=10) as smtp:
             smtp.sendmail("zoe.martin@example.org", ["support@desk.test"], raw)
-        wait_until(lambda: "processed inbound=1" in serve.log_text(), 20, "processing",
+        wait_until(lambda: "processed inbound=1" in serve.log_text(), 60, "processing",
                    log=serve.log)
         serve.stop()
         log = serve.log_text()

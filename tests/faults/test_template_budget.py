@@ -91,7 +91,7 @@ def test_template_looping_only_for_real_tickets_falls_back_to_default_while_serv
             sent[n] = round(time.monotonic() - started, 2)
             wait_until(lambda n=n: store.scalar(
                 "SELECT count(*) FROM inbound WHERE status = 'processed'") == n,
-                30, f"mail {n} to be processed", log=serve.log)
+                60, f"mail {n} to be processed", log=serve.log)
         events = store.rows("SELECT ticket_id, data FROM event WHERE kind = 'template_fallback'")
         acks = store.rows("SELECT raw FROM outbox WHERE template = 'ticket_created'")
         revert = serve.run("templates", "revert", "ticket_created", "--locale", "en",
