@@ -3,7 +3,9 @@
 
 Mail goes in over SMTP and the counters of both processes (the edge's and the processing
 child's) move; a part broken through its fault point, or a processing child killed, turns
-``/healthz`` to 503 with the dead part named, and it comes back to 200 once restarted.
+``/healthz`` to 503 with the dead part named, and it comes back to 200 once restarted. These
+run the default ``serve`` with its child; ``/readyz``, which the edge answers from the store,
+runs on the SMTP edge alone.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.test_serve_processes import alive, children
 from tests.faults.support import POSTDESK, Serve, desk_config, free_port, wait_until
-from tests.helpers import make_mail, outbound_mails
+from tests.helpers import make_mail, outbound_mails, run_cli
 
 pytestmark = pytest.mark.timeout(180)
 
 FAST = "[worker]\npoll_seconds = 0.2\n[scheduler]\ninterval_seconds = 1\n"
+EDGE_ONLY = ("--no-worker", "--no-sender", "--no-scheduler")
 
 
 def metrics_serve(tmp_path: Path, extra: str = FAST, **env: str) -> Serve:
@@ -38,7 +41,8 @@ def metrics_serve(tmp_path: Path, extra: str = FAST, **env: str) -> Serve:
                   f'{extra}\n[metrics]\nlisten = "127.0.0.1:{port}"\n',
                   env={"TMPDIR": str(tmp_path), **env})
     serve.metrics_port = port
-    serve.run("init")
+    # in-process: serve.run would start a process for the TMPDIR above, which init needs not
+    assert run_cli("--config", str(serve.config), "init", cwd=tmp_path).returncode == 0
     return serve
 
 
@@ -161,7 +165,7 @@ def _unhealthy(serve: Serve, part: str):
 def test_readyz_is_503_on_a_store_without_the_schema(tmp_path):
     serve = metrics_serve(tmp_path)
     try:
-        serve.start()
+        serve.start(*EDGE_ONLY)  # the edge's exporter reads the schema from the store
         wait_until(lambda: get(serve, "/readyz")[0] == 200, 30, "readyz 200", log=serve.log)
         # serve writes to the same file; wait for its lock rather than fail on it
         with contextlib.closing(sqlite3.connect(tmp_path / "postdesk.db", timeout=30)) as db, db:
@@ -176,8 +180,7 @@ def test_a_metrics_port_in_use_ends_serve_with_one_line(tmp_path):
     port = free_port()
     config = desk_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}",
                          f'[metrics]\nlisten = "127.0.0.1:{port}"\n', port=free_port())
-    subprocess.run([*POSTDESK, "--config", str(config), "init"], check=True,
-                   capture_output=True, timeout=60)
+    assert run_cli("--config", str(config), "init").returncode == 0
     import socket  # noqa: PLC0415
 
     with socket.socket() as taken:
@@ -195,8 +198,7 @@ def test_the_scheduler_daemon_answers_too(tmp_path):
     port = free_port()
     config = desk_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}",
                          f'{FAST}\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
-    subprocess.run([*POSTDESK, "--config", str(config), "init"], check=True,
-                   capture_output=True, timeout=60)
+    assert run_cli("--config", str(config), "init").returncode == 0
     daemon = subprocess.Popen([*POSTDESK, "--config", str(config), "scheduler"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     probe = SimpleNamespace(metrics_port=port)

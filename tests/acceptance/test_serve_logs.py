@@ -1,6 +1,11 @@
 """What ``postdesk serve`` writes to its log: no mail address with the default
 ``[logging] redact_addresses = true``, and a warning at start for a configuration under which
-no agent mail can ever be recognised."""
+no agent mail can ever be recognised.
+
+The start-up warning comes from the serve process before any part starts: those tests run the
+SMTP edge alone. The whole-run redaction test runs the worker and sender as threads of the one
+process (``[worker] separate_process = false``); the JSON test keeps the default processing
+child, so the child's own log lines are shown to be JSON and redacted too."""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ name = "Bob"
 TRUSTED = '[agent_auth]\ntrusted_authserv_id = "mx.desk.test"\n'
 AUTH_OK = "mx.desk.test; dkim=pass header.d=acme.example; spf=pass smtp.mailfrom=alice@acme.example"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+ONE_PROCESS = "[worker]\nseparate_process = false\n"
+EDGE_ONLY = ("--no-worker", "--no-sender", "--no-scheduler")
 
 
 def sha8(address: str) -> str:
@@ -40,7 +47,7 @@ def send(port: int, raw: bytes, sender: str) -> None:
 @pytest.mark.timeout(180)
 def test_a_whole_serve_run_logs_no_address(tmp_path):
     url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-    serve = Serve(tmp_path, url, TRUSTED + AGENTS)
+    serve = Serve(tmp_path, url, TRUSTED + AGENTS + ONE_PROCESS)
     serve.run("init")
     store = Store(url)
     try:
@@ -79,7 +86,7 @@ def _is_message_id(log: str, found: str) -> bool:
 def test_serve_warns_when_no_agent_mail_can_be_recognised(tmp_path):
     serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", AGENTS)
     serve.run("init")
-    serve.start()
+    serve.start(*EDGE_ONLY)
     assert serve.stop() == 0
     assert re.search(r"WARNING .*trusted_authserv_id", serve.log_text()), serve.log_text()
 
@@ -88,7 +95,7 @@ def test_serve_warns_when_no_agent_mail_can_be_recognised(tmp_path):
 def test_serve_does_not_warn_when_agents_can_be_recognised(tmp_path):
     serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", TRUSTED + AGENTS)
     serve.run("init")
-    serve.start()
+    serve.start(*EDGE_ONLY)
     assert serve.stop() == 0
     assert "trusted_authserv_id" not in serve.log_text()
 

@@ -5,7 +5,10 @@ Outbound mails are read back from the outbox's MIME bytes (exactly what the send
 and their header block is compared line by line with the one of a harmless mail. HTML and
 attachment names are checked where they are stored. The logs are those of the real
 ``postdesk serve``; passwords come from the environment and must not appear even at DEBUG,
-customer addresses must not appear at INFO.
+customer addresses must not appear at INFO. The DEBUG test runs the default serve with its
+processing child (the sender's relay login happens there); the IMAP pollers belong to the
+SMTP edge, so the echoing IMAP server meets the edge alone; the INFO tests run the worker as a
+thread of the one process (tests/acceptance/test_serve_logs.py shows the child's log redacted).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from tests import helpers
 from tests.helpers import make_mail
 
 AGENTS = '[[agents]]\naddress = "agent@desk.test"\nname = "Agent"\n[agent_auth]\nrequired = false\n'
+ONE_PROCESS = "[worker]\nseparate_process = false\n"
+EDGE_ONLY = ("--no-worker", "--no-sender", "--no-scheduler")
 
 
 def deliver(app, raw: bytes, sender: str) -> int:
@@ -341,7 +346,7 @@ def test_imap_password_echoed_by_the_server_is_not_logged(tmp_path):
     try:
         sink.start()
         serve.run("init")
-        serve.start()  # INFO
+        serve.start(*EDGE_ONLY)  # INFO; the IMAP pollers run in the edge's process
         wait_until(lambda: imap.logins >= 2, 20, "two refused IMAP logins", log=serve.log)
         serve.stop()
         lines = [line for line in serve.log_text().splitlines() if IMAP_PASSWORD in line]
@@ -358,7 +363,8 @@ CUSTOMERS = ["zoe.martin@example.org", "yann.le-goff@client.example"]
 
 def test_info_log_holds_no_customer_address(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-    serve = Serve(tmp_path, db_url, AGENTS.replace("required = false", "required = true"))
+    serve = Serve(tmp_path, db_url,
+                  AGENTS.replace("required = false", "required = true") + ONE_PROCESS)
     try:
         serve.run("init")
         serve.start()
@@ -377,7 +383,7 @@ def test_info_log_holds_no_customer_address(tmp_path):
             smtp.mail(zoe)
             assert smtp.rcpt("someone@elsewhere.test")[0] == 550
             smtp.rset()
-        wait_until(lambda: len(list((tmp_path / "outbound" / "new").glob("*"))) >= 3, 20,
+        wait_until(lambda: len(list((tmp_path / "outbound" / "new").glob("*"))) >= 3, 60,
                    "acknowledgements", log=serve.log)
         serve.stop()
         log = serve.log_text()
@@ -392,7 +398,7 @@ def test_info_log_holds_no_customer_address(tmp_path):
 def test_undecodable_subject_is_not_logged(tmp_path):
     """mail-parser logs each header it cannot decode, raw and unbounded, at ERROR."""
     db_url = f"sqlite:///{tmp_path / 'postdesk.db'}"
-    serve = Serve(tmp_path, db_url)
+    serve = Serve(tmp_path, db_url, ONE_PROCESS)
     try:
         serve.run("init")
         serve.start()
@@ -401,7 +407,7 @@ def test_undecodable_subject_is_not_logged(tmp_path):
             b"Subject: =?utf-8?B?!!!?= please call zoe.martin@example.org " + b"x" * 5000)
         with smtplib.SMTP("127.0.0.1", serve.port, timeout=10) as smtp:
             smtp.sendmail("zoe.martin@example.org", ["support@desk.test"], raw)
-        wait_until(lambda: "processed inbound=1" in serve.log_text(), 20, "processing",
+        wait_until(lambda: "processed inbound=1" in serve.log_text(), 60, "processing",
                    log=serve.log)
         serve.stop()
         log = serve.log_text()

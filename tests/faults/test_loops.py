@@ -14,11 +14,13 @@ import email
 import email.policy
 import json
 import re
-import time
+from datetime import timedelta
 from pathlib import Path
 
+from postdesk.gateway.worker import Worker
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
+from postdesk.store.clock import utcnow
 from tests.faults.support import figures, sqlite_app
 from tests.helpers import make_mail
 
@@ -109,13 +111,16 @@ def test_two_desks_behind_a_header_stripping_forwarder_stop_at_the_rate_limit(tm
 
 # --- inbound flood (acceptance tests of [limits] inbound_per_sender / inbound_window) ----
 
-def flood(app, sender: str, count: int, start: int = 0) -> list[int]:
+def flood(app, sender: str, count: int, start: int = 0, clock=None) -> list[int]:
+    """Store and process ``count`` mails from ``sender``, one by one; ``clock`` dates the
+    worker's processing (the flood window counts from it), else the wall clock."""
+    worker = app.worker() if clock is None else Worker(app.db, app.desk, clock=clock)
     ids = []
     for i in range(start, start + count):
         ids.append(app.intake().store(
             make_mail(sender=sender, subject=f"Question {i}", message_id=f"<flood-{i}-{sender}>"),
             Envelope(sender, ("support@desk.test",), "smtp", "127.0.0.1")))
-        app.worker().process_until_idle()
+        worker.process_until_idle()
     return ids
 
 
@@ -150,8 +155,8 @@ def test_inbound_flood_from_one_sender_is_quarantined(tmp_path):
 def test_inbound_flood_window_slides(tmp_path):
     app = sqlite_app(tmp_path, '[limits]\ninbound_per_sender = 3\ninbound_window = "2s"\n')
     first = fates(app, flood(app, "burst@example.com", 4))
-    time.sleep(2.2)
-    later = fates(app, flood(app, "burst@example.com", 1, start=10))
+    later_clock = lambda: utcnow() + timedelta(seconds=2.2)  # noqa: E731 - the window has passed
+    later = fates(app, flood(app, "burst@example.com", 1, start=10, clock=later_clock))
     result = {"burst": [s for s, _ in first], "after the window": later[0][0]}
     print(figures("inbound flood window", result))
     assert [s for s, _ in first] == ["processed"] * 3 + ["quarantined"], result
