@@ -52,7 +52,8 @@ def test_ingest_imports_only_what_it_needs(tmp_path):
 
 def test_every_command_is_listed_where_the_cli_finds_it():
     """``postdesk`` imports a command's module only when the command is asked for, by the
-    name in ``COMMANDS``: a command missing there would exist only once its module is loaded."""
+    name in ``COMMANDS``: a command missing there would exist only once its module is loaded,
+    and ``--help`` lists each command by the summary kept there, which must be its help."""
     import importlib
     import pkgutil
 
@@ -62,5 +63,52 @@ def test_every_command_is_listed_where_the_cli_finds_it():
     for module in pkgutil.iter_modules(postdesk.cli.__path__):
         importlib.import_module(f"postdesk.cli.{module.name}")
     assert set(cli.commands) == set(COMMANDS)
-    for name, module in COMMANDS.items():
-        assert cli.commands[name].callback.__module__ == f"postdesk.cli.{module}"
+    for name, (module, summary) in COMMANDS.items():
+        command = cli.commands[name]
+        assert command.callback.__module__ == f"postdesk.cli.{module}"
+        assert " ".join(command.help.partition("\n\n")[0].split()) == summary, name
+
+
+HELP_IMPORTS = """
+import importlib, pkgutil, sys
+import postdesk.cli
+from postdesk.cli import cli
+
+def run(*args):
+    try:
+        cli(list(args), prog_name="postdesk")
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc.code
+
+run("--version")
+print("@@")
+run("--help")
+loaded = " ".join(sorted(sys.modules))
+for module in pkgutil.iter_modules(postdesk.cli.__path__):
+    importlib.import_module(f"postdesk.cli.{module.name}")
+print("@@")
+run("--help")  # the same list, now from the commands themselves
+print("@@" + loaded)
+"""
+
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "pydantic", "pydantic_settings", "numpy",
+         "py3langid", "jinja2", "babel", "mailparser", "aiosmtpd", "apscheduler", "imapclient",
+         "prometheus_client", "matplotlib", "postdesk.config", "postdesk.store")
+
+
+def test_help_and_version_import_no_command():
+    """``postdesk --help`` and ``--version`` list the commands from ``COMMANDS`` without
+    importing a command's module, the settings, the store or any heavy library; the list is
+    the one click prints once every command is loaded."""
+    result = subprocess.run([sys.executable, "-c", HELP_IMPORTS], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    version, lean_help, full_help, loaded = result.stdout.split("@@")
+    assert version.startswith("postdesk, version ")
+    assert "Commands:" in lean_help and "ingest " in lean_help
+    assert lean_help == full_help
+    loaded = set(loaded.split())
+    assert {name for name in loaded if name.startswith("postdesk")} == {
+        "postdesk", "postdesk.cli", "postdesk.runtime", "postdesk.runtime.app"}
+    for heavy in HEAVY:
+        assert not {name for name in loaded if name == heavy or name.startswith(heavy + ".")}, heavy
