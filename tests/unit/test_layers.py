@@ -112,3 +112,49 @@ def test_help_and_version_import_no_command():
         "postdesk", "postdesk.cli", "postdesk.runtime", "postdesk.runtime.app"}
     for heavy in HEAVY:
         assert not {name for name in loaded if name == heavy or name.startswith(heavy + ".")}, heavy
+
+
+SERVE_EDGE_IMPORTS = """
+import asyncio, sys
+from postdesk import config
+from postdesk.cli.commands import require_schema
+from postdesk.runtime.app import App
+from postdesk.runtime.processing import ProcessingChild
+from postdesk.runtime.serve import Services, start_checkpointer
+
+ProcessingChild.start = lambda self, ready_timeout=0: None  # the child is another interpreter
+app = App(config.load(sys.argv[1], environ={}))
+require_schema(app)
+
+async def edge():
+    services = Services(app)
+    await services.bind_smtp()
+    checkpointer = start_checkpointer(app.db)
+    services.start_processing()
+    await services.start_smtp()
+    await services.stop()
+    checkpointer.stop()
+
+asyncio.run(edge())
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_the_serve_edge_imports_nothing_only_the_worker_needs(tmp_path):
+    """``serve``'s own process (SMTP edge, group commit, checkpoints, the child's watch) starts
+    what ``serve`` starts there, and loads neither the worker, the desk, the templates, the
+    mail parser, the language model nor the scheduler: its processing child does."""
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}")
+    subprocess.run([sys.executable, "-m", "postdesk", "--config", str(config), "init"],
+                   check=True, capture_output=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", SERVE_EDGE_IMPORTS, str(config)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert {"postdesk.gateway.smtp", "postdesk.runtime.processing", "aiosmtpd"} <= loaded
+    for heavy in ("numpy", "py3langid", "jinja2", "babel", "mailparser", "apscheduler",
+                  "postdesk.gateway.worker", "postdesk.desk", "postdesk.templates",
+                  "postdesk.mail.parse", "postdesk.scheduler"):
+        assert not {name for name in loaded if name == heavy or name.startswith(heavy + ".")}, heavy
