@@ -14,16 +14,14 @@ import sys
 import click
 
 from postdesk import __version__
-from postdesk import config as config_module
-from postdesk.errors import ConfigError
-from postdesk.runtime.app import App
-from postdesk.runtime.logs import setup as _setup_logging
+from postdesk.runtime.app import App  # light: it imports each part on first use
 
 EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
 
 
 class Lazy:
-    """Loads settings and builds the App on first use, so ``--help`` works without a config."""
+    """Loads settings and builds the App on first use, so ``--help`` works without a config
+    (and without importing the settings' pydantic models or the store)."""
 
     def __init__(self, path: str | None, log_level: str | None) -> None:
         self.path = path
@@ -33,6 +31,10 @@ class Lazy:
     @property
     def app(self) -> App:
         if self._app is None:
+            from postdesk import config as config_module  # noqa: PLC0415
+            from postdesk.errors import ConfigError  # noqa: PLC0415
+            from postdesk.runtime.logs import setup as _setup_logging  # noqa: PLC0415
+
             try:
                 settings = config_module.load(self.path)
             except ConfigError as exc:
@@ -44,15 +46,33 @@ class Lazy:
         return self._app
 
 
-# The module that defines each command. A module is imported when its command runs (or for
-# ``--help``, which lists them all): ``postdesk ingest``, which an MTA runs once per mail, then
-# imports neither the template editor nor the report's charts.
+# The module that defines each command, and the first paragraph of its help. A module is
+# imported only when its command runs: ``postdesk ingest``, which an MTA runs once per mail,
+# imports neither the template editor nor the report's charts, and ``postdesk --help`` lists
+# the commands from these summaries without importing any (tests/unit/test_layers.py checks
+# that each summary is its command's help).
 COMMANDS = {
-    "init": "commands", "serve": "commands", "ingest": "commands", "doctor": "doctor_cmd",
-    "agents": "agents_cmd", "queues": "agents_cmd", "imap": "imap_cmd", "orgs": "orgs_cmd",
-    "quarantine": "queues", "outbox": "queues", "report": "report_cmd",
-    "scheduler": "scheduler_cmd", "templates": "templates_cmd", "tickets": "tickets_cmd",
-    "contacts": "contacts_cmd",
+    "agents": ("agents_cmd", "The agents of the desk (from [[agents]] in the configuration)."),
+    "contacts": ("contacts_cmd", "Contacts and their deliverability (bounce scores, "
+                                 "undeliverable addresses)."),
+    "doctor": ("doctor_cmd", "Check the configuration, store, ports, relay, IMAP logins, agent "
+                             "trust and templates."),
+    "imap": ("imap_cmd", "Shared mailboxes watched over IMAP ([[imap]] in the configuration)."),
+    "ingest": ("commands", "Store one raw mail from FILE or standard input (the MTA pipe)."),
+    "init": ("commands", "Create or upgrade the database schema (safe to run again)."),
+    "orgs": ("orgs_cmd", "Customer organisations: their admins receive the history of all "
+                         "their tickets."),
+    "outbox": ("queues", "Mails postdesk sends: queued, sent, failed."),
+    "quarantine": ("queues", "Mails that could not be processed, kept with the reason."),
+    "queues": ("agents_cmd", "The queues of the desk (from [[queues]] in the configuration)."),
+    "report": ("report_cmd", "Tickets opened and resolved, response times, reminders, "
+                             "surveys, escalations."),
+    "scheduler": ("scheduler_cmd", "Send reminders, resolve and close tickets, send surveys: "
+                                   "as a daemon, or once."),
+    "serve": ("commands", "Run the SMTP/LMTP server, the worker and the sender until SIGTERM "
+                          "or SIGINT."),
+    "templates": ("templates_cmd", "Edit, preview and version the notification templates."),
+    "tickets": ("tickets_cmd", "List and show tickets."),
 }
 
 
@@ -63,9 +83,25 @@ class Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of ``--help``, from the summaries of ``COMMANDS`` for the commands whose
+        module is not loaded (click would import every module to ask each its help)."""
+        names = [name for name in self.list_commands(ctx)
+                 if name not in self.commands or not self.commands[name].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = [(name, self.listed(name).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def listed(self, name: str) -> click.Command:
+        """The command ``name`` if its module is loaded, else a stand-in holding its summary."""
+        return self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in COMMANDS:
-            importlib.import_module(f"postdesk.cli.{COMMANDS[name]}")
+            importlib.import_module(f"postdesk.cli.{COMMANDS[name][0]}")
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
@@ -100,9 +136,9 @@ def exit_if_not_initialised(exc: BaseException, url: str) -> None:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415  (only imported once a command failed)
-
-    return isinstance(exc, DBAPIError)
+    # Not imported for the asking: a command that never loaded SQLAlchemy raised no error of it.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.DBAPIError)
 
 
 def _first_line(exc: BaseException) -> str:

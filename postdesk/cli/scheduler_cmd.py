@@ -13,17 +13,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from typing import TYPE_CHECKING
+
 import click
-from sqlalchemy.exc import OperationalError
 
 from postdesk.cli import EX_TEMPFAIL, cli
 from postdesk.cli.commands import require_schema
 from postdesk.cli.output import desk_timezone, fail, to_json
 from postdesk.localtime import local
-from postdesk.scheduler.batches import Action
-from postdesk.scheduler.daemon import run_until_signalled
-from postdesk.scheduler.sweeps import run_sweeps
 from postdesk.store.clock import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from postdesk.scheduler.batches import Action
 
 NOW_FORMAT = "write e.g. 2025-03-14T09:00:00Z, 2025-03-14T10:00+01:00 or 2025-03-14"
 DRY = "dry-run: "
@@ -46,6 +47,7 @@ def scheduler(lazy, once: bool, now_text: str | None, dry_run: bool, as_json: bo
     if not (once or dry_run):
         from postdesk.runtime import CannotListen  # noqa: PLC0415
         from postdesk.runtime.metrics_http import metrics_for  # noqa: PLC0415
+        from postdesk.scheduler.daemon import run_until_signalled  # noqa: PLC0415  (APScheduler)
 
         try:
             with metrics_for(app):
@@ -53,6 +55,10 @@ def scheduler(lazy, once: bool, now_text: str | None, dry_run: bool, as_json: bo
         except CannotListen as exc:  # nothing has started yet
             fail(f"{exc} (change [{exc.section}] listen or stop the other server)")
         return
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    from postdesk.scheduler.sweeps import run_sweeps  # noqa: PLC0415
+
     now = now or utcnow()
     desk = replace(app.desk, notifier=app.desk.notifier.with_clock(utcnow))
     try:

@@ -1,18 +1,22 @@
 """What the CLI shows of a ticket: the JSON document of ``tickets show`` and its text form.
 
 The JSON field names are a public interface (scripts rely on them): keep them, add to them.
+``tickets list`` only needs :func:`ticket_summary`: the desk's modules (and the mail parser and
+template engine under them) are imported by :func:`ticket_document` alone.
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from postdesk.desk import escalations, surveys
 from postdesk.store import escalations as escalation_rows, tickets
-from postdesk.store.models import Message, Ticket
-from postdesk.mail.tags import TagFormat
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from postdesk.mail.tags import TagFormat
+    from postdesk.store.models import Message, Ticket
 
 
 def ticket_summary(ticket: Ticket) -> dict:
@@ -25,6 +29,8 @@ def ticket_summary(ticket: Ticket) -> dict:
 
 
 def ticket_document(session: Session, ticket: Ticket, tags: TagFormat) -> dict:
+    from postdesk.desk import escalations, surveys  # noqa: PLC0415
+
     messages = tickets.messages(session, ticket.id)
     files = tickets.attachments(session, [m.id for m in messages])
     by_message: dict[int, list] = {}

@@ -4,7 +4,9 @@ The desk picks the locale of its replies from the contact, then the mail, then i
 this is the "mail" step. py3langid is restricted to the candidate languages, so the answer is
 always one the desk has templates for; text too short to judge, or too close to call, gives
 ``None`` and the caller moves on to its default. The model takes most of a second to load,
-so it is loaded once, and one restricted identifier per set of candidates is kept. Only the
+so it is loaded once, and one restricted identifier per set of candidates is kept; py3langid
+(and numpy under it) is imported only then, so the commands that import the desk without
+guessing a language (``postdesk tickets``, ``report``, ``scheduler``) do not pay for it. Only the
 first ``MAX_CHARS`` characters are read: py3langid walks the text byte by byte in Python, so
 its cost grows with the sample. The pipeline passes the subject and the customer's own text
 (without the quote): 250 characters of it gave the same answer as 1,000 on every mail of the
@@ -18,8 +20,10 @@ import copy
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 MIN_LETTERS = 12
 MIN_CONFIDENCE = 0.7
@@ -50,6 +54,8 @@ def _has_letters(text: str, wanted: int) -> bool:
 @lru_cache(maxsize=1)
 def _model() -> LanguageIdentifier:
     """The full py3langid model, loaded once (it takes most of a second)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier  # noqa: PLC0415
+
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 

@@ -9,8 +9,10 @@ mail parser or the template engine they do not need.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from postdesk.config import Settings
+if TYPE_CHECKING:
+    from postdesk.config import Settings
 
 # ruff: noqa: PLC0415  (imports are deferred on purpose: see the module docstring)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import select
 import signal
@@ -48,33 +49,37 @@ MAX_RESTART_PAUSE = 60.0
 
 class Doorbell:
     """The reading end of a wake-up pipe, with the part of ``threading.Event`` the worker's loop
-    uses (``wait``, ``clear``, ``set``, ``is_set``); ``set`` only wakes this process's waiter."""
+    uses (``wait``, ``clear``, ``set``, ``is_set``); ``set`` only wakes this process's waiter,
+    through a pipe of its own, so that a waiter already asleep wakes at once (the stop of the
+    processing process rings it and must not wait for the worker's poll interval)."""
 
     def __init__(self, reader) -> None:
         self._reader = reader  # kept: closing it would close the descriptor
         self._fd = reader.fileno()
-        os.set_blocking(self._fd, False)
-        self._local = threading.Event()
+        self._local, self._local_writer = os.pipe()
+        for fd in (self._fd, self._local, self._local_writer):
+            os.set_blocking(fd, False)
 
     def wait(self, timeout: float | None = None) -> bool:
-        if self._local.is_set():
-            return True
-        readable, _, _ = select.select([self._fd], [], [], timeout)
-        return bool(readable) or self._local.is_set()
+        readable, _, _ = select.select([self._fd, self._local], [], [], timeout)
+        return bool(readable)
 
     def is_set(self) -> bool:
         return self.wait(0)
 
     def clear(self) -> None:
-        self._local.clear()
-        try:
-            while os.read(self._fd, 4096):
+        for fd in (self._local, self._fd):
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except BlockingIOError:
                 pass
-        except BlockingIOError:
-            pass
 
     def set(self) -> None:
-        self._local.set()
+        try:
+            os.write(self._local_writer, b"\0")
+        except BlockingIOError:  # a full pipe has a wake-up pending
+            pass
 
 
 def ring(writer) -> None:
@@ -97,6 +102,8 @@ class ProcessingChild:
         self._lifeline = None
         self._doorbell = None
         self._stopping = threading.Event()
+        # stop() writes here: the watch, waiting for the child's end, wakes up at once.
+        self._halt_reader, self._halt_writer = os.pipe()
         self._watcher = None  # a supervised thread (postdesk.supervision)
 
     def alive(self) -> bool:
@@ -122,8 +129,9 @@ class ProcessingChild:
     def _wait_ready(self, deadline: float) -> bool:
         """True once the child says it is ready; False when it died first or the deadline
         passed (the pipe's end without a word means the child is gone)."""
-        while time.monotonic() < deadline and self.process.exitcode is None:
-            if self._ready.poll(0.1):
+        while (left := deadline - time.monotonic()) > 0 and self.process.exitcode is None:
+            if self._ready in multiprocessing.connection.wait([self._ready, self.process.sentinel],
+                                                              left):
                 try:
                     return self._ready.recv_bytes() == b"ready"
                 except (EOFError, OSError):
@@ -161,8 +169,12 @@ class ProcessingChild:
     def _watch(self) -> None:
         pause = 1.0
         while not self._stopping.is_set():
+            # Until the child ends or stop() says so: no poll interval delays either.
+            multiprocessing.connection.wait([self.process.sentinel, self._halt_reader])
+            if self._stopping.is_set():
+                return  # stop() reaps the child
             self.process.join(timeout=0.5)
-            if self.process.exitcode is None or self._stopping.is_set():
+            if self.process.exitcode is None:
                 continue
             log.error("processing process %s stopped unexpectedly (exit %s); starting it again "
                       "in %.0f s", self.process.pid, self.process.exitcode, pause)
@@ -177,8 +189,15 @@ class ProcessingChild:
     def stop(self) -> None:
         """Ask the child to finish its current mail and exit; kill it after a grace period."""
         self._stopping.set()
+        if self._halt_writer is not None:
+            os.write(self._halt_writer, b"\0")
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        if self._halt_writer is not None and (self._watcher is None
+                                              or not self._watcher.is_alive()):
+            os.close(self._halt_reader)
+            os.close(self._halt_writer)
+            self._halt_reader = self._halt_writer = None
         if self.process is None:
             return
         if self._lifeline is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 from postdesk.runtime.processing import Doorbell, ring
 
@@ -36,3 +37,21 @@ def test_ringing_never_blocks_a_full_pipe_nor_a_closed_one():
         ring(writer)
     reader.close()
     ring(writer)  # the reader is gone: no BrokenPipeError
+
+
+def test_a_local_set_wakes_a_waiter_already_asleep():
+    """The processing process's stop rings the bell while the worker sleeps in ``wait``."""
+    import threading  # noqa: PLC0415
+
+    reader, _writer = multiprocessing.Pipe(duplex=False)
+    bell = Doorbell(reader)
+    woken = threading.Event()
+    sleeper = threading.Thread(target=lambda: bell.wait(60) and woken.set())
+    sleeper.start()
+    state = Path(f"/proc/self/task/{sleeper.native_id}/stat")
+    for _ in range(10_000):  # until it sleeps in its wait (Linux's state S), not before
+        if state.read_text().rsplit(")", 1)[1].split()[0] == "S":
+            break
+    bell.set()
+    sleeper.join(30)
+    assert woken.is_set()
