@@ -228,3 +228,15 @@ def test_a_broken_imap_poller_is_started_again_and_mail_flows(tmp_path):
     finally:
         serve.kill()
         dovecot.cleanup()
+
+
+@pytest.mark.parametrize(("value", "pause"), [(None, 1.0), ("", 1.0), ("0.05", 0.05), ("2", 2.0),
+                                               ("0", 1.0), ("-1", 1.0), ("61", 1.0),
+                                               ("soon", 1.0), ("nan", 1.0)])
+def test_the_restart_pause_these_tests_shorten_stays_1_s_unless_a_test_sets_it(value, pause):
+    """``POSTDESK_TEST_RESTART_PAUSE`` (read once, at import) moves only the first pause; a
+    value that is not a positive number of seconds up to a minute leaves the 1 s of production."""
+    from postdesk import supervision
+
+    assert supervision._first_pause(value) == pause  # noqa: SLF001 - the knob's parser
+    assert supervision.MAX_PAUSE == 60.0
