@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -55,6 +56,25 @@ def store_says(engine, sql: str) -> list[tuple]:
 # Seconds a niced child may take to load on a machine busy with other tests (60 were exceeded
 # at a load average of 18 on 2 cores); a wait ends as soon as its condition holds.
 LOADED = 120
+
+
+def start_after_children(desk: Desk, children_count: int) -> None:
+    """``desk.start()``, but waiting ``LOADED`` seconds for each child: ``serve`` listens only
+    once each of its children, started one after the other, is ready (``Desk.start`` waits 60 s
+    in all, which three children loading on a busy machine exceeded)."""
+    handle = desk.log.open("ab")
+    desk.proc = subprocess.Popen([*POSTDESK, "--config", str(desk.config), "serve"],
+                                 stdout=handle, stderr=handle, cwd=desk.folder)
+    desk.wait_for(lambda: _listening(desk), timeout=LOADED * children_count)
+
+
+def _listening(desk: Desk) -> bool:
+    assert desk.proc.poll() is None, desk.log.read_text()
+    try:
+        with socket.create_connection(("127.0.0.1", desk.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def processing_child(desk: Desk) -> int:
@@ -150,7 +170,7 @@ def test_more_worker_processes_share_the_queue_on_postgres(tmp_path, db_url):
     desk = Desk(tmp_path, db_url, extra="[worker]\nprocesses = 3\n")
     desk.run("init")
     try:
-        desk.start()
+        start_after_children(desk, 3)
         started = desk.wait_for(lambda: len(found := [c for c in children(desk.proc.pid)
                                                       if alive(c)]) == 3 and found,
                                 timeout=LOADED)
