@@ -16,6 +16,9 @@ observers given to :func:`watch_states` (the health metrics of ``serve``).
 ``fault_point`` is for tests only: ``POSTDESK_TEST_FAULTS="intake-writer,worker:2"`` makes the
 named points raise :class:`InjectedFault` (once, N times, or ``always``), so that a test can
 break each part of a real ``postdesk serve``. Unset, a fault point costs one dictionary lookup.
+``POSTDESK_TEST_RESTART_PAUSE`` (tests only, seconds) replaces the first pause of 1 s, so that
+a test can let a part die five times without waiting 15 s of pauses; it still doubles up to a
+minute. Unset, or not a positive number, the pause is 1 s.
 """
 
 from __future__ import annotations
@@ -30,11 +33,23 @@ from collections.abc import Callable
 log = logging.getLogger("postdesk.supervision")
 
 EX_SOFTWARE = 70
-FIRST_PAUSE = 1.0
+PAUSE_VARIABLE = "POSTDESK_TEST_RESTART_PAUSE"
 MAX_PAUSE = 60.0
 DEATHS_ALLOWED = 5
 DEATH_WINDOW = 300.0
 FAULTS_VARIABLE = "POSTDESK_TEST_FAULTS"
+
+
+def _first_pause(text: str | None) -> float:
+    """1 s, or the positive number of seconds a test set in ``POSTDESK_TEST_RESTART_PAUSE``."""
+    try:
+        pause = float(text) if text else 1.0
+    except ValueError:
+        return 1.0
+    return pause if 0 < pause <= MAX_PAUSE else 1.0
+
+
+FIRST_PAUSE = _first_pause(os.environ.get(PAUSE_VARIABLE))
 
 
 _observers: list[Callable[[str, str], None]] = []

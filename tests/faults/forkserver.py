@@ -32,6 +32,7 @@ from postdesk.cli import main
 for _module in pkgutil.iter_modules(postdesk.cli.__path__):  # everything main() may import
     importlib.import_module(f"postdesk.cli.{_module.name}")
 import postdesk.store.models  # noqa: E402,F401
+import prometheus_client  # noqa: E402,F401 - postdesk.metrics imports it at the first count
 from sqlalchemy.orm import configure_mappers  # noqa: E402
 
 configure_mappers()  # done once here, not in every child

@@ -19,12 +19,17 @@ AGENTS = ('[[agents]]\naddress = "agent@desk.test"\nname = "Agent"\n'
           '[agent_auth]\nrequired = false\n')
 
 
+# What these tests prove is in the worker's reading of the mail, not in how serve splits its
+# work: one process (no processing child to start, about a second of CPU less) does.
+ONE_PROCESS = "[worker]\nseparate_process = false\n"
+
+
 @pytest.fixture
 def desk(tmp_path):
     """A started ``postdesk serve`` on SQLite (``desk(extra_toml)``) and a reader of its store."""
     started: list[tuple[Serve, Store]] = []
 
-    def start(extra: str = "") -> tuple[Serve, Store]:
+    def start(extra: str = ONE_PROCESS) -> tuple[Serve, Store]:
         url = f"sqlite:///{tmp_path / 'postdesk.db'}"
         serve = Serve(tmp_path, url, extra)
         serve.run("init")
@@ -57,7 +62,7 @@ def no_from(subject: str, **headers: str) -> bytes:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("filler", ["a", "=?"])
 def test_a_megabyte_message_id_header_costs_the_worker_no_more_than_a_plain_mail(desk, filler):
-    serve, store = desk()
+    serve, store = desk("")  # the processing child, as deployed: the edge answers meanwhile
     value = filler * (1_000_000 // len(filler))
     send(serve, make_mail(sender="eve@example.org", headers={"In-Reply-To": value}))
     send(serve, make_mail(sender="eve@example.org", subject="two",
@@ -70,7 +75,7 @@ def test_a_megabyte_message_id_header_costs_the_worker_no_more_than_a_plain_mail
 
 @pytest.mark.timeout(300)
 def test_the_flood_limit_counts_mail_without_from_by_its_envelope_sender(desk):
-    serve, store = desk("[limits]\ninbound_per_sender = 20\n")
+    serve, store = desk(ONE_PROCESS + "[limits]\ninbound_per_sender = 20\n")
     for number in range(30):
         send(serve, no_from(f"flood {number}"), sender="flood@example.org")
     settled(serve, store, 30)
@@ -82,7 +87,7 @@ def test_the_flood_limit_counts_mail_without_from_by_its_envelope_sender(desk):
 
 @pytest.mark.timeout(300)
 def test_the_flood_limit_counts_mail_without_from_or_envelope_sender_by_the_peer(desk):
-    serve, store = desk("[limits]\ninbound_per_sender = 5\n")
+    serve, store = desk(ONE_PROCESS + "[limits]\ninbound_per_sender = 5\n")
     for number in range(8):  # a new Reply-To each time: only the peer stays the same
         send(serve, no_from(f"flood {number}", **{"Reply-To": f"r{number}@example.org"}),
              sender="")
@@ -97,7 +102,7 @@ def test_the_flood_limit_counts_mail_without_from_or_envelope_sender_by_the_peer
 @pytest.mark.parametrize("command", ["#cc add x@y.test,bcc@evil.test", "#cc add a@b@c",
                                      "#cc add x@y.test bcc@evil.test"])
 def test_cc_takes_exactly_one_address_else_the_agent_gets_a_command_error(desk, command):
-    serve, store = desk(AGENTS)
+    serve, store = desk(ONE_PROCESS + AGENTS)
     send(serve, make_mail(sender="kate@example.org", subject="Help"))
     settled(serve, store, 1)
     ticket = store.scalar("SELECT id FROM ticket")

@@ -109,15 +109,16 @@ def client(traffic: Traffic, deadline: float, rng: random.Random) -> None:
 
 class Killer(threading.Thread):
     """SIGKILL the server at random moments of the traffic and restart it: each time the count
-    of 250s passes one of ``kills`` random marks (between 5 % and 95 % of the mails), after a
+    of 250s passes one of ``kills`` random marks (between 5 % and 75 % of the mails), after a
     random delay of up to 0.2 s. So every kill lands while clients are sending, on a fast
-    machine as on a loaded one, however many mails the storm sends."""
+    machine as on a loaded one, however many mails the storm sends (a quarter of the mails is
+    still to send after the last mark: 8 clients cannot send them all within the delay)."""
 
     def __init__(self, serve: Serve, traffic: Traffic, rng: random.Random, kills: int) -> None:
         super().__init__(name="killer", daemon=True)
         self.serve, self.traffic, self.rng = serve, traffic, rng
         count = len(traffic.mails)
-        first, last = count // 20, max(count * 19 // 20, count // 20 + kills)
+        first, last = count // 20, max(count * 3 // 4, count // 20 + kills)
         self.marks = sorted(rng.sample(range(first, last), kills))
         self.kills = 0
         self.kills_while_sending = 0
@@ -250,11 +251,12 @@ def check(result: dict, count: int, min_kills: int) -> None:
     assert result["tickets without acknowledgement"] == 0, text
 
 
-# Five kills while 600 mails (SQLite) or 200 (PostgreSQL) are sent: every kill lands in the
-# traffic, so more mails add time, not cases. POSTDESK_FAULT_MAILS / _PG_MAILS send more.
+# Five kills while 150 mails (SQLite) or 100 (PostgreSQL) are sent: every kill lands in the
+# traffic, with up to 8 mails in flight whatever the count, so more mails add time, not cases
+# (600 and 200 until December 2026). POSTDESK_FAULT_MAILS / _PG_MAILS send more.
 @pytest.mark.slow
 def test_smtp_sigkill_storm_sqlite(tmp_path):
-    count = int(os.environ.get("POSTDESK_FAULT_MAILS", "600"))
+    count = int(os.environ.get("POSTDESK_FAULT_MAILS", "150"))
     db_url = f"sqlite:///{tmp_path / 'postdesk.db'}"
     result = storm(tmp_path, db_url, count, kills=5, label="SQLite")
     check(result, count, min_kills=5)
@@ -263,6 +265,6 @@ def test_smtp_sigkill_storm_sqlite(tmp_path):
 @pytest.mark.slow
 def test_smtp_sigkill_storm_postgres(tmp_path, private_pg):
     _, url = private_pg
-    count = int(os.environ.get("POSTDESK_FAULT_PG_MAILS", "200"))
+    count = int(os.environ.get("POSTDESK_FAULT_PG_MAILS", "100"))
     result = storm(tmp_path, url, count, kills=5, label="PostgreSQL")
     check(result, count, min_kills=5)

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.timeout(180)
 
 RCPT = ["support@desk.test"]
 FAST = "[worker]\npoll_seconds = 0.2\n[scheduler]\ninterval_seconds = 1\n"
+RESTART_PAUSE = "POSTDESK_TEST_RESTART_PAUSE"
 
 
 def send(port: int, raw: bytes, sender: str = "customer@example.com") -> int:
@@ -79,8 +80,10 @@ def _alive(pid: int) -> bool:
 
 
 def faulty_serve(tmp_path: Path, faults: str, extra: str = FAST, **env: str) -> Serve:
+    """A ``serve`` on SQLite whose named fault points fail; its parts restart after 0.05 s, then
+    0.1, 0.2... instead of 1, 2, 4... (``POSTDESK_TEST_RESTART_PAUSE``, postdesk.supervision)."""
     serve = Serve(tmp_path, f"sqlite:///{tmp_path / 'postdesk.db'}", extra,
-                  env={"POSTDESK_TEST_FAULTS": faults, **env})
+                  env={"POSTDESK_TEST_FAULTS": faults, RESTART_PAUSE: "0.05", **env})
     serve.run("init")
     return serve
 
@@ -225,3 +228,15 @@ def test_a_broken_imap_poller_is_started_again_and_mail_flows(tmp_path):
     finally:
         serve.kill()
         dovecot.cleanup()
+
+
+@pytest.mark.parametrize(("value", "pause"), [(None, 1.0), ("", 1.0), ("0.05", 0.05), ("2", 2.0),
+                                               ("0", 1.0), ("-1", 1.0), ("61", 1.0),
+                                               ("soon", 1.0), ("nan", 1.0)])
+def test_the_restart_pause_these_tests_shorten_stays_1_s_unless_a_test_sets_it(value, pause):
+    """``POSTDESK_TEST_RESTART_PAUSE`` (read once, at import) moves only the first pause; a
+    value that is not a positive number of seconds up to a minute leaves the 1 s of production."""
+    from postdesk import supervision
+
+    assert supervision._first_pause(value) == pause  # noqa: SLF001 - the knob's parser
+    assert supervision.MAX_PAUSE == 60.0
