@@ -125,7 +125,10 @@ def processing_child(serve: Serve) -> int:
 
 
 def test_a_part_that_keeps_dying_turns_healthz_503_with_its_name(tmp_path):
-    serve = metrics_serve(tmp_path, POSTDESK_TEST_FAULTS="scheduler:always")
+    # Restart pauses of 0.25, 0.5, 1 and 2 s (not 1-8 s): each "dead: scheduler" moment still
+    # outlasts the 0.05 s polls below several times over.
+    serve = metrics_serve(tmp_path, POSTDESK_TEST_FAULTS="scheduler:always",
+                          POSTDESK_TEST_RESTART_PAUSE="0.25")
     try:
         serve.start()
         status, text = wait_until(lambda: _unhealthy(serve, "scheduler"), 60,
