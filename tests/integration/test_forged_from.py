@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
+from tests import helpers
 from tests.helpers import make_mail
 
 DESK = """
@@ -30,8 +30,7 @@ def deliver(app, n: int, verdict: str, mail_from: str) -> None:
     raw = make_mail("julie@client.test", f"Question {n}", "Bonjour.\n",
                     message_id=f"<m{n}-{mail_from}@client.test>",
                     headers={"Authentication-Results": verdict})
-    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), "smtp", peer="203.0.113.9"))
-    app.worker().process_until_idle()
+    helpers.deliver(app, raw, mail_from, peer="203.0.113.9")
 
 
 def statuses(app) -> list[str]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
+from tests import helpers
 
 
 @pytest.fixture
@@ -26,9 +26,7 @@ def mail(from_line: str, extra: str = "", first_line: str = "") -> bytes:
 def deliver(app, raw: bytes, mail_from: str = "") -> None:
     """Through SMTP when an envelope sender is given, else as a pipe (``postdesk ingest``
     without ``--sender``), which gives no envelope sender."""
-    source = "smtp" if mail_from else "pipe"
-    app.intake().store(raw, Envelope(mail_from, ("support@desk.test",), source))
-    app.worker().process_until_idle()
+    helpers.deliver(app, raw, mail_from, source="smtp" if mail_from else "pipe")
 
 
 def only_ticket(app):

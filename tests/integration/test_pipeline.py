@@ -19,14 +19,15 @@ from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, outbox, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.large import LARGE_VALUE
+from tests import helpers
 from tests.helpers import make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
 
 
 def deliver(app, raw: bytes, envelope: Envelope = SMTP) -> None:
-    app.intake().store(raw, envelope)
-    app.worker().process_until_idle()
+    helpers.deliver(app, raw, envelope.mail_from, envelope.rcpt_tos, source=envelope.source,
+                    peer=envelope.peer)
 
 
 def sent(app) -> list[email.message.EmailMessage]:
