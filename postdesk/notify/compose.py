@@ -11,7 +11,8 @@ policy with CRLF: RFC 2047 words for non-ASCII text, headers folded at 78 column
 longer than a line left whole, quoted-printable bodies at 76), flattened by its generator.
 Through its public API it is spared work whose result is known: a text part gets the headers
 ``MIMEText`` would write (not written, then parsed back to add the charset), a multipart its
-boundary up front (not searched for in every part's text), and a header that is already one
+boundary up front (not searched for in every part's text, and short enough for the
+Content-Type to stay one line), and a header that is already one
 short ASCII line is not folded (docs/performance.md, "Round O": 0.71 → 0.23 ms per mail).
 ``EmailMessage``'s header registry parses every header it is given and folds it again; it cost
 the worker 1.5 times its CPU per mail (docs/performance.md, "Round L"), so it is not used.
@@ -163,13 +164,16 @@ def _multipart(subtype: str) -> MIMEMultipart:
     compile a pattern to search every part's text for it, once per mail; no part can hold
     it: every leaf ``compose`` writes is quoted-printable (where ``=`` is always ``=`` and two
     hex digits, or the last character of a line) or base64 (no ``-`` or ``=`` but the final
-    padding), and this boundary is ``--`` followed by ``=`` signs; the nested multipart's
-    boundary differs by its random token."""
+    padding), and a boundary line is ``--==``; the nested multipart's boundary differs by its
+    random token."""
     return MIMEMultipart(subtype, boundary=_boundary())
 
 
 def _boundary() -> str:
-    return f"{'=' * 15}{secrets.randbits(63):019d}=="
+    """``==``, 96 random bits in hex, ``==``: 28 characters, so that even
+    ``multipart/alternative``'s Content-Type stays within one 78-column line and is not
+    folded (the standard library's own, 36 long, made it two)."""
+    return f"=={secrets.token_hex(12)}=="
 
 
 def _attachment(filename: str, content_type: str, data: bytes) -> MIMEBase:

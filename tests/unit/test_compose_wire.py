@@ -72,7 +72,8 @@ def test_a_mail_is_written_as_compat32_writes_it(monkeypatch, changes):
 def test_no_part_holds_the_boundary():
     """Text that spells a boundary line, and one like the stdlib's, comes back whole."""
     line = "--" + "=" * 15 + "1" * 19 + "=="
-    text = f"{line}\n{line}--\n--\n-- \nfin"
+    ours = "--==" + "a" * 24 + "=="
+    text = f"{line}\n{line}--\n{ours}\n{ours}--\n--\n-- \nfin"
     out = Outgoing(from_name="S", from_addr="s@example.com", to=("a@example.com",),
                    subject="s", text=text, html=f"<pre>{text}</pre>",
                    message_id="<m@example.com>", reply_to="s@example.com",
@@ -83,3 +84,9 @@ def test_no_part_holds_the_boundary():
         assert plain.get_content().replace("\r\n", "\n") == text
         assert html.get_content().replace("\r\n", "\n") == f"<pre>{text}</pre>"
         assert attached.get_content() == text.encode()
+
+
+def test_a_multipart_content_type_is_one_line():
+    for subtype in ("alternative", "mixed"):
+        part = compose_module._multipart(subtype)
+        assert b"\r\n " not in WIRE.fold_binary("Content-Type", part["Content-Type"])
