@@ -13,7 +13,7 @@ Through its public API it is spared work whose result is known: a text part gets
 ``MIMEText`` would write (not written, then parsed back to add the charset), a multipart its
 boundary up front (not searched for in every part's text, and short enough for the
 Content-Type to stay one line), and a header that is already one
-short ASCII line is not folded (docs/performance.md, "Round O": 0.71 → 0.23 ms per mail).
+short ASCII line is not folded (docs/performance.md, "Round O": 0.71 → 0.20 ms per mail).
 ``EmailMessage``'s header registry parses every header it is given and folds it again; it cost
 the worker 1.5 times its CPU per mail (docs/performance.md, "Round L"), so it is not used.
 """
