@@ -53,3 +53,37 @@ def test_the_cut_still_drops_what_is_past_the_limit():
     assert dropped > 0 and cut.endswith(b"\r\n\r\nbody\r\n")
     assert cut.count(b"X-Junk-") == MAX_HEADERS
     assert "body" in parse(raw).text
+
+
+def _forwarded_with_parts(count: int) -> bytes:
+    """A mail whose first part is a forwarded message of ``count`` tiny parts (a leaf for the
+    walk: never mined), and whose own text comes after it, as a client shows it."""
+    inner = (b"From: list@news.example\r\nSubject: digest\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=in\r\n\r\n"
+             + b"".join(b"--in\r\nContent-Type: text/plain\r\n\r\nitem %d\r\n" % i
+                        for i in range(count))
+             + b"--in--\r\n")
+    return (b"From: dave@example.com\r\nSubject: see below\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+            b"--out\r\nContent-Type: message/rfc822\r\n\r\n" + inner
+            + b"\r\n--out\r\nContent-Type: text/plain\r\n\r\nThe real question is here.\r\n"
+            b"--out--\r\n")
+
+
+def test_parts_inside_a_forwarded_message_do_not_cut_the_text_after_it():
+    from postdesk.mail.parts import MAX_PARTS  # noqa: PLC0415
+
+    mail = parse(_forwarded_with_parts(MAX_PARTS + 200))
+    assert "The real question is here." in mail.text
+    [forwarded] = mail.attachments
+    assert forwarded.payload.count(b"item ") == MAX_PARTS + 200
+    assert not any("MIME parts" in d for d in mail.defects)
+
+
+def test_a_forwarded_message_of_too_many_parts_is_still_cut():
+    from postdesk.mail.parse import MAX_MESSAGES  # noqa: PLC0415
+
+    mail = parse(_forwarded_with_parts(MAX_MESSAGES + 50))
+    assert mail.from_addr == "dave@example.com"
+    assert any(d.startswith(f"more than {MAX_MESSAGES} messages and MIME parts: the mail was "
+                            "read up to byte ") for d in mail.defects)
