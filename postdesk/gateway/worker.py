@@ -89,43 +89,38 @@ class _Failed(Exception):
         self.index = index
 
 
+_holding = threading.local()  # .kept: the list of what this thread holds back, or None
+
+
 class _HeldEffects:
     """While ``holding``, the log records of this thread (the worker's) and the counts it makes
     (``metrics.held``) are kept instead of written: a group without savepoints writes those of
     its mails once committed (``give``), and drops them when rolled back (its mails run again).
-    A filter on each handler of the ``postdesk`` loggers keeps them for the group."""
-
-    def __init__(self) -> None:
-        self._thread = threading.get_ident()
-        self._kept: list | None = None
-        self._filters: list[tuple[logging.Handler, _Keep]] = []
+    Entering it puts a ``_Keep`` filter on each handler of the ``postdesk`` loggers that has
+    none yet (once per handler: the filters of a handler other threads log through are not
+    changed per group); the filter keeps only the records of a thread that is holding."""
 
     def __enter__(self) -> _HeldEffects:
-        self._filters = [(handler, _Keep(self, handler)) for handler in _handlers()]
-        for handler, keep in self._filters:
-            handler.addFilter(keep)
+        for handler in _handlers():
+            if not any(isinstance(f, _Keep) for f in handler.filters):
+                handler.addFilter(_Keep(handler))
         return self
 
     def __exit__(self, *_exc) -> None:
-        for handler, keep in self._filters:
-            handler.removeFilter(keep)
+        _holding.kept = None
 
+    @staticmethod
     @contextlib.contextmanager
-    def holding(self):
-        """Yields the list that receives what is held: ``(handler, record)`` pairs and counts."""
+    def holding():
+        """Yields the list that receives what is held: ``(handler, record)`` pairs, then
+        counts."""
         with metrics.held() as counts:
-            self._kept = kept = []
+            _holding.kept = kept = []
             try:
                 yield kept
             finally:
-                self._kept = None
+                _holding.kept = None
                 kept.extend(counts)
-
-    def keeps(self, handler: logging.Handler, record: logging.LogRecord) -> bool:
-        if self._kept is None or threading.get_ident() != self._thread:
-            return False
-        self._kept.append((handler, record))
-        return True
 
     @staticmethod
     def give(effects: list) -> None:
@@ -138,14 +133,18 @@ class _HeldEffects:
 
 
 class _Keep(logging.Filter):
-    """One handler's filter for ``_HeldEffects``."""
+    """A handler's filter for ``_HeldEffects``: keeps the records of a thread that holds."""
 
-    def __init__(self, held: _HeldEffects, handler: logging.Handler) -> None:
+    def __init__(self, handler: logging.Handler) -> None:
         super().__init__()
-        self.held, self.handler = held, handler
+        self.handler = handler
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not self.held.keeps(self.handler, record)
+        kept = getattr(_holding, "kept", None)
+        if kept is None:
+            return True
+        kept.append((self.handler, record))
+        return False
 
 
 def _handlers() -> list[logging.Handler]:
