@@ -31,6 +31,11 @@ def spoofing_count() -> float:
     return REGISTRY.get_sample_value("postdesk_agent_spoofing_attempts_total") or 0.0
 
 
+def processed_count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("postdesk_mails_processed_total",
+                                     {"outcome": outcome}) or 0.0
+
+
 def test_a_replayed_mail_counts_and_logs_its_spoofing_attempt_once(make_app, monkeypatch,
                                                                     caplog):
     app = make_app(DESK)
@@ -47,6 +52,7 @@ def test_a_replayed_mail_counts_and_logs_its_spoofing_attempt_once(make_app, mon
 
     monkeypatch.setitem(steps.REGISTRY, "record", record)
     before = spoofing_count()
+    outcomes = {o: processed_count(o) for o in ("ticket", "quarantined")}
     with caplog.at_level(logging.INFO):
         assert app.worker().process_batch() == 2
     with app.db.reader() as session:
@@ -57,3 +63,5 @@ def test_a_replayed_mail_counts_and_logs_its_spoofing_attempt_once(make_app, mon
     assert len(claims) == 1, [r.getMessage() for r in claims]
     processed = [r for r in caplog.records if r.getMessage().startswith("processed inbound=")]
     assert len(processed) == 1
+    assert {o: processed_count(o) - n for o, n in outcomes.items()} == {"ticket": 1,
+                                                                       "quarantined": 1}
