@@ -15,6 +15,7 @@ waiting to be started again), which ``/healthz`` reads, across processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from types import SimpleNamespace
@@ -114,11 +115,36 @@ def sweep_run(seconds: float, kinds: list[str], failed: bool = False) -> None:
 
 
 def template_fallback(template: str) -> None:
-    families().template_fallbacks.labels(template).inc()
+    _count(lambda: families().template_fallbacks.labels(template).inc())
 
 
 def spoofing_attempt() -> None:
-    families().spoofing.inc()
+    _count(lambda: families().spoofing.inc())
+
+
+_holding = threading.local()
+
+
+@contextlib.contextmanager
+def held():
+    """The counts this thread makes inside the block (of a mail's steps: a spoofing attempt, a
+    template fallback) are kept in the list it yields instead of counted: the worker calls
+    them once the transaction they count is committed, and drops them when it is rolled back
+    (its mails then run again and count again)."""
+    kept: list = []
+    _holding.kept = kept
+    try:
+        yield kept
+    finally:
+        _holding.kept = None
+
+
+def _count(count) -> None:
+    kept = getattr(_holding, "kept", None)
+    if kept is None:
+        count()
+    else:
+        kept.append(count)
 
 
 def part_state(name: str, state: str) -> None:

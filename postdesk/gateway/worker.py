@@ -89,6 +89,77 @@ class _Failed(Exception):
         self.index = index
 
 
+_holding = threading.local()  # .kept: the list of what this thread holds back, or None
+
+
+class _HeldEffects:
+    """While ``holding``, the log records of this thread (the worker's) and the counts it makes
+    (``metrics.held``) are kept instead of written: a group without savepoints writes those of
+    its mails once committed (``give``), and drops them when rolled back (its mails run again).
+    Entering it puts a ``_Keep`` filter on each handler of the ``postdesk`` loggers that has
+    none yet (once per handler: the filters of a handler other threads log through are not
+    changed per group); the filter keeps only the records of a thread that is holding."""
+
+    def __enter__(self) -> _HeldEffects:
+        for handler in _handlers():
+            if not any(isinstance(f, _Keep) for f in handler.filters):
+                handler.addFilter(_Keep(handler))
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        _holding.kept = None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def holding():
+        """Yields the list that receives what is held: ``(handler, record)`` pairs, then
+        counts."""
+        with metrics.held() as counts:
+            _holding.kept = kept = []
+            try:
+                yield kept
+            finally:
+                _holding.kept = None
+                kept.extend(counts)
+
+    @staticmethod
+    def give(effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, tuple):
+                handler, record = effect
+                handler.handle(record)
+            else:
+                effect()
+
+
+class _Keep(logging.Filter):
+    """A handler's filter for ``_HeldEffects``: keeps the records of a thread that holds."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kept = getattr(_holding, "kept", None)
+        if kept is None:
+            return True
+        kept.append((self.handler, record))
+        return False
+
+
+def _handlers() -> list[logging.Handler]:
+    """The handlers a record of a ``postdesk`` logger can reach (its own loggers' and their
+    ancestors' while they propagate)."""
+    found: list[logging.Handler] = []
+    names = [n for n in list(logging.Logger.manager.loggerDict) if n.startswith("postdesk")]
+    for name in names:
+        logger = logging.getLogger(name)
+        while logger is not None:
+            found.extend(h for h in logger.handlers if h not in found)
+            logger = logger.parent if logger.propagate else None
+    return found
+
+
 class _Restart(Exception):
     """Ends the worker's shared transaction before the mail in hand, which runs again first in
     the next one."""
@@ -288,35 +359,40 @@ class Worker:
     def _process_fast(self, rows: list[Inbound], batch: _Batch) -> int:
         """The mails of ``rows`` in one transaction, without savepoints, until the commit
         interval; :class:`_Failed` (the transaction rolled back) at the first that does not
-        end as processed. What the worker logs and counts of each mail is done once the
-        transaction is committed."""
+        end as processed. What the steps log and count of each mail (``_HeldEffects``), and
+        what the worker logs and counts of it, is done once the transaction is committed: a
+        rolled-back group runs its mails again, which log and count again."""
         began = self.monotonic()
-        done: list[tuple[Context, float]] = []
-        with self._writing(), self.db.session() as session:
+        done: list[tuple[Context, float, list]] = []
+        with _HeldEffects() as held, self._writing(), self.db.session() as session:
             for index, row in enumerate(rows):
-                ctx = self._run_fast(session, row, batch)
+                ctx, effects = self._run_fast(session, row, batch, held)
                 if ctx is None:
                     raise _Failed(index)
-                done.append((ctx, self.monotonic() - self._alive_at))
+                done.append((ctx, self.monotonic() - self._alive_at, effects))
                 if self._group_full(began):
                     break
-        for ctx, took in done:
+        for ctx, took, effects in done:
+            _HeldEffects.give(effects)
             self._processed(ctx)
             batch.prepared.pop(ctx.inbound.id, None)
             metrics.processing_took(took)
         return len(done)
 
-    def _run_fast(self, session, row: Inbound, batch: _Batch) -> Context | None:
+    def _run_fast(self, session, row: Inbound, batch: _Batch,
+                  held: _HeldEffects) -> tuple[Context | None, list]:
         """Run one mail in the group's transaction: its context when it was processed and
-        recorded, None when it must be run again in a savepoint (anything else)."""
+        recorded (None when it must be run again in a savepoint: anything else), with the log
+        records and counts its steps made, held back."""
         if row.attempts > self.settings.max_attempts:
-            return None
+            return None, []
         self._alive_at = self.monotonic()
         ctx = None
         try:
-            ctx = self._context(session, row, batch)
-            steps.run(ctx)
-            ended = self._finish(session, ctx, fast=True)
+            with held.holding() as effects:
+                ctx = self._context(session, row, batch)
+                steps.run(ctx)
+                ended = self._finish(session, ctx, fast=True)
         except Exception as exc:  # noqa: BLE001 - run again in a savepoint, and judged there
             if is_conflict(exc):
                 batch.conflicts[row.id] += 1
@@ -326,8 +402,8 @@ class Worker:
                          extra={"inbound": row.id, "step": step})
             elif is_unavailable(exc):
                 raise
-            return None
-        return ctx if ended else None
+            return None, []
+        return (ctx, effects) if ended else (None, [])
 
     def _process_one(self, session, row: Inbound, batch: _Batch) -> None:
         if row.attempts > self.settings.max_attempts:

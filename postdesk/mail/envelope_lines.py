@@ -61,20 +61,31 @@ def without_blanks_before_colons(raw: bytes) -> tuple[bytes, int]:
     return head + raw[end:], count
 
 
-# Line ends as the standard library's parser reads them: CRLF, a bare CR or a bare LF.
-_BLANK_LINE = re.compile(rb"(\r\n|\r(?!\n)|\n)[\r\n]")
-_FIELD_START = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
+# Line ends as the standard library's parser reads them: CRLF, a bare CR or a bare LF. Its
+# header ends at the first line that is neither a field (a name and its colon; blanks before
+# the colon count, since ``without_blanks_before_colons`` takes them out next), a fold, nor a
+# "From " line (skipped, not a field): a blank line, or a line without a colon, which begins
+# the body.
+_LINE_END = rb"(?:\r\n|\r(?!\n)|\n)"
+_HEADER_END = re.compile(_LINE_END + rb"(?![ \t]|From |[!-9;-~]*+[ \t]*+:)")
+_FIELD_START = re.compile(_LINE_END + rb"(?=[!-9;-~]++[ \t]*+:)")
+_FIRST_FIELD = re.compile(rb"[!-9;-~]++[ \t]*+:")
 
 
 def first_fields(raw: bytes, limit: int) -> tuple[bytes, int]:
     """``raw`` with its header cut after its first ``limit`` fields (each with its folds), the
-    blank line and the body kept; and how many bytes of header were dropped (``raw`` itself,
-    and 0, for nearly every mail: the line ends of the header are counted in C first)."""
-    blank = _BLANK_LINE.search(raw)
-    end = blank.end(1) if blank else len(raw)  # just past the header's last line end
+    line that ends the header and the body kept; and how many bytes of header were dropped
+    (``raw`` itself, and 0, for nearly every mail: the line ends are counted in C first).
+    Fields, folds and the header's end are those of the standard library's parser, which
+    reads the rest: a cut never takes a line of what it reads as the body, nor a field it
+    would have read among the first ``limit``."""
+    ended = _HEADER_END.search(raw)
+    end = ended.end() if ended else len(raw)  # where the line that ends the header begins
     if raw.count(b"\n", 0, end) + raw.count(b"\r", 0, end) < limit:
         return raw, 0  # fewer line ends than fields wanted, folds included
-    for count, start in enumerate(_FIELD_START.finditer(raw, 0, end), start=2):
-        if count > limit and start.end() < end:
+    count = 1 if _FIRST_FIELD.match(raw) else 0
+    for start in _FIELD_START.finditer(raw, 0, end):
+        count += 1
+        if count > limit:
             return raw[:start.end()] + raw[end:], end - start.end()
     return raw, 0

@@ -33,7 +33,7 @@ from postdesk.mail.fields import (MAX_HEADERS, decoded_headers, mail_date, mailb
 from postdesk.mail.headers import clean_header_value
 from postdesk.mail.htmlbody import html_to_text, html_without_quote, sanitise_html
 from postdesk.mail.model import Attachment, ParsedMail
-from postdesk.mail.parts import MAX_PARTS, Extracted, extract_parts
+from postdesk.mail.parts import MAX_PARTS, Extracted, content_type_of, extract_parts
 from postdesk.mail.subject import MAX_SUBJECT
 
 __all__ = ["Attachment", "ParsedMail", "parse"]
@@ -106,14 +106,15 @@ def _tree(raw: bytes, defects: list[str]) -> _Tree:
     """The standard library's message tree, else headers only. A mail of more than
     ``MAX_PARTS`` MIME parts is read up to where its part after the limit began: thousands of
     tiny parts cost the parser about 0.6 s of CPU per megabyte, and the walk reads only the
-    first ``MAX_PARTS`` of them anyway."""
+    first ``MAX_PARTS`` of them anyway. The parts inside a forwarded ``message/*`` part, which
+    the walk keeps whole and never enters, count only towards ``MAX_MESSAGES``, so that one
+    forwarded mail of many parts does not cut the text that follows it."""
     try:
         reader = _AsciiSlices(raw)
         try:
             return _Tree(_compat32(reader, max_parts=MAX_PARTS + 1))
-        except _TooManyParts:
-            defects.append(f"more than {MAX_PARTS} MIME parts: the mail was read up to byte "
-                           f"{reader.at} of {len(raw)}")
+        except _TooManyParts as many:
+            defects.append(f"{many}: the mail was read up to byte {reader.at} of {len(raw)}")
             return _Tree(_compat32(_AsciiSlices(raw[:reader.at])))
     except Exception as error:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
         defects.append(f"email parser failed: {type(error).__name__}: {error}")
@@ -147,17 +148,49 @@ class _TooManyParts(Exception):
     """The parser was about to build more message objects than allowed."""
 
 
+# Message objects in all, those the walk reads and those inside forwarded ``message/*`` parts.
+MAX_MESSAGES = 2 * MAX_PARTS
+
+
+class _Budget:
+    """What one parse may still build (``_counted_messages``)."""
+
+    __slots__ = ("made", "walked", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.made, self.walked, self.limit = 0, 1, limit  # walked: the root
+
+
+class _Counted(Message):
+    """A message that counts the parts the walk will read as the parser attaches them."""
+
+    walked = True  # read by the walk: the root, and the sub-parts of walked multiparts
+    budget: _Budget
+
+    def attach(self, payload) -> None:
+        if self.walked and not content_type_of(self).startswith("message/"):
+            self.budget.walked += 1
+            if self.budget.walked > self.budget.limit:
+                raise _TooManyParts(f"more than {MAX_PARTS} MIME parts")
+        else:
+            payload.walked = False
+        super().attach(payload)
+
+
 def _counted_messages(limit: int):
-    """A message factory for the parser that raises ``_TooManyParts`` past ``limit`` objects
-    (the parser also makes one when it starts, to see which arguments the factory takes)."""
-    made = 0
+    """A message factory for the parser that raises ``_TooManyParts`` past ``limit`` parts the
+    walk reads (``parts.extract_parts``: the root and the sub-parts of its multiparts, never
+    what is inside a ``message/*`` part), or past ``MAX_MESSAGES`` objects in all (the parser
+    also makes one when it starts, to see which arguments the factory takes)."""
+    budget = _Budget(limit)
 
     def make(policy=email.policy.compat32) -> Message:
-        nonlocal made
-        made += 1
-        if made > limit + 1:
-            raise _TooManyParts
-        return Message(policy)
+        budget.made += 1
+        if budget.made > MAX_MESSAGES + 1:
+            raise _TooManyParts(f"more than {MAX_MESSAGES} messages and MIME parts")
+        message = _Counted(policy)
+        message.budget = budget
+        return message
 
     return make
 

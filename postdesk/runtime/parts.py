@@ -45,6 +45,7 @@ class Parts:
             self.scheduler = start_supervised(self.app)
 
     def _thread(self, name: str, target, wake) -> None:
+        wake = _UntilStop(wake, self.stop_event)
         self.threads.append(supervise(name, lambda: target(self.stop_event, wake),
                                       stopping=self.stop_event.is_set))
 
@@ -57,6 +58,32 @@ class Parts:
         self.sender_wake.set()
         for thread in self.threads:
             thread.join(timeout=30)
+
+
+class _UntilStop:
+    """A part's wake-up (``threading.Event`` or ``Doorbell``) whose ``wait`` returns at once
+    once the stop is set. ``stop`` sets the stop, then rings: a loop that looked at the stop
+    just before and then cleared its wake-up (``clear`` before looking for work) drained that
+    ring, and slept a whole poll interval before it saw the stop."""
+
+    __slots__ = ("_wake", "_stop")
+
+    def __init__(self, wake, stop: threading.Event) -> None:
+        self._wake, self._stop = wake, stop
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._stop.is_set():
+            return True
+        return self._wake.wait(timeout)
+
+    def is_set(self) -> bool:
+        return self._wake.is_set()
+
+    def clear(self) -> None:
+        self._wake.clear()
+
+    def set(self) -> None:
+        self._wake.set()
 
 
 def freeze_startup_heap() -> None:
