@@ -245,7 +245,8 @@ def remove_participant(session: Session, ticket_id: int, address: str, role: str
 
 def move_messages(session: Session, from_ticket: int, to_ticket: int) -> None:
     """Every message of ``from_ticket`` becomes one of ``to_ticket`` (a merge)."""
-    _opened(session).pop(to_ticket, None)  # its thread is read from the table again
+    for ticket_id in (from_ticket, to_ticket):  # both threads are read from the table again
+        _opened(session).pop(ticket_id, None)
     session.execute(update(Message).where(Message.ticket_id == from_ticket)
                     .values(ticket_id=to_ticket))
 

@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from postdesk.store import tickets
 from postdesk.store.clock import utcnow
 
 
-@pytest.mark.xfail(strict=True, reason="store/tickets.move_messages forgets the thread known of "
-                   "the target ticket only; the source ticket, opened in the same transaction, "
-                   "keeps listing the messages that moved away (fix: pop from_ticket too)")
 def test_a_ticket_merged_away_in_its_own_transaction_has_no_thread_left(make_app):
     app = make_app()
     now = utcnow()
