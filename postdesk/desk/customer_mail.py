@@ -97,7 +97,7 @@ def customer_reply(session: Session, desk: Desk, arrival: Arrival) -> Outcome:
     decision, now, sender = arrival.decision, arrival.now, arrival.sender
     if decision.sender_role == "returned":  # a delivery report is kept, never an answer
         return automatic_reply(session, desk, arrival)
-    ticket = tickets.get_for_update(session, decision.ticket_id)
+    ticket = tickets.row(session, decision.ticket_id, lock=True)  # read by the threading
     if sender == ticket.requester:
         _add_copied(session, desk, arrival, ticket)
     text = arrival.text
@@ -142,7 +142,7 @@ def _escalation_answer(session: Session, desk: Desk, arrival: Arrival, ticket: T
                                          arrival.now)
     if answer is None:
         return False
-    ticket.updated_at = arrival.now
+    tickets.change(session, ticket, updated_at=arrival.now)
     lines.append(f"escalation answer on #{ticket.id}: {answer}")
     return True
 

@@ -32,7 +32,7 @@ AUTOMATIC = "auto-generated"
 def survey_reply(session: Session, desk: Desk, arrival: Arrival) -> Outcome | None:
     """Record the mail as a survey answer when the requester of the resolved (or closed)
     ticket it names answers that ticket's survey; None when it does not (it goes on as a reply)."""
-    ticket = tickets.get(session, arrival.decision.named)
+    ticket = tickets.row(session, arrival.decision.named)  # read by the threading
     if ticket.status not in (Status.RESOLVED, Status.CLOSED) or \
             arrival.mail.from_addr != ticket.requester:
         return None

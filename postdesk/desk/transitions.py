@@ -67,12 +67,11 @@ def set_pending(session: Session, desk: Desk, ticket: Ticket, now: datetime,
     check(ticket, Status.PENDING)
     before = ticket.status
     lc = desk.settings.lifecycle
-    ticket.status = Status.PENDING
-    ticket.resolved_at = ticket.resolution = ticket.survey_due_at = None
-    ticket.pending_since, ticket.reminders_sent = now, 0
-    ticket.next_due_at = lifecycle.next_pending_deadline(now, 0, lc.reminder_days,
-                                                         lc.resolve_after_days)
-    ticket.updated_at = now
+    tickets.change(session, ticket, status=Status.PENDING, resolved_at=None, resolution=None,
+                   survey_due_at=None, pending_since=now, reminders_sent=0,
+                   next_due_at=lifecycle.next_pending_deadline(now, 0, lc.reminder_days,
+                                                               lc.resolve_after_days),
+                   updated_at=now)
     _status_event(session, ticket, before, now, actor)
 
 
@@ -80,16 +79,12 @@ def set_open(session: Session, ticket: Ticket, now: datetime, actor: str = "syst
              kind: str = "status_changed") -> None:
     check(ticket, Status.OPEN)
     before = ticket.status
-    ticket.status = Status.OPEN
-    clear_timers(ticket)
-    ticket.resolved_at = ticket.resolution = ticket.survey_due_at = None
-    ticket.updated_at = now
+    tickets.change(session, ticket, status=Status.OPEN, **_NO_TIMERS, resolved_at=None,
+                   resolution=None, survey_due_at=None, updated_at=now)
     _status_event(session, ticket, before, now, actor, kind)
 
 
-def clear_timers(ticket: Ticket) -> None:
-    ticket.pending_since = ticket.next_due_at = None
-    ticket.reminders_sent = 0
+_NO_TIMERS = {"pending_since": None, "next_due_at": None, "reminders_sent": 0}
 
 
 def resolve(session: Session, desk: Desk, ticket: Ticket, now: datetime, resolution: str,
@@ -97,11 +92,9 @@ def resolve(session: Session, desk: Desk, ticket: Ticket, now: datetime, resolut
     """Resolve the ticket (the only way to close), plan its survey, tell the customer."""
     check(ticket, Status.RESOLVED)
     before = ticket.status
-    ticket.status = Status.RESOLVED
-    ticket.resolved_at, ticket.resolution = now, resolution
-    clear_timers(ticket)
-    ticket.survey_due_at = survey_due(desk, resolution, now)
-    ticket.updated_at = now
+    tickets.change(session, ticket, status=Status.RESOLVED, resolved_at=now,
+                   resolution=resolution, **_NO_TIMERS,
+                   survey_due_at=survey_due(desk, resolution, now), updated_at=now)
     _status_event(session, ticket, before, now, actor, resolution=resolution)
     if notify:
         _tell_resolved(session, desk, ticket, now, resolution)
@@ -120,8 +113,7 @@ def close(session: Session, ticket: Ticket, now: datetime, actor: str = "system"
     """Resolved long enough: closed for good; a later reply opens a follow-up."""
     check(ticket, Status.CLOSED)
     before = ticket.status
-    ticket.status = Status.CLOSED
-    ticket.closed_at = ticket.updated_at = now
+    tickets.change(session, ticket, status=Status.CLOSED, closed_at=now, updated_at=now)
     _status_event(session, ticket, before, now, actor)
 
 

@@ -127,18 +127,18 @@ def _stranger(mail: ParsedMail, passed: list, copies: list, found: list[Match]) 
 def _follow_merges(session: Session, ticket_id: int):
     """The ticket the mail goes to, locked from now on (PostgreSQL): a merge or any other
     change by another worker either committed before this read, or waits for this mail."""
-    ticket = tickets.get_for_update(session, ticket_id)
+    ticket = tickets.row(session, ticket_id, lock=True)
     seen = {ticket_id}
     while ticket.merged_into and ticket.merged_into not in seen:
         seen.add(ticket.merged_into)
-        ticket = tickets.get_for_update(session, ticket.merged_into)
+        ticket = tickets.row(session, ticket.merged_into, lock=True)
     return ticket
 
 
 def _new_ticket(session: Session, mail: ParsedMail) -> Decision:
     unknown = bool(mail.in_reply_to or mail.references)
     named = mentioned_ticket(mail.subject) or mentioned_ticket(mail.text[:2000])
-    if named is not None and tickets.get(session, named) is not None:
+    if named is not None and tickets.row(session, named) is not None:
         return Decision(NEW, None, NEW, f"no tag or known reference; mentions #{named}",
                         named, "related_to", references_unknown=unknown)
     return Decision(NEW, None, NEW, "no tag or known reference", references_unknown=unknown)

@@ -39,7 +39,7 @@ class SubjectTag:
 
     def match(self, session: Session, mail: ParsedMail) -> Match | None:
         ticket_id = self.tags.find(mail.subject)
-        if ticket_id is None or tickets.get(session, ticket_id) is None:
+        if ticket_id is None or tickets.row(session, ticket_id) is None:
             return None
         return Match(ticket_id, self.name, f"subject tag {self.tags.tag(ticket_id)}")
 

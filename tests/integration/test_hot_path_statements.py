@@ -18,7 +18,7 @@ from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound, tickets
 from postdesk.store.clock import utcnow
-from tests.helpers import make_mail
+from tests.helpers import deliver, make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
 # Per new request from a new customer, no attachment, no Cc (docs/performance.md, round N):
@@ -147,3 +147,50 @@ def test_a_failing_mail_in_a_group_redoes_its_neighbours_once(make_app, monkeypa
         assert tickets.message_by_id(session, "<m5@example.com>") is None
         assert tickets.contact(session, "c5@example.com") is None
         assert tickets.count(session) == 6
+
+
+def test_a_reply_reads_and_changes_its_ticket_as_a_row(make_app, monkeypatch):
+    """A customer's reply that reopens a resolved ticket goes through the threading, the
+    survey check and the reply without a ``Ticket`` object (docs/performance.md, round P), and
+    the reopening is written: status, timers, resolution and the event."""
+    app = make_app()
+    deliver(app, make_mail(message_id="<first@example.com>"))
+    with app.db.session() as session:
+        ticket = tickets.get(session, 1)
+        ticket.status, ticket.resolved_at, ticket.resolution = "resolved", utcnow(), "agent"
+        ticket.survey_due_at = utcnow() + timedelta(days=1)
+    loaded: list[int] = []
+    for name in ("get", "get_for_update"):
+        original = getattr(tickets, name)
+        monkeypatch.setattr(tickets, name, lambda s, i, _o=original: loaded.append(i) or _o(s, i))
+    deliver(app, make_mail(subject="Re: [#1] Cannot log in", body="Not fixed after all.\n"))
+    assert loaded == []
+    with app.db.reader() as session:
+        ticket = tickets.get(session, 1)
+        assert (ticket.status, ticket.resolved_at, ticket.resolution, ticket.survey_due_at) == (
+            "open", None, None, None)
+        kinds = [e.kind for e in tickets.events(session, 1)]
+    assert "reopened" in kinds
+
+
+def test_a_ticket_row_follows_the_transaction(make_app):
+    """A change written to a row is undone with its savepoint, and the row read again; a
+    ``Ticket`` loaded after a change sees it, and is from then on what ``row`` returns."""
+    app = make_app()
+    deliver(app, make_mail(message_id="<first@example.com>"))
+    with app.db.session() as session:
+        row = tickets.row(session, 1, lock=True)
+        assert isinstance(row, tickets.TicketRow) and tickets.row(session, 1) is row
+        with session.begin_nested() as nested:
+            tickets.change(session, row, status="pending", reminders_sent=2)
+            assert tickets.row(session, 1).status == "pending"
+            nested.rollback()
+        again = tickets.row(session, 1, lock=True)
+        assert again is not row and (again.status, again.reminders_sent) == ("new", 0)
+        tickets.change(session, again, queue="billing")
+        loaded = tickets.get(session, 1)
+        assert loaded.queue == "billing" and tickets.row(session, 1) is loaded
+        tickets.change(session, loaded, priority="high")  # the object's change, for its flush
+    with app.db.reader() as session:
+        ticket = tickets.get(session, 1)
+        assert (ticket.queue, ticket.priority, ticket.status) == ("billing", "high", "new")
