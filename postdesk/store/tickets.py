@@ -180,7 +180,8 @@ def open_ticket(session: Session, now: datetime, **fields) -> Row:
     return ticket
 
 
-_TICKET_ROW = select(*Ticket.__table__.columns).where(Ticket.__table__.c.id == bindparam("ticket_id"))
+_TICKET_ROW = select(*Ticket.__table__.columns).where(
+    Ticket.__table__.c.id == bindparam("ticket_id"))
 _TICKET_ROW_LOCKED = _TICKET_ROW.with_for_update()
 _CHANGES: dict[tuple[str, ...], object] = {}
 
