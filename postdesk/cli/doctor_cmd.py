@@ -152,7 +152,7 @@ def _outbound(settings: Settings) -> Check:
         return _maildir(Path(out.folder))
     from postdesk.notify.transports import SmtpTransport  # noqa: PLC0415
 
-    timeout = min(out.timeout_seconds, TIMEOUT_SECONDS)
+    timeout = min(out.timeout, TIMEOUT_SECONDS)
     where = f"relay {out.host}:{out.port}"
     try:  # a missing password variable is a ConfigError from the constructor
         reply = SmtpTransport(dataclasses.replace(out, timeout=timeout)).probe()

@@ -54,7 +54,7 @@ def _count(session: Session, settings: BounceSettings, ticket: Ticket, address: 
     if state is None or state.undeliverable_since is not None:
         return None
     score, last = state.bounce_score, as_utc(state.last_bounce_at) if state.last_bounce_at else None
-    if last is not None and now - last > timedelta(days=settings.stale_after_days):
+    if last is not None and now - last > timedelta(seconds=settings.stale_after):
         score = 0.0
     elif last is not None and now - last < ONCE_A_DAY and score > 0:
         return f"bounce for {address} already counted today (score {score:g})"

@@ -124,7 +124,7 @@ _AUTOMATIC = {"auto_resolved": "auto-generated", "ticket_resolved": "auto-replie
 def _tell_resolved(session: Session, desk: Desk, ticket: Ticket, now: datetime,
                    resolution: str) -> None:
     lc = desk.settings.lifecycle
-    reopen_until = local_date(now + timedelta(days=lc.reopen_days), desk.settings.desk.timezone)
+    reopen_until = local_date(now + timedelta(seconds=lc.reopen_within), desk.settings.desk.timezone)
     if resolution == Resolution.NO_RESPONSE:
         variables = {"waited_days": int(lc.resolve_after_days), "reopen_until": reopen_until}
         key = "auto_resolved"

@@ -197,7 +197,7 @@ class MailboxPoller:
             self._idle(self._idle_seconds())
         else:
             self.state = "polling"
-            self._pause(self.settings.poll_seconds)
+            self._pause(self.settings.poll_interval)
 
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -209,7 +209,7 @@ class MailboxPoller:
         """1 s right after news, then doubling: Dovecot 2.3 may never announce a mail committed
         while we enter IDLE (seen 2-3 times in 100), so a fresh SEARCH soon after activity
         catches it; the cap bounds the wait for that rare mail (and sweeps the Sent folder)."""
-        cap = min(self.settings.poll_seconds, SENT_POLL_MAX) if self.settings.sent else IDLE_RESTART
+        cap = min(self.settings.poll_interval, SENT_POLL_MAX) if self.settings.sent else IDLE_RESTART
         return min(cap, max(IDLE_RECHECK, time.monotonic() - self._news_at))
 
     def _idle(self, seconds: float) -> None:

@@ -183,10 +183,10 @@ class Worker:
         self.on_queued = on_queued or (lambda: None)
         # Only SQLite has one write lock for the whole database to give way on.
         self.priority = priority if db.is_sqlite else None
-        self.commit_interval = self.settings.commit_interval_seconds
+        self.commit_interval = self.settings.commit_interval
         self._released_at = self.monotonic()
-        self._claim_timeout = timedelta(seconds=self.settings.claim_timeout_seconds)
-        self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout_seconds / 2)
+        self._claim_timeout = timedelta(seconds=self.settings.claim_timeout)
+        self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout / 2)
         self._alive_at = self.monotonic()  # the last sign of progress (a mail begun, a poll)
 
     def recover(self) -> int:
@@ -223,7 +223,7 @@ class Worker:
         """Renew the claims until ``halt``, unless no mail has begun for a whole claim
         timeout: a worker stuck on one mail then lets its claims go to the other workers (and
         finds, if it ever goes on, that it can no longer finish them)."""
-        timeout = self.settings.claim_timeout_seconds
+        timeout = self.settings.claim_timeout
         stuck = False
         while not halt.wait(timeout / RENEWALS_PER_TIMEOUT):
             if self.monotonic() - self._alive_at > timeout:
@@ -581,7 +581,7 @@ class Worker:
                 if busy:
                     fault_point("worker")
                 else:
-                    wake.wait(self.settings.poll_seconds)
+                    wake.wait(self.settings.poll_interval)
         finally:
             halt.set()
 

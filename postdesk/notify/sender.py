@@ -151,8 +151,8 @@ class Sender:
         if row.attempts >= self.settings.max_attempts:
             self._fail(row, f"gave up after {row.attempts} attempts: {error}")
             return
-        delay = min(self.settings.retry_base_seconds * 2 ** (row.attempts - 1),
-                    self.settings.retry_max_seconds)
+        delay = min(self.settings.retry_base * 2 ** (row.attempts - 1),
+                    self.settings.retry_max)
         with self.db.session() as session:
             outbox.mark_retry(session, row.id, self.clock() + timedelta(seconds=delay), error)
         log.warning("deferred outbox=%s attempt=%s retry_in=%.0fs: %s",
@@ -175,4 +175,4 @@ class Sender:
             if busy:
                 fault_point("sender")
             else:
-                wake.wait(self.settings.poll_seconds)
+                wake.wait(self.settings.poll_interval)

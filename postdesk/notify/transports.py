@@ -133,9 +133,9 @@ class SmtpTransport:
         s = self.settings
         try:
             if s.tls:
-                smtp = _ClientTls(s.host, s.port, timeout=s.timeout_seconds, context=self.context)
+                smtp = _ClientTls(s.host, s.port, timeout=s.timeout, context=self.context)
             else:
-                smtp = _Client(s.host, s.port, timeout=s.timeout_seconds)
+                smtp = _Client(s.host, s.port, timeout=s.timeout)
         except (smtplib.SMTPException, OSError) as exc:
             raise RelayUnavailable(f"relay {s.host}:{s.port} unreachable: {exc}") from exc
         try:

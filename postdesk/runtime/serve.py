@@ -128,7 +128,7 @@ class Services:
         """Start the group commit, then accept connections on the address ``bind_smtp`` took."""
         settings = self.app.settings
         intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
-        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout_seconds)
+        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout)
         self.committer.start()
         if self.gateway is None:
             await self.bind_smtp()

@@ -58,7 +58,7 @@ def sweep_once(db, desk, clock: Callable[[], datetime] = utcnow) -> int:
 
 
 def _with_sweeps(scheduler: BaseScheduler, app) -> BaseScheduler:
-    interval = max(1.0, float(app.settings.scheduler.interval_seconds))
+    interval = max(1.0, float(app.settings.scheduler.interval))
     scheduler.add_job(sweep_once, "interval", args=(app.db, app.desk), id=JOB_ID,
                       seconds=interval, next_run_time=datetime.now(UTC), max_instances=1,
                       coalesce=True, misfire_grace_time=max(1, int(interval)))

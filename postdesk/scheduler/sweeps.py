@@ -40,7 +40,7 @@ def sweep_reminders(db, desk: Desk, now: datetime, *, dry_run: bool = False,
 def sweep_close(db, desk: Desk, now: datetime, *, dry_run: bool = False,
                 limit: int | None = None) -> list[Action]:
     """Resolved tickets past the reopen window: closed for good."""
-    cutoff = now - timedelta(days=desk.settings.lifecycle.reopen_days)
+    cutoff = now - timedelta(seconds=desk.settings.lifecycle.reopen_within)
     claim = partial(_claim_at, store.claim_resolved_before, cutoff)
     return run(db, "close", claim, partial(close, desk=desk, now=now),
                limit=limit or desk.settings.scheduler.batch_size, dry_run=dry_run)
