@@ -210,17 +210,17 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
         identity_key(Ticket, ticket_id))
     if held is not None:
         return get_for_update(session, ticket_id) if lock else held
-    rows, name = _rows(session), f"ticket:{ticket_id}"
+    rows = _rows(session)
     found = rows.get(ticket_id)
-    if found is not None and (not lock or _locked(session, ticket_id)):
+    locking = lock and not _locked(session, ticket_id)
+    if found is not None and not locking:
         return found
-    locking = lock and session.get_bind().dialect.name != "sqlite"
     read = execute(session, _TICKET_ROW_LOCKED if locking else _TICKET_ROW,
                    {"ticket_id": ticket_id}).first()
     if read is None:
         return None
     if locking:
-        held_locks(session).add(name)
+        held_locks(session).add(f"ticket:{ticket_id}")
     if found is not None:  # read again under the lock: the same object, its values refreshed
         for column in TicketRow.__slots__:
             setattr(found, column, getattr(read, column))
@@ -230,6 +230,8 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
 
 
 def _locked(session: Session, ticket_id: int) -> bool:
+    """Whether the ticket's row is locked for this transaction already: on SQLite always (its
+    write transaction excludes every other writer), on PostgreSQL once locked."""
     return (session.get_bind().dialect.name == "sqlite"
             or f"ticket:{ticket_id}" in held_locks(session))
 
@@ -263,15 +265,14 @@ def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
     """The ticket, locked until the transaction ends (PostgreSQL; SQLite's write transaction
     already excludes every other writer, so the loaded ticket is reused). Locked once: the
     threading locks the ticket it decides on, and recording it then costs no query."""
-    held, name = held_locks(session), f"ticket:{ticket_id}"
-    if session.get_bind().dialect.name == "sqlite" or name in held:
+    if _locked(session, ticket_id):
         return get(session, ticket_id)
     ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
                              .execution_options(populate_existing=True)).first()
     if ticket is not None:
         _tickets(session)[ticket_id] = ticket
         _rows(session).pop(ticket_id, None)
-        held.add(name)
+        held_locks(session).add(f"ticket:{ticket_id}")
     return ticket
 
 
