@@ -76,17 +76,18 @@ class Doorbell:
                 pass
 
     def set(self) -> None:
-        try:
-            os.write(self._local_writer, b"\0")
-        except BlockingIOError:  # a full pipe has a wake-up pending
-            pass
+        _ring(self._local_writer)
 
 
 def ring(writer) -> None:
     """Wake the other end of a doorbell; never blocks (a full pipe has a wake-up pending)."""
+    _ring(writer.fileno())
+
+
+def _ring(fd: int) -> None:
     try:
-        os.write(writer.fileno(), b"\0")
-    except (BlockingIOError, BrokenPipeError, OSError):
+        os.write(fd, b"\0")
+    except OSError:  # BlockingIOError: a full pipe has a wake-up pending; or the reader is gone
         pass
 
 
