@@ -92,48 +92,44 @@ class _Failed(Exception):
 _holding = threading.local()  # .kept: the list of what this thread holds back, or None
 
 
-class _HeldEffects:
-    """While ``holding``, the log records of this thread (the worker's) and the counts it makes
-    (``metrics.held``) are kept instead of written: a group without savepoints writes those of
-    its mails once committed (``give``), and drops them when rolled back (its mails run again).
-    Entering it puts a ``_Keep`` filter on each handler of the ``postdesk`` loggers that has
-    none yet (once per handler: the filters of a handler other threads log through are not
-    changed per group); the filter keeps only the records of a thread that is holding."""
+def _keep_records() -> None:
+    """Put a ``_Keep`` filter on each handler of the ``postdesk`` loggers that has none yet
+    (once per handler: the filters of a handler other threads log through are not changed per
+    group). The filter keeps the records of a thread that is ``_holding`` instead of writing
+    them."""
+    for handler in _handlers():
+        if not any(isinstance(f, _Keep) for f in handler.filters):
+            handler.addFilter(_Keep(handler))
 
-    def __enter__(self) -> _HeldEffects:
-        for handler in _handlers():
-            if not any(isinstance(f, _Keep) for f in handler.filters):
-                handler.addFilter(_Keep(handler))
-        return self
 
-    def __exit__(self, *_exc) -> None:
-        _holding.kept = None
+@contextlib.contextmanager
+def _held_effects():
+    """While in the block, the log records of this thread (the worker's, once ``_keep_records``
+    filters its handlers) and the counts it makes (``metrics.held``) are kept in the list it
+    yields instead of written: a group without savepoints writes those of its mails once
+    committed (``_give``), and drops them when rolled back (its mails run again). The list holds
+    ``(handler, record)`` pairs, then counts."""
+    with metrics.held() as counts:
+        _holding.kept = kept = []
+        try:
+            yield kept
+        finally:
+            _holding.kept = None
+            kept.extend(counts)
 
-    @staticmethod
-    @contextlib.contextmanager
-    def holding():
-        """Yields the list that receives what is held: ``(handler, record)`` pairs, then
-        counts."""
-        with metrics.held() as counts:
-            _holding.kept = kept = []
-            try:
-                yield kept
-            finally:
-                _holding.kept = None
-                kept.extend(counts)
 
-    @staticmethod
-    def give(effects: list) -> None:
-        for effect in effects:
-            if isinstance(effect, tuple):
-                handler, record = effect
-                handler.handle(record)
-            else:
-                effect()
+def _give(effects: list) -> None:
+    """Write what ``_held_effects`` kept."""
+    for effect in effects:
+        if isinstance(effect, tuple):
+            handler, record = effect
+            handler.handle(record)
+        else:
+            effect()
 
 
 class _Keep(logging.Filter):
-    """A handler's filter for ``_HeldEffects``: keeps the records of a thread that holds."""
+    """A handler's filter for ``_held_effects``: keeps the records of a thread that holds."""
 
     def __init__(self, handler: logging.Handler) -> None:
         super().__init__()
@@ -359,28 +355,28 @@ class Worker:
     def _process_fast(self, rows: list[Inbound], batch: _Batch) -> int:
         """The mails of ``rows`` in one transaction, without savepoints, until the commit
         interval; :class:`_Failed` (the transaction rolled back) at the first that does not
-        end as processed. What the steps log and count of each mail (``_HeldEffects``), and
+        end as processed. What the steps log and count of each mail (``_held_effects``), and
         what the worker logs and counts of it, is done once the transaction is committed: a
         rolled-back group runs its mails again, which log and count again."""
         began = self.monotonic()
         done: list[tuple[Context, float, list]] = []
-        with _HeldEffects() as held, self._writing(), self.db.session() as session:
+        _keep_records()
+        with self._writing(), self.db.session() as session:
             for index, row in enumerate(rows):
-                ctx, effects = self._run_fast(session, row, batch, held)
+                ctx, effects = self._run_fast(session, row, batch)
                 if ctx is None:
                     raise _Failed(index)
                 done.append((ctx, self.monotonic() - self._alive_at, effects))
                 if self._group_full(began):
                     break
         for ctx, took, effects in done:
-            _HeldEffects.give(effects)
+            _give(effects)
             self._processed(ctx)
             batch.prepared.pop(ctx.inbound.id, None)
             metrics.processing_took(took)
         return len(done)
 
-    def _run_fast(self, session, row: Inbound, batch: _Batch,
-                  held: _HeldEffects) -> tuple[Context | None, list]:
+    def _run_fast(self, session, row: Inbound, batch: _Batch) -> tuple[Context | None, list]:
         """Run one mail in the group's transaction: its context when it was processed and
         recorded (None when it must be run again in a savepoint: anything else), with the log
         records and counts its steps made, held back."""
@@ -389,7 +385,7 @@ class Worker:
         self._alive_at = self.monotonic()
         ctx = None
         try:
-            with held.holding() as effects:
+            with _held_effects() as effects:
                 ctx = self._context(session, row, batch)
                 steps.run(ctx)
                 ended = self._finish(session, ctx, fast=True)
