@@ -162,6 +162,14 @@ listen = "127.0.0.1:0"
 
 
 @pytest.fixture
+def database(db_url):
+    """A ``Database`` on the test's store, disposed at the end."""
+    found = Database(db_url)
+    yield found
+    found.dispose()
+
+
+@pytest.fixture
 def make_app(tmp_path, db_url):
     """Build an App on the test database; ``make_app(extra_toml)``."""
     apps = []

@@ -10,16 +10,8 @@ import pytest
 from sqlalchemy import event
 
 from postdesk.store import contacts, tickets
-from postdesk.store.db import Database
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(db_url):
-    found = Database(db_url)
-    yield found
-    found.dispose()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from postdesk.cli import cli
 from postdesk.store import template_versions as versions
 from postdesk.templates import KEYS
 from postdesk.store.clock import utcnow
-from postdesk.store.db import Database
 from postdesk.store.models import TemplateVersion
 from postdesk.store.template_overrides import StoredOverrides
 from postdesk.templates import Renderer, example_values, packaged_source
@@ -28,13 +27,6 @@ from tests.conftest import write_config
 GOOD_TEXT = "Bonjour {{ customer.name }},\nvotre demande {{ ticket.ref }} est enregistrée.\n"
 OTHER_TEXT = "Bonjour,\nnous avons bien reçu la demande {{ ticket.ref }}.\n"
 GOOD_SUBJECT = "{{ ticket.tag }} Demande reçue\n"
-
-
-@pytest.fixture
-def db(db_url):
-    database = Database(db_url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
@@ -49,12 +41,12 @@ def templates(tmp_path, db_url):
     return run
 
 
-def save(db, part: str, source: str, key: str = "ticket_created", locale: str = "fr"):
-    with db.session() as session:
+def save(database, part: str, source: str, key: str = "ticket_created", locale: str = "fr"):
+    with database.session() as session:
         return versions.save(session, key, locale, part, source, "test", "", utcnow())
 
 
-def test_save_history_diff_revert_round_trip(db, templates, tmp_path):
+def test_save_history_diff_revert_round_trip(database, templates, tmp_path):
     (tmp_path / "v1.txt").write_text(GOOD_TEXT, encoding="utf-8")
     (tmp_path / "v2.txt").write_text(OTHER_TEXT, encoding="utf-8")
     first = templates("save", "ticket_created", "--locale", "fr", "--part", "text",
@@ -79,7 +71,7 @@ def test_save_history_diff_revert_round_trip(db, templates, tmp_path):
 
     reverted = templates("revert", "ticket_created", "--locale", "fr", "--version", "1")
     assert reverted.exit_code == 0 and "subject, text: saved as version 4" in reverted.output
-    with db.reader() as session:
+    with database.reader() as session:
         now = versions.as_of(session, "ticket_created", "fr", 4)
         assert now["text"].source == GOOD_TEXT and now["subject"].source == ""
         assert len(versions.history(session, "ticket_created", "fr")) == 5  # nothing rewritten
@@ -88,7 +80,7 @@ def test_save_history_diff_revert_round_trip(db, templates, tmp_path):
 
     back = templates("revert", "ticket_created", "--locale", "fr", "--to-default")
     assert "text: saved as version 5" in back.output
-    assert StoredOverrides(db, ttl_seconds=0).get("ticket_created", "fr", "text") is None
+    assert StoredOverrides(database, ttl_seconds=0).get("ticket_created", "fr", "text") is None
 
 
 def test_unknown_version_is_one_line(templates):
@@ -98,32 +90,32 @@ def test_unknown_version_is_one_line(templates):
                              "with postdesk templates history ticket_created --locale fr)\n")
 
 
-def test_export_then_import_into_a_fresh_store_gives_the_same_templates(db, templates, tmp_path):
-    save(db, "text", GOOD_TEXT)
-    save(db, "subject", GOOD_SUBJECT)
-    save(db, "html", "<p>{{ customer.name }}</p>\n", locale="en")
-    save(db, "text", "", key="ticket_resolved")  # reverted to default: not exported
+def test_export_then_import_into_a_fresh_store_gives_the_same_templates(database, templates, tmp_path):
+    save(database, "text", GOOD_TEXT)
+    save(database, "subject", GOOD_SUBJECT)
+    save(database, "html", "<p>{{ customer.name }}</p>\n", locale="en")
+    save(database, "text", "", key="ticket_resolved")  # reverted to default: not exported
     assert templates("export", str(tmp_path / "out")).exit_code == 0
     manifest = json.loads((tmp_path / "out" / "MANIFEST.json").read_text())
     assert sorted(f["file"] for f in manifest["files"]) == [
         "en/ticket_created.html", "fr/ticket_created.subject", "fr/ticket_created.txt"]
-    before = current_sources(db)
-    with db.session() as session:
+    before = current_sources(database)
+    with database.session() as session:
         session.execute(delete(TemplateVersion))
 
     imported = templates("import", str(tmp_path / "out"))
     assert imported.exit_code == 0, imported.output
-    assert current_sources(db) == before
+    assert current_sources(database) == before
     assert "unchanged" in templates("import", str(tmp_path / "out")).output
 
 
-def current_sources(db) -> dict:
-    with db.reader() as session:
+def current_sources(database) -> dict:
+    with database.reader() as session:
         return {(r.key, r.locale, r.part): r.source
                 for r in versions.current_all(session) if r.source}
 
 
-def test_import_with_one_bad_file_changes_nothing(db, templates, tmp_path):
+def test_import_with_one_bad_file_changes_nothing(database, templates, tmp_path):
     folder = tmp_path / "in"
     (folder / "fr").mkdir(parents=True)
     (folder / "fr" / "ticket_created.txt").write_text(GOOD_TEXT, encoding="utf-8")
@@ -137,26 +129,26 @@ def test_import_with_one_bad_file_changes_nothing(db, templates, tmp_path):
         "postdesk: fr/ticket_created.subject: subject: does not contain the ticket tag "
         "{{ ticket.tag }}; replies to this mail would not find their ticket",
         "postdesk: nothing imported: 2 problem(s); fix them and try again"]
-    assert current_sources(db) == {}
+    assert current_sources(database) == {}
 
 
-def test_renderer_uses_the_saved_version_and_falls_back_for_a_broken_one(db):
-    renderer = Renderer(StoredOverrides(db, ttl_seconds=0))
-    save(db, "text", GOOD_TEXT)
+def test_renderer_uses_the_saved_version_and_falls_back_for_a_broken_one(database):
+    renderer = Renderer(StoredOverrides(database, ttl_seconds=0))
+    save(database, "text", GOOD_TEXT)
     rendered = renderer.render("ticket_created", "fr-CA", example_values("ticket_created"))
     assert rendered.text.startswith("Bonjour Julie Moreau,\nvotre demande #1042")
     assert rendered.fallback_error is None
 
-    save(db, "text", "Bonjour {{ customer.nope }}\n")  # stored without validation
+    save(database, "text", "Bonjour {{ customer.nope }}\n")  # stored without validation
     fallback = renderer.render("ticket_created", "fr", example_values("ticket_created"))
     assert fallback.text.startswith("Bonjour Julie Moreau,\n\nNous avons bien reçu")
     assert "text, line 1: uses field 'nope'" in fallback.fallback_error
 
 
-def test_concurrent_saves_never_share_a_version_number(db):
+def test_concurrent_saves_never_share_a_version_number(database):
     def saver(part: str) -> None:
         for n in range(5):
-            save(db, part, f"{part} {n} {{{{ ticket.ref }}}}\n")
+            save(database, part, f"{part} {n} {{{{ ticket.ref }}}}\n")
 
     threads = [threading.Thread(target=saver, args=(part,))
                for part in ("subject", "text", "html", "text")]
@@ -164,15 +156,15 @@ def test_concurrent_saves_never_share_a_version_number(db):
         thread.start()
     for thread in threads:
         thread.join()
-    with db.reader() as session:
+    with database.reader() as session:
         numbers = [row.version for row in versions.history(session, "ticket_created", "fr")]
     assert sorted(numbers) == list(range(1, 21))
 
 
-def test_list_says_which_parts_are_overridden(db, templates):
-    save(db, "text", GOOD_TEXT)
-    save(db, "subject", GOOD_SUBJECT)
-    save(db, "text", "")
+def test_list_says_which_parts_are_overridden(database, templates):
+    save(database, "text", GOOD_TEXT)
+    save(database, "subject", GOOD_SUBJECT)
+    save(database, "text", "")
     entries = json.loads(templates("list", "--json").output)
     assert len(entries) == 2 * len(KEYS)
     [entry] = [e for e in entries if (e["key"], e["locale"]) == ("ticket_created", "fr")]
