@@ -80,12 +80,13 @@ def moves_from(current: str) -> tuple[str, ...]:
 
 
 def on_customer_reply(status: str, resolved_at: datetime | None, now: datetime,
-                      reopen_days: float) -> CustomerReply:
-    """Decide what a customer's reply does to a ticket in ``status``."""
+                      reopen_within: float) -> CustomerReply:
+    """Decide what a customer's reply does to a ticket in ``status`` (``reopen_within`` in
+    seconds, as ``[lifecycle] reopen_within``)."""
     if status == Status.CLOSED:
         return CustomerReply.FOLLOW_UP
     if status == Status.RESOLVED:
-        if resolved_at is not None and now - resolved_at <= timedelta(days=reopen_days):
+        if resolved_at is not None and now - resolved_at <= timedelta(seconds=reopen_within):
             return CustomerReply.REOPEN
         return CustomerReply.FOLLOW_UP
     return CustomerReply.APPEND
@@ -101,25 +102,32 @@ class PendingTimer:
 
 
 def pending_due(pending_since: datetime, reminders_sent: int, now: datetime,
-                reminder_days: tuple[float, ...], resolve_after_days: float) -> PendingTimer:
-    """The reminder or resolution due now for a ticket pending since ``pending_since``.
+                reminders_after: tuple[float, ...], resolve_after: float) -> PendingTimer:
+    """The reminder or resolution due now for a ticket pending since ``pending_since``
+    (``reminders_after`` and ``resolve_after`` in seconds, as in ``[lifecycle]``).
 
     Reminders are sent in order, at most one per call; a reminder whose time has passed while
     the resolution is also due is skipped (the customer gets the resolution, not both).
     """
-    resolve_at = pending_since + timedelta(days=resolve_after_days)
+    resolve_at = pending_since + timedelta(seconds=resolve_after)
     if now >= resolve_at:
         return PendingTimer(None, True, resolve_at)
-    due = [i for i, days in enumerate(reminder_days, start=1)
-           if now >= pending_since + timedelta(days=days)]
+    due = [i for i, after in enumerate(reminders_after, start=1)
+           if now >= pending_since + timedelta(seconds=after)]
     number = max(due, default=0)
     reminder = number if number > reminders_sent else None
     return PendingTimer(reminder, False, resolve_at)
 
 
 def next_pending_deadline(pending_since: datetime, reminders_sent: int,
-                          reminder_days: tuple[float, ...], resolve_after_days: float) -> datetime:
+                          reminders_after: tuple[float, ...], resolve_after: float) -> datetime:
     """When the next pending action falls due (indexed column for the scheduler's sweep)."""
-    upcoming = sorted(days for i, days in enumerate(reminder_days, start=1) if i > reminders_sent)
-    days = min(upcoming[0], resolve_after_days) if upcoming else resolve_after_days
-    return pending_since + timedelta(days=days)
+    upcoming = sorted(after for i, after in enumerate(reminders_after, start=1)
+                      if i > reminders_sent)
+    after = min(upcoming[0], resolve_after) if upcoming else resolve_after
+    return pending_since + timedelta(seconds=after)
+
+
+def in_days(seconds: float) -> float:
+    """A duration of the configuration (seconds) in days, as the desk's texts say it."""
+    return seconds / 86_400

@@ -3,7 +3,7 @@
 The pipeline calls :func:`survey_reply` for a requester's reply to a resolved or closed ticket
 (``postdesk.mail.answers`` reads the reply); one that answers the survey is kept on the ticket and
 never reopens it nor opens a follow-up.
-Answers count for ``[survey] answer_days`` after the survey was sent; the last one counts and
+Answers count for ``[survey] answer_within`` after the survey was sent; the last one counts and
 ``answers`` says how many came. Each answer is an event and is thanked (``survey_thanks``); an
 unsatisfied one (below ``[survey] satisfied_from``, or "Mauvaise") is also an event
 ``survey_low_score`` and goes with its comment to ``[survey] review_address``
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
+from postdesk import lifecycle
 from postdesk.desk.arrival import Arrival, Outcome
 from postdesk.desk.messages import add_message
 from postdesk.desk.services import Desk
@@ -67,8 +68,9 @@ def record_answer(session: Session, desk: Desk, ticket: Ticket, answer: SurveyAn
     survey = survey_for(session, ticket.id)
     if survey is None:
         return f"no survey was sent for #{ticket.id}; answer not recorded"
-    days = desk.settings.survey.answer_days
-    if now - as_utc(survey.sent_at) > timedelta(days=days):
+    within = desk.settings.survey.answer_within
+    if now - as_utc(survey.sent_at) > timedelta(seconds=within):
+        days = lifecycle.in_days(within)
         tickets.add_event(session, ticket.id, "survey_answer_late", now, actor=ticket.requester,
                           days=days, message=message_id)
         return f"survey answer on #{ticket.id} came after {days:g} days; not counted"

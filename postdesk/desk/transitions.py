@@ -69,8 +69,8 @@ def set_pending(session: Session, desk: Desk, ticket: Ticket, now: datetime,
     lc = desk.settings.lifecycle
     tickets.change(session, ticket, status=Status.PENDING, resolved_at=None, resolution=None,
                    survey_due_at=None, pending_since=now, reminders_sent=0,
-                   next_due_at=lifecycle.next_pending_deadline(now, 0, lc.reminder_days,
-                                                               lc.resolve_after_days),
+                   next_due_at=lifecycle.next_pending_deadline(now, 0, lc.reminders_after,
+                                                               lc.resolve_after),
                    updated_at=now)
     _status_event(session, ticket, before, now, actor)
 
@@ -126,7 +126,7 @@ def _tell_resolved(session: Session, desk: Desk, ticket: Ticket, now: datetime,
     lc = desk.settings.lifecycle
     reopen_until = local_date(now + timedelta(seconds=lc.reopen_within), desk.settings.desk.timezone)
     if resolution == Resolution.NO_RESPONSE:
-        variables = {"waited_days": int(lc.resolve_after_days), "reopen_until": reopen_until}
+        variables = {"waited_days": int(lifecycle.in_days(lc.resolve_after)), "reopen_until": reopen_until}
         key = "auto_resolved"
     else:
         variables = {"reopen_until": reopen_until}

@@ -163,7 +163,7 @@ def step_thread(ctx: Context) -> None:
     lifecycle = ctx.desk.settings.lifecycle
     agents = (ctx.agent.address,) if ctx.agent else ()
     ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
-                                 lifecycle.reopen_days, agents=agents)
+                                 lifecycle.reopen_within, agents=agents)
     if ctx.decision.references_unknown and ctx.earlier_pending:
         if ctx.earlier_pending():
             # Another worker may be writing the very mail this one answers (a customer's "I
@@ -174,7 +174,7 @@ def step_thread(ctx: Context) -> None:
         # Nothing earlier is in flight now, but what was when the matchers looked may have
         # been committed since (PostgreSQL reads each statement afresh): look once more.
         ctx.decision = decide.decide(ctx.session, ctx.mail, ctx.desk.matchers, ctx.now,
-                                     lifecycle.reopen_days, agents=agents)
+                                     lifecycle.reopen_within, agents=agents)
 
 
 @step

@@ -78,7 +78,7 @@ def remind(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Ac
         return None
     lc = desk.settings.lifecycle
     timer = lifecycle.pending_due(ticket.pending_since, ticket.reminders_sent, now,
-                                  lc.reminder_days, lc.resolve_after_days)
+                                  lc.reminders_after, lc.resolve_after)
     if timer.resolve:
         since = local_date(ticket.pending_since, desk.settings.desk.timezone)
         transitions.resolve(session, desk, ticket, now, resolution=Resolution.NO_RESPONSE)
@@ -92,7 +92,7 @@ def remind(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Ac
 
 def _send_reminder(session: Session, ticket: Ticket, desk: Desk, now: datetime,
                    timer: lifecycle.PendingTimer) -> Action:
-    number, total = timer.reminder, len(desk.settings.lifecycle.reminder_days)
+    number, total = timer.reminder, len(desk.settings.lifecycle.reminders_after)
     timezone = desk.settings.desk.timezone
     resolve_on = local_date(timer.resolve_at, timezone)
     reminder = {"number": number, "total": total, "resolve_on": resolve_on,
@@ -111,18 +111,18 @@ def _send_reminder(session: Session, ticket: Ticket, desk: Desk, now: datetime,
 
 def _next_deadline(ticket: Ticket, lc) -> datetime:
     return lifecycle.next_pending_deadline(ticket.pending_since, ticket.reminders_sent,
-                                           lc.reminder_days, lc.resolve_after_days)
+                                           lc.reminders_after, lc.resolve_after)
 
 
 def close(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Action | None:
-    days = desk.settings.lifecycle.reopen_days
+    within = desk.settings.lifecycle.reopen_within
     if (ticket.status != Status.RESOLVED or ticket.resolved_at is None
-            or ticket.resolved_at > now - timedelta(days=days)):
+            or ticket.resolved_at > now - timedelta(seconds=within)):
         return None
     resolved_on = local_date(ticket.resolved_at, desk.settings.desk.timezone)
     transitions.close(session, ticket, now)
     return Action(ticket.id, "close", f"#{ticket.id} closed: resolved on {resolved_on}, "
-                  f"the {days:g}-day reopen window is over")
+                  f"the {lifecycle.in_days(within):g}-day reopen window is over")
 
 
 def survey(session: Session, ticket: Ticket, *, desk: Desk, now: datetime) -> Action | None:

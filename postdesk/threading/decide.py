@@ -55,7 +55,7 @@ class Decision:
 
 
 def decide(session: Session, mail: ParsedMail, matchers: tuple, now: datetime,
-           reopen_days: float, agents: Collection[str] = ()) -> Decision:
+           reopen_within: float, agents: Collection[str] = ()) -> Decision:
     sender = mail.from_addr or ""
     found: list[Match] = []
     passed: list[tuple[Match, int]] = []  # named a ticket where the sender takes no part
@@ -65,7 +65,7 @@ def decide(session: Session, mail: ParsedMail, matchers: tuple, now: datetime,
             continue
         ticket, role = _taking_part(session, match.ticket_id, sender, agents)
         if role is not None:  # the later matchers are not asked: nothing outweighs this
-            return _reply(ticket, role, match, passed, now, reopen_days)
+            return _reply(ticket, role, match, passed, now, reopen_within)
         passed.append((match, ticket.id))
     return _untied(session, mail, found, passed)
 
@@ -98,10 +98,10 @@ def _role(session: Session, ticket_id: int, sender: str, agents: Collection[str]
 
 
 def _reply(ticket, role: str, match: Match, passed: list, now: datetime,
-           reopen_days: float) -> Decision:
+           reopen_within: float) -> Decision:
     evidence = match.evidence + "".join(f"; {m.evidence} names #{t}, where the sender takes no "
                                         "part" for m, t in passed)
-    effect = lifecycle.on_customer_reply(ticket.status, ticket.resolved_at, now, reopen_days)
+    effect = lifecycle.on_customer_reply(ticket.status, ticket.resolved_at, now, reopen_within)
     if effect is lifecycle.CustomerReply.FOLLOW_UP and role != "agent":
         return Decision(FOLLOW_UP, None, match.rule, f"{evidence}; #{ticket.id} is "
                         f"{ticket.status}", ticket.id, "follow_up_of", role)

@@ -8,7 +8,8 @@ from postdesk import lifecycle
 from postdesk.lifecycle import CustomerReply, Status
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-DAYS = (2.0, 5.0)
+DAY = 86_400.0
+REMINDERS_AFTER = (2 * DAY, 5 * DAY)
 
 
 @pytest.mark.parametrize("day, sent, reminder, resolve", [
@@ -23,14 +24,15 @@ DAYS = (2.0, 5.0)
     (12, 0, None, True),   # resolution wins over overdue reminders
 ])
 def test_pending_timeline(day, sent, reminder, resolve):
-    due = lifecycle.pending_due(T0, sent, T0 + timedelta(days=day), DAYS, 10)
+    due = lifecycle.pending_due(T0, sent, T0 + timedelta(days=day), REMINDERS_AFTER, 10 * DAY)
     assert (due.reminder, due.resolve) == (reminder, resolve)
     assert due.resolve_at == T0 + timedelta(days=10)
 
 
 @pytest.mark.parametrize("sent, expected_day", [(0, 2), (1, 5), (2, 10)])
 def test_next_deadline(sent, expected_day):
-    assert lifecycle.next_pending_deadline(T0, sent, DAYS, 10) == T0 + timedelta(days=expected_day)
+    deadline = lifecycle.next_pending_deadline(T0, sent, REMINDERS_AFTER, 10 * DAY)
+    assert deadline == T0 + timedelta(days=expected_day)
 
 
 @pytest.mark.parametrize("status, resolved_days_ago, effect", [
@@ -43,7 +45,7 @@ def test_next_deadline(sent, expected_day):
 ])
 def test_customer_reply(status, resolved_days_ago, effect):
     resolved_at = T0 - timedelta(days=resolved_days_ago) if resolved_days_ago else None
-    assert lifecycle.on_customer_reply(status, resolved_at, T0, 7) is effect
+    assert lifecycle.on_customer_reply(status, resolved_at, T0, 7 * DAY) is effect
 
 
 def test_closed_is_final_and_resolved_is_the_only_way_to_close():
