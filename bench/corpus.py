@@ -22,6 +22,8 @@ ATTACHMENT_SHARE = {"3k": 0.15, "40k": 0.6, "1m": 1.0}
 REPLY_SHARE = 0.4
 MIXED_REPLY_SHARE = 0.3
 MIXED_PDF_SHARE = 0.15
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PDF_SIGNATURE = b"%PDF-1.4\n"
 BASE_DATE = "Tue, 4 Mar 2025 09:{m:02d}:{s:02d} +0100"
 
 SENTENCES = {
@@ -213,8 +215,11 @@ def _text(rng, locale: str, target: int, attach: bool, quote) -> str:
 
 def _attachment(rng, size: str, text_bytes: int, locale: str, pdf: bool = False) -> str:
     raw_bytes = max(400, (SIZES[size] - 1100 - text_bytes) * 3 * 76 // (4 * 78))
-    data = base64.b64encode((b"%PDF-1.4\n" if pdf else b"") + rng.randbytes(raw_bytes)).decode()
     pdf = pdf or size == "1m"
+    # A file's signature, as a real one has: the default policy checks it (check_content),
+    # and a corpus of files it refuses would time the refusal instead of the usual path.
+    signature = PDF_SIGNATURE if pdf else PNG_SIGNATURE
+    data = base64.b64encode(signature + rng.randbytes(raw_bytes)).decode()
     wrapped = "\r\n".join(data[i:i + 76] for i in range(0, len(data), 76))
     name = "capture-écran.png" if locale == "fr" else "screenshot.png"
     kind = "image/png" if not pdf else "application/pdf"

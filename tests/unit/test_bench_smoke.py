@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from bench import corpus, report
+from postdesk.config import AttachmentSettings
+from postdesk.mail.attachment_policy import judge
 from postdesk.mail.parse import parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,20 @@ def test_corpus_has_the_promised_mix():
     assert len({m.message_id for m in mails}) == len(mails)
     sizes = sorted(len(m.raw) for m in mails)
     assert 2_000 < sizes[len(sizes) // 2] < 4_000
+
+
+def test_the_corpus_files_take_the_usual_path():
+    """Files of the 3 KB, 40 KB and mixed classes pass the default policy, signature included,
+    as most real files do; the 1 MB ones break its 500 KB limit, as the seeds' limits say."""
+    def verdicts(mails):
+        return [v.rule for m in mails if m.attachment
+                for v in judge(parse(m.raw).attachments, AttachmentSettings())]
+
+    for mails in (corpus.generate("3k", 100, seed=1), corpus.generate("40k", 20, seed=1),
+                  corpus.mixed(100, tickets=10)):
+        rules = verdicts(mails)
+        assert rules and set(rules) == {None}
+    assert set(verdicts(corpus.generate("1m", 2, seed=1))) == {"size"}
 
 
 def test_the_mixed_corpus_is_issue_24s():
