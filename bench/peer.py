@@ -14,7 +14,8 @@ unchanged. Both stores are cloned from a template holding the 50 seed tickets, o
 product's own mail path. Every run checks what became of each mail (the replies on their seed
 ticket, the new requests on new tickets) and prints the counts.
 
-Per round, alternating which goes first: postdesk's worker in this process (``process.timed``,
+Per round, each side below is run next to a run of postdesk's default, alternately before and
+after it, and compared with that run: postdesk's worker in this process (``process.timed``,
 SQLite in WAL with ``synchronous=FULL``) as configured by default (it commits every 50 ms: a
 group of mails, each stored durably before) and with ``[worker] commit_interval = 0`` (a commit
 per mail); then django-helpdesk on SQLite's defaults (rollback journal, ``synchronous=FULL``:
@@ -22,8 +23,8 @@ Django's), on postdesk's (WAL, ``synchronous=FULL``), and on postdesk's with eac
 transaction. The last is not how django-helpdesk runs (its autocommit writes each save in a
 transaction of its own, 5 to 6 per mail): it shows what those commits cost. Every commit is
 synced in all of them. Figures: mails/s (wall) and CPU ms per mail (``time.process_time()``
-of the processing only, after the warm-up), and the median of the per-round ratios of
-postdesk's default to each side; the issue's target is read on django-helpdesk's own
+of the processing only, after the warm-up), and the median of the ratios of postdesk's default
+to each side, pair by pair; the issue's target is read on django-helpdesk's own
 behaviour, on both SQLite settings.
 """
 
@@ -273,29 +274,38 @@ def run(count: int, runs: int, seeds: int, stores: Stores, workdir: Path, say=pr
         return {"skipped": why, "runs": [], "summary": []}
     peer = Peer(python, workdir, count, seeds)
     found: list[dict] = []
+    compared = [side for side in (*OURS, *VARIANTS) if side != "postdesk"]
     for round_ in range(runs):
-        # Alternate who goes first, so a drift of the machine's load does not favour one side.
-        order = [*OURS, *VARIANTS] if round_ % 2 == 0 else [*VARIANTS, *OURS]
-        for side in order:
-            load = load_average()
-            result = (postdesk_timed(stores, count, seeds, workdir, OURS[side]) if side in OURS
-                      else peer.timed(side))
-            result = {**result, "side": side, "round": round_, "load": load}
-            found.append(result)
-            say(f"  peer round {round_ + 1}, {LABELS[side]}: {result['per_s']:.1f} mails/s, "
-                f"{result['cpu_ms_per_mail']:.2f} ms of CPU per mail; replies threaded "
-                f"{result['replies_threaded']}/{result['replies']}, new tickets "
-                f"{result['new_tickets']}/{result['new_requests']}, notifications "
-                f"{result['notifications']} (load {load:.2f})")
+        for number, side in enumerate(compared):
+            # Each side is paired with a run of postdesk's default next to it in time (the
+            # machine's load drifts within a round), alternately before and after it.
+            pair = ("postdesk", side) if (round_ + number) % 2 == 0 else (side, "postdesk")
+            for one in pair:
+                found.append(_measured(one, peer, stores, count, seeds, workdir,
+                                       {"round": round_, "pair": len(found) // 2}, say))
     return {"runs": found, "summary": summarise(found, count), "python": python,
             "versions": next((r["versions"] for r in found if "versions" in r), {})}
 
 
+def _measured(side: str, peer: Peer, stores: Stores, count: int, seeds: int, workdir: Path,
+              where: dict, say) -> dict:
+    load = load_average()
+    result = (postdesk_timed(stores, count, seeds, workdir, OURS[side]) if side in OURS
+              else peer.timed(side))
+    result = {**result, "side": side, "load": load, **where}
+    say(f"  peer round {where['round'] + 1}, {LABELS[side]}: {result['per_s']:.1f} mails/s, "
+        f"{result['cpu_ms_per_mail']:.2f} ms of CPU per mail; replies threaded "
+        f"{result['replies_threaded']}/{result['replies']}, new tickets "
+        f"{result['new_tickets']}/{result['new_requests']}, notifications "
+        f"{result['notifications']} (load {load:.2f})")
+    return result
+
+
 def summarise(found: list[dict], count: int) -> list[dict]:
     """One row per side (postdesk's and the peer's set-ups): medians, and the median of the
-    per-round ratios of postdesk's default to this side (mails/s postdesk ÷ this, CPU per mail
-    this ÷ postdesk)."""
-    ours = {r["round"]: r for r in found if r["side"] == "postdesk"}
+    ratios of postdesk's default to this side, each run against the postdesk run it is paired
+    with (mails/s postdesk ÷ this, CPU per mail this ÷ postdesk)."""
+    ours = {r["pair"]: r for r in found if r["side"] == "postdesk"}
     rows = []
     for side in (*OURS, *VARIANTS):
         items = [r for r in found if r["side"] == side]
@@ -312,10 +322,11 @@ def summarise(found: list[dict], count: int) -> list[dict]:
                "writes_per_mail": median(i.get("writes_per_mail") for i in items),
                "load": spread(i["load"] for i in items)}
         if side != "postdesk":
-            row["ratio"] = median(ours[i["round"]]["per_s"] / i["per_s"] for i in items
-                                  if i["round"] in ours)
-            row["cpu_ratio"] = median(i["cpu_ms_per_mail"] / ours[i["round"]]["cpu_ms_per_mail"]
-                                      for i in items if i["round"] in ours)
+            paired = [(ours[i["pair"]], i) for i in items if i["pair"] in ours]
+            ratios = [base["per_s"] / i["per_s"] for base, i in paired]
+            row["ratio"], row["ratio_range"] = median(ratios), spread(ratios)
+            cpu = [i["cpu_ms_per_mail"] / base["cpu_ms_per_mail"] for base, i in paired]
+            row["cpu_ratio"], row["cpu_ratio_range"] = median(cpu), spread(cpu)
             row["target"] = TARGET if side in TARGETED else None
         rows.append(row)
     return rows

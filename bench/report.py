@@ -154,9 +154,16 @@ def peer(result: dict) -> list[str]:
                      "this ÷ postdesk default (CPU/mail)", "load"),
                     [(r["label"], r["mails"], r["runs"], _n(r["per_s"], 1), r["per_s_range"],
                       _n(r["cpu_ms_per_mail"], 2), _n(r.get("writes_per_mail"), 1), r["replies"],
-                      r["new"], _n(r["notifications"]), _x(r.get("ratio")),
-                      _x(r.get("cpu_ratio")), r["load"]) for r in result["summary"]])
+                      r["new"], _n(r["notifications"]), _ratio(r, "ratio"),
+                      _ratio(r, "cpu_ratio"), r["load"]) for r in result["summary"]])
     return lines
+
+
+def _ratio(row: dict, key: str) -> str:
+    """The median of the per-round ratios, and their min–max."""
+    if row.get(key) is None:
+        return "–"
+    return f"{_x(row[key])} ({row.get(key + '_range', '')})"
 
 
 def _peer_targets(result: dict) -> list[str]:
