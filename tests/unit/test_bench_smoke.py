@@ -144,3 +144,23 @@ def test_threading_counts_what_became_of_each_mail():
     assert found["new_requests"] == found["new_tickets"] == 14
     wrong = [100 + i for i in range(20)]  # every reply opened a ticket of its own
     assert not peer.threading_of(mails, wrong, seeds=3)["all_threaded"]
+
+
+def test_the_peer_table_pairs_each_run_with_its_postdesk_run_and_reads_the_target():
+    """Each peer run is compared with the postdesk run next to it (its ``pair``), not with a
+    median of postdesk runs taken at other loads; the target line reads the median ratio."""
+    from bench import peer
+
+    def run(side, pair, per_s, cpu):
+        return {"side": side, "pair": pair, "round": 0, "per_s": per_s, "cpu_ms_per_mail": cpu,
+                "replies_threaded": 3, "replies": 3, "new_tickets": 7, "new_requests": 7,
+                "all_threaded": True, "notifications": 7, "load": 1.0}
+
+    found = [run("postdesk", 0, 100.0, 4.0), run("default", 0, 10.0, 20.0),
+             run("postdesk", 1, 300.0, 3.0), run("wal", 1, 60.0, 12.0)]
+    rows = {r["side"]: r for r in peer.summarise(found, 10)}
+    assert rows["default"]["ratio"] == 10.0 and rows["default"]["cpu_ratio"] == 5.0
+    assert rows["wal"]["ratio"] == 5.0 and rows["wal"]["cpu_ratio"] == 4.0
+    assert rows["postdesk"]["per_s"] == 200.0 and "ratio" not in rows["postdesk"]
+    text = "\n".join(report.targets({"peer": {"summary": list(rows.values())}}))
+    assert "10.00× — met" in text and "5.00× — NOT met" in text
