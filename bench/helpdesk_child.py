@@ -1,8 +1,8 @@
 """The django-helpdesk side of the ``peer`` benchmark, run by the peer venv's interpreter.
 
 This file imports only the standard library and Django (never postdesk, which the peer venv
-does not hold): ``bench.peer`` runs it as a script with the interpreter of a venv where
-``postdesk[peer]`` (django-helpdesk) is installed.
+need not hold): ``bench.peer`` runs it as a script with the interpreter of a venv where
+django-helpdesk (the ``peer`` extra) is installed.
 
     python helpdesk_child.py check                 # can this interpreter run django-helpdesk?
     python helpdesk_child.py template FOLDER DB    # migrate, make the queue, open the seeds

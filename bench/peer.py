@@ -1,11 +1,12 @@
 """Benchmark ``peer``: postdesk against django-helpdesk on issue 24's mixed corpus, one worker.
 
 Issue 24 asks for processed mails/s at least 6× django-helpdesk's on the same corpus with one
-worker. django-helpdesk runs in its own venv (``pip install 'postdesk[peer]'`` there, never in
-postdesk's), named by ``POSTDESK_BENCH_PEER_PYTHON`` (its interpreter); without it the benchmark
-says so and is skipped. Its side is ``bench/helpdesk_child.py``, run as a subprocess by that
-interpreter on a generated minimal Django settings module (SQLite, the locmem mail backend: the
-notifications are composed, nothing is sent).
+worker. django-helpdesk runs in a venv of its own (``pip install django-helpdesk==2.6.1``, the
+``peer`` extra's pin; never in postdesk's venv), named by ``POSTDESK_BENCH_PEER_PYTHON`` (its
+interpreter); without it the benchmark says so and is skipped. Its side is
+``bench/helpdesk_child.py``, run as a subprocess by that interpreter on a generated minimal
+Django settings module (SQLite, the locmem mail backend: the notifications are composed,
+nothing is sent).
 
 Same corpus as ``process`` ``mixed`` (``bench.corpus.mixed``, replies to the seed tickets
 #1..#50). django-helpdesk threads by its own subject tag ``[slug-N]`` and by ``In-Reply-To``:
@@ -118,7 +119,7 @@ def peer_python(environ: dict | None = None) -> tuple[str | None, str]:
     python = environ.get(PYTHON_ENV)
     if not python:
         return None, (f"{PYTHON_ENV} is not set (python3 -m venv /tmp/peer-venv && "
-                      "/tmp/peer-venv/bin/pip install 'postdesk[peer]' — or django-helpdesk==2.6.1"
+                      "/tmp/peer-venv/bin/pip install django-helpdesk==2.6.1 — pyproject's [peer]"
                       f" — then {PYTHON_ENV}=/tmp/peer-venv/bin/python)")
     try:
         found = subprocess.run([python, str(CHILD), "check"], capture_output=True, text=True,

@@ -110,7 +110,7 @@ def test_the_peer_benchmark_is_skipped_without_the_peer_venv(tmp_path):
                                       "python": "3.11", "sqlite": "3", "postgres": "15",
                                       "load_at_start": 0.5, "started": "now", "mode": "quick"},
                           "benchmarks": {"peer": result}})
-    assert "### peer" in text and "skipped: " in text
+    assert "### peer" in text and "skipped: " in text and "not measured (peer skipped)" in text
 
 
 def test_the_peers_corpus_names_the_same_tickets_in_its_own_tag():
