@@ -2,12 +2,16 @@
 
     python -m bench                     # everything, full size (about 50 minutes on 2 cores)
     python -m bench --quick             # a short run of everything (under 2 minutes)
-    python -m bench --only smtp         # one benchmark (smtp, process, memory, sweep, outbound)
+    python -m bench --only smtp         # one benchmark (smtp, process, memory, sweep, outbound,
+                                        # peer)
     python -m bench --json out.json     # also write every run and the medians
     python -m bench --report out.json   # print the tables of a saved run again
 
 PostgreSQL is taken from ``POSTDESK_BENCH_PG_URL`` (default: postgres@127.0.0.1:5432); every
 database made is dropped at the end. Benchmarks print figures; they never pass or fail.
+``peer`` (django-helpdesk on the same corpus) needs the interpreter of a separate venv holding
+django-helpdesk (the ``peer`` extra): ``--peer-python`` or ``POSTDESK_BENCH_PEER_PYTHON``;
+without it, it is skipped (about 11 minutes in the full run with it).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import memory, outbound, process, report, smtp, sweep
+from bench import memory, outbound, peer, process, report, smtp, sweep
 from bench.procs import load_average
 from bench.stores import KINDS, Stores, versions
 
-NAMES = ("smtp", "process", "memory", "sweep", "outbound")
+NAMES = ("smtp", "process", "memory", "sweep", "outbound", "peer")
 SEEDS = 50
 PLANS = {
     "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "mixed": 1000,
@@ -54,6 +58,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-html", metavar="DIR", help="save pyinstrument HTML profiles")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, files)")
     parser.add_argument("--report", metavar="FILE", help="print the tables of a saved --json file")
+    parser.add_argument("--peer-python", metavar="PYTHON",
+                        help=f"the peer venv's interpreter (default ${peer.PYTHON_ENV})")
     return parser.parse_args(argv)
 
 
@@ -89,7 +95,7 @@ def _cpu_model() -> str:
 
 
 def run_one(name: str, plan: dict, runs: int, kinds: tuple[str, ...], stores: Stores,
-            workdir: Path, html: Path | None) -> dict:
+            workdir: Path, html: Path | None, peer_python: str | None = None) -> dict:
     if name == "smtp":
         return smtp.run(smtp.Plan(plan["smtp"], (8, 32), kinds, runs, SEEDS,
                                   spy=plan["profiles"]), stores, workdir)
@@ -108,6 +114,12 @@ def run_one(name: str, plan: dict, runs: int, kinds: tuple[str, ...], stores: St
     if name == "sweep":
         sizes, due = plan["sweep"]
         return sweep.run(kinds, sizes, due, runs, stores, workdir, profile=plan["profiles"])
+    if name == "peer":
+        if "sqlite" not in kinds:
+            print("  peer skipped: it runs on SQLite only (--db sqlite)")
+            return {"skipped": "not on SQLite", "runs": [], "summary": []}
+        environ = {**os.environ, peer.PYTHON_ENV: peer_python} if peer_python else None
+        return peer.run(plan["mixed"], runs, SEEDS, stores, workdir, environ=environ)
     return outbound.run(kinds, plan["outbound"], runs, stores, workdir)
 
 
@@ -130,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.only or NAMES:
             began = time.monotonic()
             print(f"{name} …", flush=True)
-            results["benchmarks"][name] = run_one(name, plan, runs, kinds, stores, workdir, html)
+            results["benchmarks"][name] = run_one(name, plan, runs, kinds, stores, workdir, html,
+                                                  args.peer_python)
             results["benchmarks"][name]["seconds"] = time.monotonic() - began
             _save(args.json, results)
     finally:

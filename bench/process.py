@@ -22,6 +22,7 @@ import importlib.util
 import multiprocessing
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -67,13 +68,13 @@ def _inbound_row(ticket: dict) -> dict:
 
 
 def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
-              history: int = 0):
+              history: int = 0, extra: str = ""):
     url = stores.clone(kind, seeds, "process")
     if history:
         # Past the seeds' ids: the inbound rows of the seeds and of the mails to come differ in
         # number, so history takes ids far above both.
         add_history(url, history, first=10 * (seeds + count) + 1)
-    app = make_app(workdir / f"process-{kind}", url)
+    app = make_app(workdir / f"process-{kind}", url, extra)
     intake = app.intake()
     mails = corpus.mails_of(size, count, tickets=seeds)
     for start in range(0, count, BATCH):
@@ -83,16 +84,21 @@ def _prepared(stores: Stores, kind: str, size: str, count: int, seeds: int, work
 
 
 def timed(stores: Stores, kind: str, size: str, count: int, seeds: int, workdir: Path,
-          history: int = 0) -> dict:
-    url, app = _prepared(stores, kind, size, count, seeds, workdir, history)
+          history: int = 0, inspect: Callable[[str], dict] | None = None,
+          extra: str = "") -> dict:
+    """One timed worker run; ``extra`` is added to the desk's configuration, ``inspect(url)``
+    may read the store before it is dropped (what became of the mails): its keys are added to
+    the result."""
+    url, app = _prepared(stores, kind, size, count, seeds, workdir, history, extra)
     worker = app.worker()
     try:
         worker.warm_up()  # as a running worker is: the language model and templates loaded
         cpu, began = time.process_time(), time.perf_counter()
         done = worker.process_until_idle()
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu
-        return {"processed": done, "per_s": done / wall, "ms_per_mail": wall * 1000 / done,
-                "cpu_share": cpu / wall, "cpu_ms_per_mail": cpu * 1000 / done}
+        found = {"processed": done, "per_s": done / wall, "ms_per_mail": wall * 1000 / done,
+                 "cpu_share": cpu / wall, "cpu_ms_per_mail": cpu * 1000 / done}
+        return {**found, **inspect(url)} if inspect else found
     finally:
         app.db.dispose()
         stores.drop(url)

@@ -141,6 +141,44 @@ def outbound(result: dict) -> list[str]:
                    for r in result["summary"]])
 
 
+def peer(result: dict) -> list[str]:
+    if result.get("skipped"):
+        return [f"skipped: {result['skipped']}"]
+    found = result.get("versions", {})
+    lines = [f"django-helpdesk {found.get('django-helpdesk', '?')} on Django "
+             f"{found.get('django', '?')} (Python {found.get('python', '?')}, SQLite "
+             f"{found.get('sqlite', '?')}), one process each; issue 24's mixed corpus", ""]
+    lines += _table(("side", "mails", "runs", "processed/s", "range", "CPU ms/mail",
+                     "writes/mail", "replies threaded", "new tickets", "notifications",
+                     "postdesk default ÷ this (mails/s)",
+                     "this ÷ postdesk default (CPU/mail)", "load"),
+                    [(r["label"], r["mails"], r["runs"], _n(r["per_s"], 1), r["per_s_range"],
+                      _n(r["cpu_ms_per_mail"], 2), _n(r.get("writes_per_mail"), 1), r["replies"],
+                      r["new"], _n(r["notifications"]), _ratio(r, "ratio"),
+                      _ratio(r, "cpu_ratio"), r["load"]) for r in result["summary"]])
+    return lines
+
+
+def _ratio(row: dict, key: str) -> str:
+    """The median of the per-round ratios, and their min–max."""
+    if row.get(key) is None:
+        return "–"
+    return f"{_x(row[key])} ({row.get(key + '_range', '')})"
+
+
+def _peer_targets(result: dict) -> list[str]:
+    if result.get("skipped"):
+        return ["- processed mails/s ≥ 6× django-helpdesk: not measured (peer skipped)"]
+    lines = []
+    for r in result.get("summary", []):
+        if r.get("target"):
+            threaded = "" if r["all_threaded"] else " (NOT every mail threaded as expected)"
+            lines.append(_check(f"processed mails/s ≥ {r['target']:g}× django-helpdesk (mixed, "
+                                f"one worker; {r['label']}){threaded}", r.get("ratio"),
+                                r["target"], True))
+    return lines
+
+
 def targets(results: dict) -> list[str]:
     """One line per target of the issue: the figure, the target, met or not."""
     lines = []
@@ -183,7 +221,7 @@ def targets(results: dict) -> list[str]:
         if r["ratio_to_smallest"] != 1.0:
             lines.append(_check(f"{r['tickets']:,}-ticket sweep within 1.5× of the smallest "
                                 f"({r['kind']})", r["ratio_to_smallest"], 1.5, False))
-    return lines
+    return lines + _peer_targets(results.get("peer", {}))
 
 
 CPU_MS_TARGET = {"sqlite": 1.5, "postgres": 2.0}  # issue 24, per processed 3 KB mail
@@ -197,7 +235,7 @@ def _check(label: str, value, target: float, at_least: bool) -> str:
 
 
 SECTIONS = {"smtp": smtp, "process": process, "memory": memory, "sweep": sweep,
-            "outbound": outbound}
+            "outbound": outbound, "peer": peer}
 
 
 def render(results: dict) -> str:

@@ -98,12 +98,16 @@ def test_the_core_dependencies_leave_the_extras_out_and_test_pulls_them_in():
     assert any(d.startswith("aiosmtplib") for d in extras["bench"])
     test = " ".join(extras["test"])
     assert "postdesk[chart,postgres]" in test and "aiosmtplib" in test
+    # django-helpdesk, the benchmark's peer, lives in a venv of its own: never in the suite's
+    assert extras["peer"] == ["django-helpdesk==2.6.1"] and "helpdesk" not in test
 
 
 @pytest.mark.parametrize(("module", "allowed"), [
     ("matplotlib", {"postdesk/cli/report_cmd.py"}),
     ("psycopg", set()),
     ("aiosmtplib", {"bench/client.py", "bench/memory.py"}),
+    ("django", {"bench/helpdesk_child.py"}),  # run by the peer venv's interpreter only
+    ("helpdesk", {"bench/helpdesk_child.py"}),
 ])
 def test_the_extras_are_imported_only_where_they_are_needed(module, allowed):
     importing = set()

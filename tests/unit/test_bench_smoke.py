@@ -23,7 +23,7 @@ def test_help_lists_the_options():
     assert result.returncode == 0, result.stderr
     for option in ("--quick", "--only", "--json", "--report"):
         assert option in result.stdout
-    for name in ("smtp", "process", "memory", "sweep", "outbound"):
+    for name in ("smtp", "process", "memory", "sweep", "outbound", "peer"):
         assert name in result.stdout
 
 
@@ -108,3 +108,75 @@ def test_a_tiny_process_run_can_be_saved_as_json(tmp_path):
     saved = json.loads(json.dumps(result))
     assert [(r["history"], r["processed"]) for r in saved["runs"]] == [(0, 4), (3, 4)]
     assert {r["history"] for r in saved["summary"]} == {0, 3}
+
+
+def test_the_peer_benchmark_is_skipped_without_the_peer_venv(tmp_path):
+    """``python -m bench --only peer`` on a machine without django-helpdesk's venv says why
+    and goes on (the test suite never needs Django)."""
+    from bench import peer
+
+    said = []
+    for environ in ({}, {peer.PYTHON_ENV: str(tmp_path / "no-such-python")}):
+        result = peer.run(10, 1, 2, stores=None, workdir=tmp_path, say=said.append,
+                          environ=environ)
+        assert result["skipped"] and result["summary"] == []
+    assert len(said) == 2 and all(line.startswith("  peer skipped: ") for line in said)
+    assert peer.PYTHON_ENV in said[0]
+    text = report.render({"machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1.0,
+                                      "python": "3.11", "sqlite": "3", "postgres": "15",
+                                      "load_at_start": 0.5, "started": "now", "mode": "quick"},
+                          "benchmarks": {"peer": result}})
+    assert "### peer" in text and "skipped: " in text and "not measured (peer skipped)" in text
+
+
+def test_the_peers_corpus_names_the_same_tickets_in_its_own_tag():
+    """The mixed corpus as django-helpdesk gets it: ``[#N]`` written ``[bench-N]``, every other
+    mail byte for byte the same, so both products have the same replies to thread."""
+    from bench import peer
+
+    mails = corpus.mixed(200, tickets=10)
+    adapted = [peer.for_peer(m.raw) for m in mails]
+    named = [peer.seed_ticket(m.raw) for m in mails]
+    assert sum(1 for n in named if n) == 60 and all(n for m, n in zip(mails, named)
+                                                     if m.kind == "reply")
+    assert named == [peer.seed_ticket(raw, slug=peer.SLUG) for raw in adapted]
+    for mail, raw in zip(mails, adapted):
+        before, after = parse(mail.raw), parse(raw)
+        assert "[#" not in after.subject and after.text == before.text
+        if "[#" in before.subject:
+            assert after.subject == before.subject.replace("[#", f"[{peer.SLUG}-")
+        else:
+            assert raw == mail.raw
+
+
+def test_threading_counts_what_became_of_each_mail():
+    from bench import peer
+
+    mails = corpus.mixed(20, tickets=3)
+    expected = [peer.seed_ticket(m.raw) for m in mails]
+    right = [want or 100 + i for i, want in enumerate(expected)]
+    found = peer.threading_of(mails, right, seeds=3)
+    assert found["all_threaded"] and found["replies"] == found["replies_threaded"] == 6
+    assert found["new_requests"] == found["new_tickets"] == 14
+    wrong = [100 + i for i in range(20)]  # every reply opened a ticket of its own
+    assert not peer.threading_of(mails, wrong, seeds=3)["all_threaded"]
+
+
+def test_the_peer_table_pairs_each_run_with_its_postdesk_run_and_reads_the_target():
+    """Each peer run is compared with the postdesk run next to it (its ``pair``), not with a
+    median of postdesk runs taken at other loads; the target line reads the median ratio."""
+    from bench import peer
+
+    def run(side, pair, per_s, cpu):
+        return {"side": side, "pair": pair, "round": 0, "per_s": per_s, "cpu_ms_per_mail": cpu,
+                "replies_threaded": 3, "replies": 3, "new_tickets": 7, "new_requests": 7,
+                "all_threaded": True, "notifications": 7, "load": 1.0}
+
+    found = [run("postdesk", 0, 100.0, 4.0), run("default", 0, 10.0, 20.0),
+             run("postdesk", 1, 300.0, 3.0), run("wal", 1, 60.0, 12.0)]
+    rows = {r["side"]: r for r in peer.summarise(found, 10)}
+    assert rows["default"]["ratio"] == 10.0 and rows["default"]["cpu_ratio"] == 5.0
+    assert rows["wal"]["ratio"] == 5.0 and rows["wal"]["cpu_ratio"] == 4.0
+    assert rows["postdesk"]["per_s"] == 200.0 and "ratio" not in rows["postdesk"]
+    text = "\n".join(report.targets({"peer": {"summary": list(rows.values())}}))
+    assert "10.00× — met" in text and "5.00× — NOT met" in text
