@@ -21,11 +21,13 @@ from postdesk.store.clock import utcnow
 from tests.helpers import deliver, make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
-# Per new request from a new customer, no attachment, no Cc (docs/performance.md, round N):
-# dedupe, flood count, contact read, contact, ticket, participant, message and event written,
+# Per new request from a new customer, no attachment, no Cc (docs/performance.md, rounds N
+# and Q): dedupe, flood count, contact read, contact, ticket, participant and message written,
 # the automatic-mail limits, outbox row and outgoing message written, the inbound row finished.
 # PostgreSQL adds the sender's advisory lock (taken for the flood count, held for the limits).
-PER_NEW_MAIL = {"sqlite": 12, "postgresql": 13}
+# The events of the whole group are one statement.
+PER_NEW_MAIL = {"sqlite": 11, "postgresql": 12}
+PER_GROUP = 1
 
 
 def _store(app, count: int, prefix: str = "m", duplicate_of: dict[int, int] | None = None):
@@ -64,7 +66,7 @@ def test_a_new_request_costs_a_fixed_number_of_statements(make_app):
     app = make_app("[worker]\ncommit_interval_seconds = 60\n")
     dialect = app.db.engine.dialect.name
     count = 8
-    assert _group_statements(app, count) == count * PER_NEW_MAIL[dialect]
+    assert _group_statements(app, count) == count * PER_NEW_MAIL[dialect] + PER_GROUP
     with app.db.reader() as session:
         assert inbound.counts(session) == {"processed": count}
         assert tickets.count(session) == count
@@ -194,3 +196,30 @@ def test_a_ticket_row_follows_the_transaction(make_app):
     with app.db.reader() as session:
         ticket = tickets.get(session, 1)
         assert (ticket.queue, ticket.priority, ticket.status) == ("billing", "high", "new")
+
+
+def test_held_events_follow_the_savepoints_they_were_added_in(make_app):
+    """A group's events are one statement at its end (docs/performance.md, round Q): those of
+    a rolled-back savepoint are dropped, those of a released one kept, in the order added, and
+    ``events`` reads the held ones too."""
+    app = make_app()
+    deliver(app, make_mail(message_id="<first@example.com>"))
+    now = utcnow()
+    with app.db.session() as session:
+        before = [e.kind for e in tickets.events(session, 1)]
+        with tickets.events_held(session):
+            tickets.add_event(session, 1, "kept_first", now)
+            with session.begin_nested():
+                tickets.add_event(session, 1, "released", now)
+            nested = session.begin_nested()
+            tickets.add_event(session, 1, "rolled_back", now)
+            with session.begin_nested():
+                tickets.add_event(session, 1, "inside_rolled_back", now)
+            nested.rollback()
+            tickets.add_event(session, 1, "kept_last", now)
+            assert [e.kind for e in tickets.events(session, 1)][len(before):] == [
+                "kept_first", "released", "kept_last"]
+            tickets.add_event(session, 1, "after_the_read", now)
+    with app.db.reader() as session:
+        assert [e.kind for e in tickets.events(session, 1)][len(before):] == [
+            "kept_first", "released", "kept_last", "after_the_read"]
