@@ -69,9 +69,6 @@ _SEEN_IDS = union_all(
     select(select(Message.id, Message.message_id, false().label("seen"))
            .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
            .order_by(Message.id.desc()).limit(1).subquery()))
-_MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
-    Message.from_addr == bindparam("address"), Message.direction == "in",
-    Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 
 
 def contact(session: Session, address: str) -> Row | None:
@@ -135,6 +132,11 @@ def _contacts(session: Session) -> dict[str, Row | None]:
 
 def _tickets(session: Session) -> dict[int, Ticket]:
     return session.info.setdefault("postdesk_tickets", {})
+
+
+def opened_here(session: Session, ticket_id: int) -> bool:
+    """Whether ``open_ticket`` wrote the ticket in this transaction (forgotten as ``_opened``)."""
+    return ticket_id in _opened(session)
 
 
 def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]]]:
@@ -503,12 +505,6 @@ def events(session: Session, ticket_id: int) -> list[Event]:
     _write_held_events(session)
     return list(session.scalars(select(Event).where(Event.ticket_id == ticket_id)
                                 .order_by(Event.id)))
-
-
-def messages_from_since(session: Session, address: str, since: datetime) -> int:
-    """How many mails ``address`` sent us since ``since`` (the inbound flood limit); mail in
-    its name that failed DMARC is not its own."""
-    return execute(session, _MESSAGES_FROM_SINCE, {"address": address, "since": since}).scalar() or 0
 
 
 def follow_ups(session: Session, ticket_id: int) -> list[int]:

@@ -16,17 +16,18 @@ from sqlalchemy import event
 
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
-from postdesk.store import inbound, tickets
+from postdesk.store import inbound, limits, outbox, tickets
 from postdesk.store.clock import utcnow
 from tests.helpers import deliver, make_mail
 
 SMTP = Envelope("alice@example.com", ("support@desk.test",), "smtp", "127.0.0.1")
 # Per new request from a new customer, no attachment, no Cc (docs/performance.md, rounds N
-# and Q): dedupe, flood count, contact read, contact, ticket, participant and message written,
-# the automatic-mail limits, outbox row and outgoing message written, the inbound row finished.
-# PostgreSQL adds the sender's advisory lock (taken for the flood count, held for the limits).
-# The events of the whole group are one statement.
-PER_NEW_MAIL = {"sqlite": 11, "postgresql": 12}
+# and Q): dedupe, the flood count (which also counts the automatic mail queued to the sender,
+# for the acknowledgement's limits), contact read, contact, ticket, participant and message
+# written, outbox row and outgoing message written, the inbound row finished. PostgreSQL adds
+# the sender's advisory lock (taken for the flood count, held for the limits). The events of
+# the whole group are one statement.
+PER_NEW_MAIL = {"sqlite": 10, "postgresql": 11}
 PER_GROUP = 1
 
 
@@ -223,3 +224,40 @@ def test_held_events_follow_the_savepoints_they_were_added_in(make_app):
     with app.db.reader() as session:
         assert [e.kind for e in tickets.events(session, 1)][len(before):] == [
             "kept_first", "released", "kept_last", "after_the_read"]
+
+
+def test_the_automatic_counts_known_from_the_flood_count_are_the_querys(make_app):
+    """The acknowledgement of a ticket opened in the transaction is judged on what the flood
+    count read of the automatic mail queued to the sender, and on what the transaction queued
+    since (docs/performance.md, round Q): the same three counts as the query's, whatever was
+    queued before (in and out of the windows), on the ticket, on others, to others."""
+    app = make_app()
+    now = utcnow()
+    rcpt, other = "c@example.com", "d@example.com"
+    numbers = iter(range(100))
+
+    def queue(session, to, at, ticket_id=None, automatic=True):
+        outbox.add(session, at, rcpts=[to], ticket_id=ticket_id, template="t", mail_from="x",
+                   message_id=f"<{next(numbers)}@desk.test>", raw=b"", automatic=automatic)
+
+    with app.db.session() as session:
+        old = tickets.open_ticket(session, now, subject="s", requester=rcpt)
+        for minutes in (2, 5, 30, 61, 300, 1500):
+            queue(session, rcpt, now - timedelta(minutes=minutes), old.id)
+        queue(session, other, now - timedelta(minutes=3))
+        queue(session, rcpt, now - timedelta(minutes=4), automatic=False)
+    with app.db.session() as session:
+        queue(session, rcpt, now - timedelta(minutes=1))  # before the count: read by it
+        assert limits.received_from(session, rcpt, now - timedelta(hours=1), now) == 0
+        ticket = tickets.open_ticket(session, now, subject="s", requester=rcpt)
+        assert tickets.opened_here(session, ticket.id)
+        for to, ticket_id, automatic in ((rcpt, ticket.id, True), (rcpt, old.id, True),
+                                         (other, ticket.id, True), (rcpt, ticket.id, False),
+                                         (rcpt, ticket.id, True)):
+            queue(session, to, now, ticket_id, automatic)
+        for window in (timedelta(minutes=10), timedelta(days=2)):
+            known = limits.automatic_counts(session, rcpt, ticket.id, now - window, now,
+                                            ticket_is_new=True)
+            asked = limits.automatic_counts(session, rcpt, ticket.id, now - window, now,
+                                            ticket_is_new=False)
+            assert known == asked == (2, 7, 9)
