@@ -95,11 +95,11 @@ def automatic_counts(session: Session, rcpt: str, ticket_id: int, ticket_since: 
             "hour_since": now - HOUR, "day_since": now - DAY,
             "since": min(ticket_since, now - HOUR, now - DAY)}).one()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
-    since_count = [at for to, _ticket, at in known.queued[counted.mark:] if to == rcpt]
+    after_read = [at for to, _ticket, at in known.queued[counted.mark:] if to == rcpt]
     on_ticket = sum(1 for to, ticket, at in known.queued
                     if to == rcpt and ticket == ticket_id and at >= ticket_since)
-    return (on_ticket, counted.in_hour + sum(1 for at in since_count if at >= now - HOUR),
-            counted.in_day + sum(1 for at in since_count if at >= now - DAY))
+    return (on_ticket, counted.in_hour + sum(1 for at in after_read if at >= now - HOUR),
+            counted.in_day + sum(1 for at in after_read if at >= now - DAY))
 
 
 def _known(session: Session) -> _Known:
