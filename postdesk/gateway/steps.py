@@ -38,7 +38,7 @@ from postdesk.mail.automatic import automatic_reason, desk_message_id, unsent_de
 from postdesk.mail.bounces import read_bounce
 from postdesk.mail.parse import parse as parse_mail
 from postdesk.notify.compose import MARKER
-from postdesk.store import inbound, outbox, tickets
+from postdesk.store import inbound, limits, outbox
 from postdesk.store.locks import lock_address, lock_until_commit
 from postdesk.threading import decide
 from postdesk.threading.decide import Action
@@ -117,11 +117,13 @@ def step_authenticate(ctx: Context) -> None:
 def step_flood(ctx: Context) -> None:
     """Count the sender's recent mails: by From; a mail without From, or whose From the trusted
     server says failed DMARC (a forger must not spend the real sender's limit), by its envelope
-    sender, else by the peer that sent it (a mail with none of these has no sender to count)."""
-    limits = ctx.desk.settings.limits
+    sender, else by the peer that sent it (a mail with none of these has no sender to count).
+    Counting by From also reads the automatic mail queued to the sender, which the
+    acknowledgement's limits then use (``store.limits``)."""
+    settings = ctx.desk.settings.limits
     if ctx.agent:
         return
-    since = ctx.now - timedelta(seconds=limits.inbound_window)
+    since = ctx.now - timedelta(seconds=settings.inbound_window)
     sender, peer = ctx.mail.from_addr, ctx.envelope.peer
     if sender:
         ctx.dmarc_failure = dmarc_failure(ctx.mail, ctx.desk.settings.agent_auth.trusted_authserv_id)
@@ -129,7 +131,7 @@ def step_flood(ctx: Context) -> None:
     mail_from = "" if ctx.envelope.is_bounce else ctx.envelope.mail_from  # "<>" names no one
     if sender:
         lock_address(ctx.session, sender)
-        seen = tickets.messages_from_since(ctx.session, sender, since)
+        seen = limits.received_from(ctx.session, sender, since, ctx.now)
         who = "this sender"
     elif mail_from or peer:
         lock_address(ctx.session, f"envelope:{mail_from}" if mail_from else f"peer:{peer}")
@@ -137,9 +139,9 @@ def step_flood(ctx: Context) -> None:
         who = "this envelope sender" if mail_from else "this peer"
     else:
         return
-    if seen >= limits.inbound_per_sender:
+    if seen >= settings.inbound_per_sender:
         raise Quarantine(f"flood: {seen} mails from {who} in the last "
-                         f"{int(limits.inbound_window)} s (limit {limits.inbound_per_sender})")
+                         f"{int(settings.inbound_window)} s (limit {settings.inbound_per_sender})")
 
 
 @step

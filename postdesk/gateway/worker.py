@@ -28,7 +28,7 @@ from postdesk.gateway import steps
 from postdesk.gateway.context import LOCALES, Context, Desk, TextReadings
 from postdesk.mail.envelope import Envelope
 from postdesk.mail.parse import ParsedMail, parse
-from postdesk.store import claims, inbound
+from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
@@ -154,6 +154,23 @@ def _handlers() -> list[logging.Handler]:
             found.extend(h for h in logger.handlers if h not in found)
             logger = logger.parent if logger.propagate else None
     return found
+
+
+@contextlib.contextmanager
+def _group_events(session, done: list):
+    """The events of a group without savepoints, held and written by one statement before its
+    commit (``tickets.events_held``). When that statement fails (a conflict with another
+    worker), the group runs again with a savepoint per mail, which writes each mail's events
+    in its own savepoint and so finds the mail they belong to."""
+    try:
+        with tickets.events_held(session):
+            yield
+    except _Failed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the mails run again, and are judged there
+        if is_unavailable(exc) or not done:
+            raise
+        raise _Failed(len(done) - 1) from exc
 
 
 class _Restart(Exception):
@@ -362,13 +379,14 @@ class Worker:
         done: list[tuple[Context, float, list]] = []
         _keep_records()
         with self._writing(), self.db.session() as session:
-            for index, row in enumerate(rows):
-                ctx, effects = self._run_fast(session, row, batch)
-                if ctx is None:
-                    raise _Failed(index)
-                done.append((ctx, self.monotonic() - self._alive_at, effects))
-                if self._group_full(began):
-                    break
+            with _group_events(session, done):
+                for index, row in enumerate(rows):
+                    ctx, effects = self._run_fast(session, row, batch)
+                    if ctx is None:
+                        raise _Failed(index)
+                    done.append((ctx, self.monotonic() - self._alive_at, effects))
+                    if self._group_full(began):
+                        break
         for ctx, took, effects in done:
             _give(effects)
             self._processed(ctx)

@@ -22,7 +22,7 @@ from postdesk.config import Settings
 from postdesk.localtime import local
 from postdesk.mail.addresses import is_noreply
 from postdesk.notify.compose import Outgoing, compose, new_message_id
-from postdesk.store import contacts, outbox, tickets
+from postdesk.store import contacts, limits, outbox, tickets
 from postdesk.store.locks import lock_address
 from postdesk.store.models import Ticket
 from postdesk.mail.tags import TagFormat
@@ -179,17 +179,17 @@ class Notifier:
         return reason is not None
 
     def _over_limit(self, session: Session, now: datetime, ticket: Ticket, rcpt: str) -> str | None:
-        limits = self.settings.limits
-        window = timedelta(seconds=limits.auto_replies_ticket_window)
+        settings = self.settings.limits
+        window = timedelta(seconds=settings.auto_replies_ticket_window)
         lock_address(session, rcpt)
-        on_ticket, in_hour, in_day = outbox.automatic_counts(
-            session, rcpt, ticket.id, now - window, now - timedelta(hours=1),
-            now - timedelta(hours=24))
-        if on_ticket >= limits.auto_replies_per_ticket:
-            return (f"limit of {limits.auto_replies_per_ticket} automatic mails per "
+        on_ticket, in_hour, in_day = limits.automatic_counts(
+            session, rcpt, ticket.id, now - window, now,
+            ticket_is_new=tickets.opened_here(session, ticket.id))
+        if on_ticket >= settings.auto_replies_per_ticket:
+            return (f"limit of {settings.auto_replies_per_ticket} automatic mails per "
                     f"{int(window.total_seconds())} s on this ticket reached")
-        for hours, count, limit in ((1, in_hour, limits.auto_replies_per_address_per_hour),
-                                    (24, in_day, limits.auto_replies_per_address_per_day)):
+        for hours, count, limit in ((1, in_hour, settings.auto_replies_per_address_per_hour),
+                                    (24, in_day, settings.auto_replies_per_address_per_day)):
             if count >= limit:
                 return f"limit of {limit} automatic mails per {hours} h to this address reached"
         return None

@@ -10,49 +10,36 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, select, union_all, update
+from sqlalchemy import delete, func, select, union_all, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from postdesk.store.db import execute, insert_row
+from postdesk.store import limits
+from postdesk.store.db import insert_row
+from postdesk.store.locks import lock_address
 from postdesk.store.models import Message, Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 
-# The statements the worker runs for every notification, built once (``db.execute``).
-_AUTOMATIC_COUNTS = select(
-    func.count().filter(Outbox.ticket_id == bindparam("ticket_id"),
-                        Outbox.created_at >= bindparam("ticket_since")),
-    func.count().filter(Outbox.created_at >= bindparam("hour_since")),
-    func.count().filter(Outbox.created_at >= bindparam("day_since"))).where(
-    Outbox.primary_rcpt == bindparam("rcpt"), Outbox.automatic.is_(True),
-    Outbox.created_at >= bindparam("since"))
-
-
 def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Row:
     """Queue a finished mail; returns the row as written (``db.insert_row``: a read-only record
-    with the columns of ``Outbox``, as for messages)."""
-    return insert_row(session, Outbox, {"created_at": now, "next_attempt_at": now,
-                                        "rcpts": json.dumps(list(rcpts)),
-                                        "primary_rcpt": rcpts[0] if rcpts else "",
-                                        "status": QUEUED, **fields})
+    with the columns of ``Outbox``, as for messages). An automatic mail is queued under its
+    address's lock, which the limits count under (``store.limits``; no query when held)."""
+    primary = rcpts[0] if rcpts else ""
+    if fields.get("automatic"):
+        lock_address(session, primary)
+    row = insert_row(session, Outbox, {"created_at": now, "next_attempt_at": now,
+                                       "rcpts": json.dumps(list(rcpts)),
+                                       "primary_rcpt": primary, "status": QUEUED, **fields})
+    if row.automatic:
+        limits.note_queued(session, primary, row.ticket_id, now)
+    return row
 
 
 def automatic_sent_since(session: Session, rcpt: str, since: datetime) -> int:
     """How many automatic mails were queued to ``rcpt`` since ``since`` (the rate limit)."""
     return session.scalar(select(func.count()).select_from(Outbox).where(
         Outbox.primary_rcpt == rcpt, Outbox.automatic.is_(True), Outbox.created_at >= since)) or 0
-
-
-def automatic_counts(session: Session, rcpt: str, ticket_id: int, ticket_since: datetime,
-                     hour_since: datetime, day_since: datetime) -> tuple[int, int, int]:
-    """Automatic mails queued to ``rcpt``: about this ticket since ``ticket_since``, in all since
-    ``hour_since`` and since ``day_since`` — the three limits, in one indexed query."""
-    row = execute(session, _AUTOMATIC_COUNTS, {
-        "rcpt": rcpt, "ticket_id": ticket_id, "ticket_since": ticket_since,
-        "hour_since": hour_since, "day_since": day_since,
-        "since": min(ticket_since, hour_since, day_since)}).one()
-    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 
 def claim_due(session: Session, now: datetime, limit: int, postgres: bool,

@@ -6,8 +6,9 @@ they decide nothing (the rules live in ``lifecycle`` and ``threading``).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import (and_, bindparam, delete, event, false, func, insert, or_, select, true,
@@ -68,9 +69,6 @@ _SEEN_IDS = union_all(
     select(select(Message.id, Message.message_id, false().label("seen"))
            .where(*_IN_THREAD, Message.direction == "in", Message.kind == "customer")
            .order_by(Message.id.desc()).limit(1).subquery()))
-_MESSAGES_FROM_SINCE = select(func.count()).select_from(Message).where(
-    Message.from_addr == bindparam("address"), Message.direction == "in",
-    Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 
 
 def contact(session: Session, address: str) -> Row | None:
@@ -136,6 +134,11 @@ def _tickets(session: Session) -> dict[int, Ticket]:
     return session.info.setdefault("postdesk_tickets", {})
 
 
+def opened_here(session: Session, ticket_id: int) -> bool:
+    """Whether ``open_ticket`` wrote the ticket in this transaction (forgotten as ``_opened``)."""
+    return ticket_id in _opened(session)
+
+
 def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]]]:
     """The tickets ``open_ticket`` wrote in this transaction, each with the messages added to
     it since (id, Message-ID, direction, kind): their thread is known without a query."""
@@ -143,8 +146,10 @@ def _opened(session: Session) -> dict[int, list[tuple[int, str | None, str, str]
 
 
 @event.listens_for(StoreSession, "after_soft_rollback")
-def _forget_loaded(session: StoreSession, _previous) -> None:
-    """A rolled-back savepoint may have created a contact or ticket that no longer exists."""
+def _forget_loaded(session: StoreSession, previous) -> None:
+    """A rolled-back savepoint may have created a contact or ticket that no longer exists, and
+    added events that must not be written."""
+    _drop_rolled_back_events(session, previous)
     session.info.pop("postdesk_contacts", None)
     session.info.pop("postdesk_tickets", None)
     session.info.pop("postdesk_rows", None)
@@ -358,9 +363,65 @@ def add_attachment(session: Session, message_pk: int, **fields) -> Row:
 
 def add_event(session: Session, ticket_id: int | None, kind: str, now: datetime,
               actor: str = "system", **data) -> None:
-    """Append to the ticket's timeline (a plain INSERT: events are only ever read later)."""
-    execute(session, _ADD_EVENT, {"ticket_id": ticket_id, "kind": kind, "at": now, "actor": actor,
-                                  "data": json.dumps(data, default=str, ensure_ascii=False)})
+    """Append to the ticket's timeline: a plain INSERT (events are only ever read later), or,
+    inside :func:`events_held`, a row held for that block's one INSERT."""
+    values = {"ticket_id": ticket_id, "kind": kind, "at": now, "actor": actor,
+              "data": json.dumps(data, default=str, ensure_ascii=False)}
+    held = session.info.get(_HELD_EVENTS)
+    if held is None:
+        execute(session, _ADD_EVENT, values)
+    else:
+        held.append((_innermost(session), values))
+
+
+@contextlib.contextmanager
+def events_held(session: Session) -> Iterator[None]:
+    """The events added in the block are written when it ends, in order, by one ``executemany``
+    (the worker holds a group's: a mail writes one to three, each an INSERT of its own
+    otherwise); an exception out of the block drops them with the transaction it rolls back.
+    Each is held with the savepoint it was added in, so that a savepoint rolled back inside the
+    block drops its own (``_forget_loaded``). Events are read by nothing in a transaction that
+    writes them but :func:`events`, which writes the held ones first. Inside a block already
+    holding, the events go to that block."""
+    if _HELD_EVENTS in session.info:
+        yield
+        return
+    session.info[_HELD_EVENTS] = []
+    try:
+        yield
+        _write_held_events(session)
+    finally:
+        session.info.pop(_HELD_EVENTS, None)
+
+
+_HELD_EVENTS = "postdesk_held_events"
+
+
+def _innermost(session: Session):
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _write_held_events(session: Session) -> None:
+    held = session.info.get(_HELD_EVENTS)
+    if held:
+        execute(session, _ADD_EVENT, [values for _added_in, values in held])
+        held.clear()
+
+
+def _drop_rolled_back_events(session: Session, rolled_back) -> None:
+    """Drop the held events added in ``rolled_back`` or in a savepoint begun inside it."""
+    held = session.info.get(_HELD_EVENTS)
+    if held:
+        held[:] = [(added_in, values) for added_in, values in held
+                   if not _within(added_in, rolled_back)]
+
+
+def _within(transaction, outer) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def thread_message_ids(session: Session, ticket_id: int) -> list[str]:
@@ -441,14 +502,9 @@ def attachments(session: Session, message_pks: Sequence[int]) -> list[Attachment
 
 
 def events(session: Session, ticket_id: int) -> list[Event]:
+    _write_held_events(session)
     return list(session.scalars(select(Event).where(Event.ticket_id == ticket_id)
                                 .order_by(Event.id)))
-
-
-def messages_from_since(session: Session, address: str, since: datetime) -> int:
-    """How many mails ``address`` sent us since ``since`` (the inbound flood limit); mail in
-    its name that failed DMARC is not its own."""
-    return execute(session, _MESSAGES_FROM_SINCE, {"address": address, "since": since}).scalar() or 0
 
 
 def follow_ups(session: Session, ticket_id: int) -> list[int]:

@@ -38,8 +38,11 @@ class SubjectTag:
         self.tags = tags
 
     def match(self, session: Session, mail: ParsedMail) -> Match | None:
+        """The tagged ticket, read locked: the decision locks every ticket this rule names
+        before it looks any further (``decide._taking_part``), so reading it unlocked first
+        only cost PostgreSQL a second read."""
         ticket_id = self.tags.find(mail.subject)
-        if ticket_id is None or tickets.row(session, ticket_id) is None:
+        if ticket_id is None or tickets.row(session, ticket_id, lock=True) is None:
             return None
         return Match(ticket_id, self.name, f"subject tag {self.tags.tag(ticket_id)}")
 
