@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_config
-from tests.faults.support import Store
+from tests.faults.support import STARTS_WITHIN, Store
 from tests.helpers import make_mail, outbound_mails, run_cli
 
 POSTDESK = [sys.executable, "-m", "postdesk"]
@@ -77,7 +77,7 @@ class Desk:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen([*POSTDESK, "--config", str(self.config), "serve", *flags],
                                      stdout=handle, stderr=handle, cwd=self.folder)
-        deadline = time.monotonic() + 60  # as long as serve waits for its child
+        deadline = time.monotonic() + STARTS_WITHIN  # serve's start, then its wait for its child
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):

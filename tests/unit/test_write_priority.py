@@ -12,16 +12,18 @@ def test_the_edge_waits_for_the_worker_to_commit_and_not_longer():
     priority = WritePriority()
     order = []
     committed = threading.Event()
+    inside = threading.Event()
 
     def worker():
         with priority.writing():
+            inside.set()
             time.sleep(0.05)
             order.append("worker commits")
         committed.set()
 
     thread = threading.Thread(target=worker)
     thread.start()
-    time.sleep(0.01)
+    assert inside.wait(30)  # the worker writes first, however late its thread runs
     began = time.monotonic()
     with priority.announce():
         order.append("edge writes")
@@ -45,15 +47,17 @@ def test_a_stuck_worker_delays_the_edge_only_up_to_its_bound():
 def test_the_worker_gives_way_while_the_edge_writes_and_then_goes_on():
     priority = WritePriority()
     released = threading.Event()
+    announced = threading.Event()
 
     def edge():
         with priority.announce():
+            announced.set()
             time.sleep(0.05)
         released.set()
 
     thread = threading.Thread(target=edge)
     thread.start()
-    time.sleep(0.01)
+    assert announced.wait(30)  # the edge writes first, however late its thread runs
     priority.give_way(max_wait=5)
     assert released.is_set()
     thread.join()
