@@ -79,7 +79,10 @@ poll_seconds = 0.2
         serve.start()
         started = time.monotonic()
         try:
-            wait_until(lambda: sink.mails, 5, "the acknowledgement to reach the relay")
+            # The dead sender's claim is taken back as soon as the new one looks (its holder
+            # is gone), not after the 10 minutes a stale claim waits: 60 s leaves room for a
+            # processing child slow to start on a busy machine, and is far below those.
+            wait_until(lambda: sink.mails, 60, "the acknowledgement to reach the relay")
         finally:
             row = store.rows("SELECT status, attempts, last_error FROM outbox")
             print(figures("sender killed while sending", {
