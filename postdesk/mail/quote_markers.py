@@ -27,11 +27,13 @@ _VERB = (
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
 # Lotus Notes puts the date after it: "Bob/ACME@ACME wrote on 12/06/2026 10:00:00 AM:",
-# "… schrieb am 06.12.2026 10:00:00:", "… a écrit le 06/12/2026 10:00:00 :".
+# "… schrieb am 06.12.2026 10:00:00:", "… a écrit le 06/12/2026 10:00:00 :". The verb is
+# written once for both of its forms: the engine tries each of its words at every position of
+# the line, once instead of twice.
 _ENDS_WITH_VERB = re.compile(
-    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+|"
-    rf"{_VERB}\s+(?:on|am|le|el|il|op|den|em)\s+\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}[^\n:：]{{0,20}}"
-    rf"(?:[:.]\d{{2}}){{0,3}}[^\n:：]{{0,12}})[:：]\s*$", re.IGNORECASE
+    rf"(?:{_VERB}(?:\s*|\s+(?:on|am|le|el|il|op|den|em)\s+\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}"
+    rf"[^\n:：]{{0,20}}(?:[:.]\d{{2}}){{0,3}}[^\n:：]{{0,12}})|"
+    rf"(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+)[:：]\s*$", re.IGNORECASE
 )
 _VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 characters
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
