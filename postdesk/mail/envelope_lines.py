@@ -79,6 +79,8 @@ def first_fields(raw: bytes, limit: int) -> tuple[bytes, int]:
     Fields, folds and the header's end are those of the standard library's parser, which
     reads the rest: a cut never takes a line of what it reads as the body, nor a field it
     would have read among the first ``limit``."""
+    if raw.count(b"\n") + raw.count(b"\r") < limit:
+        return raw, 0  # fewer line ends in the whole mail than fields wanted: most mails
     ended = _HEADER_END.search(raw)
     end = ended.end() if ended else len(raw)  # where the line that ends the header begins
     if raw.count(b"\n", 0, end) + raw.count(b"\r", 0, end) < limit:

@@ -27,11 +27,13 @@ _VERB = (
 )
 # German, Dutch and Scandinavian clients name the author after the verb: "… skrev Bob <b@x>:".
 # Lotus Notes puts the date after it: "Bob/ACME@ACME wrote on 12/06/2026 10:00:00 AM:",
-# "… schrieb am 06.12.2026 10:00:00:", "… a écrit le 06/12/2026 10:00:00 :".
+# "… schrieb am 06.12.2026 10:00:00:", "… a écrit le 06/12/2026 10:00:00 :". The verb is
+# written once for both of its forms: the engine tries each of its words at every position of
+# the line, once instead of twice.
 _ENDS_WITH_VERB = re.compile(
-    rf"(?:{_VERB}\s*|(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+|"
-    rf"{_VERB}\s+(?:on|am|le|el|il|op|den|em)\s+\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}[^\n:：]{{0,20}}"
-    rf"(?:[:.]\d{{2}}){{0,3}}[^\n:：]{{0,12}})[:：]\s*$", re.IGNORECASE
+    rf"(?:{_VERB}(?:\s*|\s+(?:on|am|le|el|il|op|den|em)\s+\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}"
+    rf"[^\n:：]{{0,20}}(?:[:.]\d{{2}}){{0,3}}[^\n:：]{{0,12}})|"
+    rf"(?:schrieb|schreef|skrev)\s[^:：\n]{{1,200}}+)[:：]\s*$", re.IGNORECASE
 )
 _VERB_REACH = 240  # the verb and the name after it fit in a line's last 240 characters
 # Without a lead word, a line ending in the verb is an attribution only if it names a mail
@@ -96,9 +98,13 @@ _HEADER_DATE = re.compile(
     r"skickat|sendt|odesl[áa]no|enviado el|envoy[ée] le|发送时间|寄件日期|送信日時|보낸\s?날짜)[ \t*]*[:：][ \t*]*\S",
     re.IGNORECASE,
 )
+# A header block starts with its From or date field, or Orange's "Message du" line: one pattern,
+# one call per line of text.
+_BLOCK_START = re.compile(f"{_HEADER_FROM.pattern}|{_HEADER_DATE.pattern}|{_MESSAGE_OF.pattern}", re.IGNORECASE)
 _UNDERSCORES = re.compile(r"^[ \t]*_{8,}[ \t]*$")
-_SIGNATURE = re.compile(r"^--[ \t]?$")
-_MOBILE = re.compile(
+# Where the reply ends: the "-- " signature delimiter, or a mobile footer.
+_END = re.compile(
+    r"^--[ \t]?$|"
     r"^[ \t]*(?:sent from my\s.{1,40}|sent from (?:outlook|mail|yahoo mail|gmail)\b.{0,40}|"
     r"get outlook for\s.{1,40}|envoy[ée] (?:de|depuis) mon\s.{1,40}|"
     r"envoy[ée] depuis (?:outlook|yahoo mail|mail|l['’]app)\b.{0,40}|"
@@ -124,9 +130,9 @@ def kind(lines: list[str], index: int) -> str:
         return QUOTE  # attributions and headers inside a quote belong to the quote
     if len(line) > MAX_LINE:
         return TEXT
-    if is_attribution(line, lines[index + 1 : index + 3]):
+    if attribution_length(lines, index):
         return ATTRIBUTION
-    if _SIGNATURE.match(line) or _MOBILE.match(line):
+    if _END.match(line):
         return END
     if _opens_copied_mail(line, lines[index + 1 : index + 7]):
         return HEADER
@@ -170,9 +176,11 @@ def starts_as_forward(line: str) -> bool:
 def attribution_length(lines: list[str], index: int) -> int:
     """How many lines (1 to 3) the attribution at ``index`` takes; 0 when it is none."""
     line = lines[index][:MAX_LINE].rstrip()
-    if (line[:1].isdigit() and _DATED_ADDRESS.match(line)) or _CITATION.match(line):
+    if line[:1].isdigit() and _DATED_ADDRESS.match(line):
         return 1
     if _ends_with_colon(line):  # cheap first: nearly every line fails here
+        if _CITATION.match(line):  # its pattern ends with the colon too
+            return 1
         named = _ATTRIBUTION_START.match(line) or _NAMES_A_MAIL.search(line)
         return 1 if named and _ENDS_WITH_VERB.search(line[-_VERB_REACH:]) else 0
     if line[-1:] in (".", "!", "?") or not _ATTRIBUTION_START.match(line):
@@ -198,7 +206,7 @@ def _opens_copied_mail(line: str, following: list[str]) -> bool:
         return bool(following) and bool(_NOTES_TABLE_FROM.match(following[0][:MAX_LINE]))
     if following and _NOTES_DATE.match(following[0][:MAX_LINE]) and _notes_reply_header(line, following):
         return True
-    if _HEADER_FROM.match(line) or _HEADER_DATE.match(line) or _MESSAGE_OF.match(line):
+    if _BLOCK_START.match(line):
         headers = [bool(_HEADER_NEXT.match(next_line[:MAX_LINE]) or _HEADER_FROM.match(next_line[:MAX_LINE]))
                    for next_line in following]
         return sum(headers) >= 2 or (bool(headers) and headers[0])

@@ -12,7 +12,12 @@ import re
 from functools import cached_property
 
 # Possessive blanks: "ticket" and a megabyte of spaces is read once, not once per space.
-_MENTION = re.compile(r"(?:ticket|demande|dossier)\s*+(?:n[°o.]?\s*+)?#?\s*+(\d{1,9})\b", re.I)
+# The words' first letter is a plain class, [tTdD]: the engine then scans for those letters and
+# tries the words only there, where a case-insensitive first letter would have it try the three
+# words at every character (ten times the work on a 2 KB text). The same matches: no other
+# character equals t or d case-insensitively, and the lookbehind tells the words apart.
+_MENTION = re.compile(
+    r"[tTdD](?i:(?<=t)icket|(?<=d)emande|(?<=d)ossier)(?i:\s*+(?:n[°o.]?\s*+)?#?\s*+(\d{1,9})\b)")
 
 
 class TagFormat:

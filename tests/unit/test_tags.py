@@ -32,6 +32,14 @@ def test_tag_and_strip():
     ("suite à la demande n° 42", 42),
     ("dossier 7", 7),
     ("nothing here #5", None),
+    # any case, the first letter included; a first letter of another word is not taken
+    ("TICKET 8, Demande 9", 8),
+    ("voir DOSSIER N° 10", 10),
+    ("tİcket 11", 11),  # U+0130 equals i case-insensitively
+    ("doſſier 12", 12),  # U+017F equals s case-insensitively
+    ("dicket 13, temande 14, tossier 15", None),
+    ("ticket12", 12),
+    ("ticket 1234567890", None),  # more than 9 digits: no word boundary after 9
 ])
 def test_mentions(text, expected):
     assert mentioned_ticket(text) == expected
