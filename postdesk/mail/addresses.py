@@ -26,7 +26,7 @@ MAX_REFERENCES_CHARS = MAX_MESSAGE_IDS * (MAX_MESSAGE_ID_LEN + 3)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\s<>()\[\],;:\"\\\x00-\x1f\x7f]")
-_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # fullmatch: "$" would take a "\n"
 _BRACKETED_ID = re.compile(r"<([^<>]{1,998})>")
 _BARE_SEPARATORS = re.compile(r"[\s<>,;()\"]+")
 _SEPARATOR_CHARACTERS = " \t\r\n<>,;()\""
@@ -75,7 +75,7 @@ def _normalise_domain(domain: str) -> str | None:
     labels = domain.split(".")
     if len(labels) < 2 and domain != "localhost":
         return None
-    return domain if all(_DOMAIN_LABEL.match(label) for label in labels) else None
+    return domain if all(_DOMAIN_LABEL.fullmatch(label) for label in labels) else None
 
 
 def domain_of(addr: str | None) -> str | None:

@@ -39,6 +39,9 @@ from postdesk.mail.addresses import (
         ("user@-bad.example", None),
         ("user@bad..example", None),
         ("user\r\n@example.com", None),
+        ("user@exa\n.com", None),  # a line end inside the domain: a header's, never an address's
+        ("user@exa\r\n.com", None),
+        ("user@example.com\n.evil", None),
         ("Bob <bob@example.com>", None),
         ("x" * 250 + "@example.com", None),
     ],
