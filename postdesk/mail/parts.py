@@ -26,7 +26,7 @@ MAX_PARTS = 1000
 _BASE64_TEXT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
 _CHECK_SLICE = 1 << 20
 _PADDING_TO_END = re.compile(r"=[=\r\n]*")
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass
@@ -164,7 +164,7 @@ def message_bytes(message: Message) -> bytes:
 def content_type_of(part: Message) -> str:
     """Lower-case ``type/subtype`` of ``part``; a malformed one becomes application/octet-stream."""
     content_type = part.get_content_type()
-    return content_type if _CONTENT_TYPE.match(content_type) else "application/octet-stream"
+    return content_type if _CONTENT_TYPE.fullmatch(content_type) else "application/octet-stream"
 
 
 def charset_of(part: Message) -> str | None:
