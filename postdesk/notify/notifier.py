@@ -166,7 +166,7 @@ class Notifier:
     @staticmethod
     def _sent_in_hour(session: Session, now: datetime, to: str) -> int:
         lock_address(session, to)
-        return outbox.automatic_sent_since(session, to, now - timedelta(hours=1))
+        return limits.automatic_since(session, to, now - limits.HOUR)
 
     def _suppressed(self, session: Session, now: datetime, sent: datetime, ticket: Ticket,
                     key: str, rcpt: str) -> bool:

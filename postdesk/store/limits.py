@@ -37,6 +37,8 @@ _RECEIVED_AND_QUEUED = select(
     func.count().filter(Outbox.created_at >= bindparam("hour_since")).label("in_hour"),
     func.count().label("in_day")).where(
     *_AUTOMATIC_TO, Outbox.created_at >= bindparam("day_since"))
+_AUTOMATIC_SINCE = select(func.count()).select_from(Outbox).where(
+    *_AUTOMATIC_TO, Outbox.created_at >= bindparam("since"))
 _AUTOMATIC_COUNTS = select(
     func.count().filter(Outbox.ticket_id == bindparam("ticket_id"),
                         Outbox.created_at >= bindparam("ticket_since")),
@@ -100,6 +102,12 @@ def automatic_counts(session: Session, rcpt: str, ticket_id: int, ticket_since: 
                     if to == rcpt and ticket == ticket_id and at >= ticket_since)
     return (on_ticket, counted.in_hour + sum(1 for at in after_read if at >= now - HOUR),
             counted.in_day + sum(1 for at in after_read if at >= now - DAY))
+
+
+def automatic_since(session: Session, address: str, since: datetime) -> int:
+    """How many automatic mails were queued to ``address`` since ``since`` (the hourly limit of
+    the mail about no ticket). The caller holds the address's lock."""
+    return execute(session, _AUTOMATIC_SINCE, {"address": address, "since": since}).scalar() or 0
 
 
 def _known(session: Session) -> _Known:

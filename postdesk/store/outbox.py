@@ -36,12 +36,6 @@ def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> R
     return row
 
 
-def automatic_sent_since(session: Session, rcpt: str, since: datetime) -> int:
-    """How many automatic mails were queued to ``rcpt`` since ``since`` (the rate limit)."""
-    return session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.primary_rcpt == rcpt, Outbox.automatic.is_(True), Outbox.created_at >= since)) or 0
-
-
 def claim_due(session: Session, now: datetime, limit: int, postgres: bool,
               holder: str | None = None) -> list[Outbox]:
     chosen = (select(Outbox.id).where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now)

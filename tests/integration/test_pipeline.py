@@ -153,6 +153,18 @@ def test_rate_limit_on_automatic_mail(make_app):
     assert "notification_suppressed" in kinds
 
 
+def test_rate_limit_on_history_answers(make_app):
+    """A history answer is about no ticket: the hourly limit per address still holds it."""
+    app = make_app("[limits]\nauto_replies_per_address_per_hour = 3\n")
+    deliver(app, make_mail(subject="Problem", message_id="<first@example.com>"))
+    for n in range(4):
+        deliver(app, make_mail(subject="history", message_id=f"<history-{n}@example.com>"))
+    with app.db.reader() as session:
+        templates = [r.template for r in sorted(outbox.listing(session), key=lambda r: r.id)]
+    assert templates == ["ticket_created", "ticket_history", "ticket_history"]
+    assert len(all_tickets(app)) == 1
+
+
 def test_reply_to_closed_ticket_opens_a_follow_up(make_app):
     app = make_app()
     deliver(app, make_mail(message_id="<first@example.com>"))
