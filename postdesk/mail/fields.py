@@ -95,6 +95,14 @@ class DecodedHeaders(Mapping[str, tuple[str, ...]]):
             found = self._decoded[name] = tuple(decode_value(v, words) for v in self._raw[name])
         return found
 
+    def get(self, name: str, default=None):
+        """The decoded values of ``name``, or ``default``: an absent field (most of those the
+        automatic-mail rules ask for) is answered without raising and catching a KeyError."""
+        return self[name] if name in self._raw else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
     def __iter__(self):
         return iter(self._raw)
 
