@@ -14,12 +14,17 @@ characters.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import idna
 
 MAX_ADDRESS_LEN = 254
 MAX_MESSAGE_ID_LEN = 500
 MAX_MESSAGE_IDS = 100
+# An address is normalised several times per mail (its From by the parse, by the automatic-mail
+# rules, by the notifier's no-reply check...): values up to this length are normalised once
+# per process, at most 4,096 of them (about 2 MB).
+MAX_REMEMBERED_LEN = 2 * MAX_ADDRESS_LEN
 # A References value is read at most this far (its first id, the thread's root, and the
 # latest ones): 100 ids of 500 characters, with their brackets and blanks.
 MAX_REFERENCES_CHARS = MAX_MESSAGE_IDS * (MAX_MESSAGE_ID_LEN + 3)
@@ -49,6 +54,15 @@ def normalise_address(s: str | None) -> str | None:
     """
     if not s:
         return None
+    return _remembered(s) if len(s) <= MAX_REMEMBERED_LEN else _normalise(s)
+
+
+@lru_cache(maxsize=4096)
+def _remembered(s: str) -> str | None:
+    return _normalise(s)
+
+
+def _normalise(s: str) -> str | None:
     candidate = s.strip().removeprefix("<").removesuffix(">").strip()
     if candidate.lower().startswith("mailto:"):
         candidate = candidate[7:]
