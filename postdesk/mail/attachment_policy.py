@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import filetype
 
@@ -32,7 +33,7 @@ class Verdict:
 
 def judge(attachments: Sequence[Attachment], policy: AttachmentSettings) -> list[Verdict]:
     verdicts, kept = [], 0
-    allowed = {SAME.get(t.lower().lstrip("."), t.lower().lstrip(".")) for t in policy.types}
+    allowed = _allowed(tuple(policy.types))
     for attachment in attachments:
         rule = _rule(attachment, policy, allowed)
         if rule is None and kept >= policy.max_files:
@@ -42,7 +43,13 @@ def judge(attachments: Sequence[Attachment], policy: AttachmentSettings) -> list
     return verdicts
 
 
-def _rule(attachment: Attachment, policy: AttachmentSettings, allowed: set[str]) -> str | None:
+@lru_cache(maxsize=8)
+def _allowed(types: tuple[str, ...]) -> frozenset[str]:
+    """The extensions ``types`` allows, normalised (read once per configuration, not per mail)."""
+    return frozenset(SAME.get(t.lower().lstrip("."), t.lower().lstrip(".")) for t in types)
+
+
+def _rule(attachment: Attachment, policy: AttachmentSettings, allowed: frozenset[str]) -> str | None:
     if len(attachment.payload) > policy.max_bytes:
         return "size"
     extension = extension_of(attachment.filename)
