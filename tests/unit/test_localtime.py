@@ -1,6 +1,7 @@
 """The desk's time zone: conversion, days and labels (``postdesk.localtime``, ``|datetime``)."""
 
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -48,3 +49,10 @@ def test_values_move_to_the_zone_inside_dicts_and_lists():
     assert moved["ticket"]["created_at"].utcoffset().total_seconds() == 3600
     assert moved["ticket"]["tags"][1] == "x" and moved["n"] == 1
     assert moved["ticket"]["created_at"] == WINTER  # the same instant
+
+
+def test_any_mapping_is_walked_and_plain_values_are_kept():
+    values = MappingProxyType({"at": WINTER, "none": None, "yes": True, "ratio": 0.5, "pair": (WINTER, 2)})
+    moved = in_zone(values, "Europe/Paris")
+    assert moved["at"].utcoffset().total_seconds() == 3600 and moved["pair"][0] == WINTER
+    assert (moved["none"], moved["yes"], moved["ratio"], moved["pair"][1]) == (None, True, 0.5, 2)

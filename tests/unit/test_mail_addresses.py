@@ -164,3 +164,9 @@ def test_parse_message_ids_reads_a_long_value_at_both_ends(bare: bool) -> None:
 def test_normalise_address_lowers_ascii_letters_only(raw: str, expected: str | None) -> None:
     assert normalise_address(raw) == expected
     assert normalise_address("\u212aate@example.org") != normalise_address("kate@example.org")
+
+
+def test_a_value_too_long_to_be_remembered_is_normalised_the_same_way() -> None:
+    padded = " " * 600 + "Jean@Exemple.FR" + " " * 10
+    assert normalise_address(padded) == "jean@exemple.fr" == normalise_address(padded.strip())
+    assert normalise_address("x" * 600 + "@example.com") is None

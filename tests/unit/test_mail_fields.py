@@ -63,3 +63,12 @@ def test_every_field_the_package_reads_for_its_structure_is_never_decoded():
     assert read, "the scan found no .header(...) call"
     decoded = sorted(name for name in read if decodes_words(name.lower()))
     assert decoded == [], f"add these to fields.STRUCTURED: {decoded}"
+
+
+def test_an_absent_field_is_answered_without_being_decoded():
+    parsed = mail("From: a@b.example", "Subject: =?utf-8?q?d=C3=A9j=C3=A0?=")
+    assert parsed.headers.get("x-loop") is None and parsed.headers.get("x-loop", ()) == ()
+    assert "x-loop" not in parsed.headers and "subject" in parsed.headers
+    assert parsed.headers.get("subject") == ("déjà",) == parsed.headers["subject"]
+    with pytest.raises(KeyError):
+        parsed.headers["x-loop"]
