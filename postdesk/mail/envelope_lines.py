@@ -39,18 +39,22 @@ def header_start(raw: bytes) -> int | None:
     return None
 
 
-# The header block: field lines (obsolete blanks before the colon allowed) and their folds.
-# Possessive: no state is kept per line, and at most MAX_HEADER_SCAN bytes are looked at.
-_HEADER_BLOCK = re.compile(rb"(?:[!-9;-~]{1,200}+[ \t]*+:[^\n]*+\n|[ \t][^\n]*+\n)*+")
+# The header block: field lines (obsolete blanks before the colon allowed) and their folds,
+# each ended as the standard library's parser ends a line: CRLF, a bare LF or a bare CR (some
+# old clients write only CRs). Possessive: no state is kept per line, and at most
+# MAX_HEADER_SCAN bytes are looked at.
+_HEADER_BLOCK = re.compile(rb"(?:(?:[!-9;-~]{1,200}+[ \t]*+:|[ \t])[^\r\n]*+(?:\r\n|\r|\n))*+")
 MAX_HEADER_SCAN = 1024 * 1024
-_BLANKS_BEFORE_COLON = re.compile(rb"^([!-9;-~]{1,200}+)[ \t]++:", re.MULTILINE)
+# A field name at a line's start (the text's, or after a CR or LF) and the blanks before its colon.
+_BLANKS_BEFORE_COLON = re.compile(rb"(?<![^\r\n])([!-9;-~]{1,200}+)[ \t]++:")
 
 
 def without_blanks_before_colons(raw: bytes) -> tuple[bytes, int]:
     """``raw`` with the blanks between a header field's name and its colon dropped, and how
     many fields had them (``raw`` itself, and 0, for nearly every mail). Only the first
     ``MAX_HEADER_SCAN`` bytes of a header are looked at."""
-    blank = min((at for at in (raw.find(b"\n\n", 0, MAX_HEADER_SCAN), raw.find(b"\n\r\n", 0, MAX_HEADER_SCAN))
+    blank = min((at for at in (raw.find(b"\n\n", 0, MAX_HEADER_SCAN), raw.find(b"\n\r\n", 0, MAX_HEADER_SCAN),
+                               raw.find(b"\r\r", 0, MAX_HEADER_SCAN))
                  if at >= 0), default=MAX_HEADER_SCAN)
     if raw.find(b" :", 0, blank) < 0 and raw.find(b"\t:", 0, blank) < 0:
         return raw, 0  # nearly every mail: two scans in C
