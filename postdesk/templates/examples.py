@@ -88,12 +88,13 @@ LIMITS = {"max_files": 5, "max_bytes": 512_000,
 
 MOVED = {"from_queue": "default", "by": "Camille Martin"}
 
+# What the command parser answers for these two lines (a test holds them equal).
 COMMAND_ERRORS = [
     {"line": 1, "command": "#status waiting", "problem": "invalid_value",
-     "allowed": ["pending", "open", "resolved", "closed"]},
+     "allowed": ["open", "pending", "resolved", "closed"]},
     {"line": 2, "command": "#asign me", "problem": "unknown_command",
-     "allowed": ["#status", "#assign", "#priority", "#queue", "#note", "#escalate",
-                 "#escalation", "#merge"]},
+     "allowed": ["#status", "#assign", "#priority", "#queue", "#note", "#cc", "#merge",
+                 "#escalate", "#escalation"]},
 ]
 
 HISTORY = [

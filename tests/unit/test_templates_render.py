@@ -238,3 +238,17 @@ def test_a_field_named_like_a_dict_method_is_still_the_method() -> None:
     mail = Renderer().preview("ticket_created", "fr", sources={
         "text": "{{ ticket.ref }} {{ ticket.items is callable }} {{ ticket.nope is defined }}"})
     assert mail.text == "#1042 True False"
+
+
+def test_the_example_command_errors_are_what_the_parser_answers() -> None:
+    """Previews and the variable reference show the allowed values an agent really gets."""
+    from postdesk.config import Settings
+    from postdesk.lifecycle import Status
+    from postdesk.templates import examples
+    from postdesk.threading.commands import parse_commands
+    lines = "\n".join(error["command"] for error in examples.COMMAND_ERRORS)
+    parsed = parse_commands(lines + "\n\nBonjour", Settings())
+    assert [{"line": p.line, "command": p.command, "problem": p.problem, "allowed": list(p.allowed)}
+            for p in parsed.problems] == examples.COMMAND_ERRORS
+    statuses = {value["status"] for value in (examples.TICKET, examples.PREVIOUS, *examples.HISTORY)}
+    assert statuses <= {status.value for status in Status}
