@@ -101,6 +101,11 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise TransientError(f"relay {self.settings.host}:{self.settings.port}: {exc}") from exc
+        except PermanentError:
+            raise  # said before MAIL: the connection is clean
+        except BaseException:
+            self.close()  # a transaction cut midway is no connection for the next mail
+            raise
         if refused:  # the addresses stay out of logs and last_error; the codes say enough
             codes = ", ".join(f"{code} {text.decode(errors='replace')[:100]}"
                               for code, text in refused.values())
@@ -180,9 +185,20 @@ class SmtpTransport:
 
 def _transaction(smtp: _Client, raw: bytes, mail_from: str, rcpts: list[str]) -> dict:
     """MAIL, RCPT, DATA on an open connection; smtplib sends RSET itself after a refusal and
-    closes the connection after a 421. Returns the refused recipients of an accepted mail."""
+    closes the connection after a 421. Returns the refused recipients of an accepted mail.
+
+    An address with a non-ASCII local part (RFC 6531; domains are stored in IDNA) travels only
+    with SMTPUTF8: asked for when the relay offers it, else the mail fails before MAIL, since
+    that relay will never take it."""
     smtp.data_started = False
-    return smtp.sendmail(mail_from, rcpts, raw)
+    options: tuple[str, ...] = ()
+    if not (mail_from.isascii() and all(rcpt.isascii() for rcpt in rcpts)):
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            raise PermanentError("an address with a non-ASCII local part needs SMTPUTF8, "
+                                 "which the relay does not offer")
+        options = ("SMTPUTF8",)
+    return smtp.sendmail(mail_from, rcpts, raw, mail_options=options)
 
 
 def _classify(code: int, exc: Exception | str) -> Exception:

@@ -327,3 +327,48 @@ def test_a_sender_stopped_by_an_error_marks_what_it_delivered(make_app, relay):
         sender.send_due()
     # The three delivered are sent; the rest stay claimed until a sender releases them.
     assert statuses(app) == {"sent": 3, "sending": 2}
+
+
+def international_mail(address: str) -> bytes:
+    """A mail from ``address`` as an SMTPUTF8 client writes it: UTF-8 in its header."""
+    return (f"From: José Núñez <{address}>\r\nTo: support@desk.test\r\nSubject: Accès bloqué\r\n"
+            f"Message-ID: <intl-{abs(hash(address))}@example.com>\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "Bonjour, je n'arrive plus à me connecter.\r\n").encode()
+
+
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["relay-with-smtputf8", "relay-without"])
+def test_an_address_with_a_non_ascii_local_part_goes_out_by_smtputf8_or_fails_alone(make_app, smtputf8):
+    """RFC 6531: such an address can only travel by a relay that offers SMTPUTF8. Without it the
+    mail fails at once with the reason (it never will go through that relay), and the mails
+    around it in the batch go out on the same connection."""
+    handler = Relay()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        handler.port = sock.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port,
+                            enable_SMTPUTF8=smtputf8)
+    controller.start()
+    try:
+        app = relay_app(make_app, handler)
+        intake = app.intake()
+        for address in ("first@example.com", "josé@example.com", "last@example.com"):
+            raw = international_mail(address) if not address.isascii() else make_mail(sender=address)
+            intake.store(raw, Envelope(address, ("support@desk.test",), "smtp"))
+        app.worker().process_until_idle()
+        assert app.sender().send_due() == 3
+        rows = outcome(app)
+        assert rows["first@example.com"] == rows["last@example.com"] == ("sent", 1)
+        assert handler.connections() == 1
+        if smtputf8:
+            assert rows["josé@example.com"] == ("sent", 1)
+            assert len(handler.received) == 3
+        else:
+            assert rows["josé@example.com"] == ("failed", 1)
+            with app.db.reader() as session:
+                error = next(row.last_error for row in outbox.listing(session)
+                             if row.primary_rcpt == "josé@example.com")
+            assert "SMTPUTF8" in error
+            assert len(handler.received) == 2
+    finally:
+        controller.stop()
