@@ -136,6 +136,14 @@ class Sender:
             metrics.send_failure("permanent")
             self._fail(row, str(exc))
             return False
+        except Exception as exc:  # noqa: BLE001 - one mail's fault stays that mail's
+            # Not the relay's answer: a fault in handing this mail over. It is retried with
+            # the usual backoff (then failed), and the rest of the batch goes on instead of
+            # waiting, claimed, for the stale-claim release.
+            log.exception("outbox=%s could not be handed over", row.id)
+            metrics.send_failure("temporary")
+            self._retry(row, f"{type(exc).__name__}: {exc}"[:500])
+            return False
         log.info("sent outbox=%s template=%s message_id=%s ticket=%s",
                  row.id, row.template, row.message_id, row.ticket_id,
                  extra={"ticket": row.ticket_id})

@@ -310,23 +310,47 @@ def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkey
     assert len(relay.received) == 25
 
 
-def test_a_sender_stopped_by_an_error_marks_what_it_delivered(make_app, relay):
+def test_a_sender_stopped_midway_marks_what_it_delivered(make_app, relay):
     app = relay_app(make_app, relay)
     acknowledgements(app, 5)
     sender = app.sender()
     deliver, calls = sender.transport.deliver, []
 
-    def failing(*args):
+    def stopped(*args):
         calls.append(args)
         if len(calls) == 4:
-            raise RuntimeError("the sender's thread is stopped here")
+            raise SystemExit("the sender's thread is stopped here")
         return deliver(*args)
 
-    sender.transport.deliver = failing
-    with pytest.raises(RuntimeError):
+    sender.transport.deliver = stopped
+    with pytest.raises(SystemExit):
         sender.send_due()
     # The three delivered are sent; the rest stay claimed until a sender releases them.
     assert statuses(app) == {"sent": 3, "sending": 2}
+
+
+def test_one_mail_that_cannot_be_handed_over_is_retried_alone(make_app, relay, caplog):
+    """A fault that is not the relay's answer (here, one raised while handing the mail over)
+    is that mail's: it is deferred with the reason, and the rest of the batch goes out."""
+    app = relay_app(make_app, relay, "retry_base_seconds = 60\n")
+    customers = acknowledgements(app, 4)
+    sender = app.sender()
+    deliver = sender.transport.deliver
+
+    def faulty(raw, mail_from, rcpts):
+        if rcpts == [customers[1]]:
+            raise ValueError("cannot encode this one")
+        return deliver(raw, mail_from, rcpts)
+
+    sender.transport.deliver = faulty
+    assert sender.send_due() == 4
+    rows = outcome(app)
+    assert rows[customers[1]] == ("queued", 1)
+    assert [rows[c] for c in customers if c != customers[1]] == [("sent", 1)] * 3
+    with app.db.reader() as session:
+        assert [row.last_error for row in outbox.listing(session) if row.last_error] == [
+            "ValueError: cannot encode this one"]
+    assert "could not be handed over" in caplog.text
 
 
 def international_mail(address: str) -> bytes:
