@@ -146,7 +146,26 @@ def execute(session: Session, statement, params: dict | None = None):
     is not synchronised: use it for rows no loaded object needs to see change.
     """
     session.flush()
-    return session.connection().execute(statement, params or {})
+    connection = session.info.get(_CONNECTION) or session.connection()
+    return connection.execute(statement, params or {})
+
+
+_CONNECTION = "postdesk_connection"
+
+
+@event.listens_for(StoreSession, "after_begin")
+def _remember_connection(session: StoreSession, _transaction, connection: Connection) -> None:
+    """The connection the session's innermost transaction has just begun on, for ``execute``
+    (asking the session for it costs a walk through its transactions for every statement)."""
+    session.info[_CONNECTION] = connection
+
+
+@event.listens_for(StoreSession, "after_transaction_create")
+@event.listens_for(StoreSession, "after_transaction_end")
+def _forget_connection(session: StoreSession, _transaction) -> None:
+    """A transaction begun or ended: the next statement asks the session, which begins a
+    savepoint's ``SAVEPOINT`` when it is asked for its connection."""
+    session.info.pop(_CONNECTION, None)
 
 
 def insert_row(session: Session, model: type, values: dict) -> Row:

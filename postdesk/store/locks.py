@@ -14,7 +14,7 @@ import hashlib
 from sqlalchemy import bindparam, event, func, select
 from sqlmodel import Session
 
-from postdesk.store.db import StoreSession
+from postdesk.store.db import StoreSession, execute
 
 
 def held_locks(session: Session) -> set[str]:
@@ -49,10 +49,10 @@ def lock_until_commit(session: Session, name: str) -> None:
     digest = hashlib.sha256(name.encode()).digest()
     key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
     if session.info.get(_NOWAIT):
-        if not session.execute(_TRY_ADVISORY_LOCK, key).scalar():
+        if not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
             raise LockBusy(f"{name} is held by another transaction")
     else:
-        session.execute(_ADVISORY_LOCK, key)
+        execute(session, _ADVISORY_LOCK, key)
     held.add(name)
 
 
