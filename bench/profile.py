@@ -41,7 +41,7 @@ STAGES: dict[tuple[str, str], str] = {
     ("templates/render.py", "render"): "render",
     ("notify/compose.py", "compose"): "compose",
     ("sqlalchemy/orm/session.py", "commit"): "commit",
-    ("store/db.py", "_sqlite_begin"): "begin (write lock)",
+    ("store/db.py", "do_begin"): "begin (write lock)",
 }
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _TRANSPARENT = {"stdlib contextlib", "stdlib functools", "stdlib threading"}

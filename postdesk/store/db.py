@@ -23,8 +23,12 @@ import urllib.parse
 from collections.abc import Iterator
 
 from sqlalchemy import LargeBinary, event, insert
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlmodel import Session, create_engine
+
+from postdesk.errors import ConfigError
 
 
 class StoreSession(Session):
@@ -44,6 +48,8 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
         self._readonly = self.engine.execution_options(postdesk_readonly=True)
+        if self.is_sqlite:  # a reader's BEGIN, without the write lock; the dialect sees it begun
+            event.listen(self._readonly, "begin", _sqlite_begin_deferred)
         self.auto_checkpoints = True
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._sqlite_checkpoints)
@@ -96,10 +102,14 @@ class Database:
 
 def _make_engine(url: str, *, echo: bool, sqlite: bool) -> Engine:
     if sqlite:
-        engine = create_engine(url, echo=echo, hide_parameters=True,
+        parsed = make_url(url)
+        if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+            raise ConfigError("database.url", f"the driver {parsed.drivername!r} is not supported",
+                              'SQLite is opened through Python\'s sqlite3: "sqlite:///PATH"')
+        parsed = parsed.set(drivername=f"sqlite+{_SQLiteImmediate.driver}")
+        engine = create_engine(parsed, echo=echo, hide_parameters=True,
                                connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
         return engine
     # A server that stops answering must not hold an SMTP session forever: bounded connect,
     # TCP keepalives and a TCP user timeout turn a hung database into an error (then 451).
@@ -131,9 +141,28 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin(connection) -> None:
-    readonly = connection.get_execution_options().get("postdesk_readonly")
-    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+class _SQLiteImmediate(SQLiteDialect_pysqlite):
+    """pysqlite whose transactions begin with ``BEGIN IMMEDIATE`` (its own transaction handling
+    is off: ``_sqlite_connect``). This is the dialect's ``do_begin``, not the engine's ``begin``
+    event of SQLAlchemy's recipe, which sent the statement through SQLAlchemy's whole execute
+    path and made the engine dispatch its execute events around every statement: 4.4 % of a
+    mail's instructions in the worker (docs/performance.md, round U). A reader's transaction
+    is begun by its engine's event (``BEGIN``, no write lock) before this runs, which then has
+    nothing to do."""
+
+    driver = "postdesk_immediate"
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection) -> None:
+        if not dbapi_connection.in_transaction:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+registry.register(f"sqlite.{_SQLiteImmediate.driver}", __name__, "_SQLiteImmediate")
+
+
+def _sqlite_begin_deferred(connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def execute(session: Session, statement, params: dict | None = None):

@@ -28,7 +28,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from postdesk.gateway import steps
@@ -114,12 +114,15 @@ def watch_for_a_wait(app):
 
         return lambda: wait_until(lock_waits, 30, "a lock wait", every=0.01)
     began = threading.Event()
+    dialect = app.db.engine.dialect  # this app's own: its engine's
+    begin = dialect.do_begin
 
-    def before(conn, cursor, statement, *args) -> None:
-        if statement.startswith("BEGIN IMMEDIATE"):
+    def do_begin(dbapi_connection) -> None:
+        if not dbapi_connection.in_transaction:  # a reader's BEGIN has been sent already
             began.set()
+        begin(dbapi_connection)
 
-    event.listen(app.db.engine, "before_cursor_execute", before)
+    dialect.do_begin = do_begin
     return lambda: began.wait(30) or pytest.fail("the second worker never began to write")
 
 
