@@ -180,3 +180,17 @@ def test_the_peer_table_pairs_each_run_with_its_postdesk_run_and_reads_the_targe
     assert rows["postdesk"]["per_s"] == 200.0 and "ratio" not in rows["postdesk"]
     text = "\n".join(report.targets({"peer": {"summary": list(rows.values())}}))
     assert "10.00× — met" in text and "5.00× — NOT met" in text
+
+
+def test_two_trees_can_be_compared_pair_by_pair(tmp_path):
+    """``bench.compare`` runs one process per tree and prints their ratio (here one tree twice,
+    a handful of mails: a check that it runs, not a figure)."""
+    result = subprocess.run([sys.executable, "-m", "bench.compare", str(ROOT), str(ROOT),
+                             "--mails", "4", "--pairs", "1"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "pair 1: A " in result.stdout and "(4/4 mails)" in result.stdout
+    assert "median B ÷ A" in result.stdout
+    refused = subprocess.run([sys.executable, "-m", "bench.compare", str(tmp_path), str(ROOT)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "not a postdesk source tree" in refused.stderr
