@@ -329,6 +329,12 @@ class SmtpSettings:
     retries. A mail still queued then is not stored; one already in its commit is kept if the
     commit lands, and the sender's retry is discarded as a duplicate (docs/reliability.md, "Parts
     that break")."""
+    store_writers: Count(1, 16, below="{value} is below 1",
+                         fix="write how many threads commit accepted mails (2 by default)") = 2
+    """Threads that commit accepted mails on PostgreSQL, each a batch of the mails that arrived
+    together: while one commit waits for the disk, the next batch is written at once instead of
+    a whole commit later (p99 DATA→250 measured in docs/performance.md, round S). On SQLite,
+    which has one writer at a time, there is always one."""
 
 
 @_table({"timeout_seconds": ("timeout", 1), "retry_base_seconds": ("retry_base", 1),
