@@ -151,16 +151,21 @@ class GroupCommitter:
     async def __call__(self, raw: bytes | bytearray, envelope: Envelope) -> int:
         if self._stopping:
             raise TempFail("shutting down")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((raw, envelope, future))
+        # ``taken``: the writer's gate (running once its commit begins; a mail cancelled
+        # before that is skipped). ``answer``: what this session awaits, set on its loop.
+        taken: concurrent.futures.Future = concurrent.futures.Future()
+        answer = asyncio.get_running_loop().create_future()
+        self._queue.put((raw, envelope, taken, answer))
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the future in one
             # more and answers one loop turn later (docs/performance.md, round S).
             async with asyncio.timeout(self.timeout):
-                return await asyncio.wrap_future(future)
+                return await answer
         except TimeoutError:
             # The sender retries; if the commit lands later, the retry is deduplicated.
             raise TempFail(f"store did not answer within {self.timeout:.0f} s") from None
+        finally:
+            taken.cancel()  # given up before its commit began: not stored; else no effect
 
     def _run(self) -> None:
         item = self._queue.get()
@@ -198,14 +203,37 @@ class GroupCommitter:
             return
         batch = taken
         try:
-            ids = self.intake.store_many([(raw, env) for raw, env, _ in batch])
+            ids = self.intake.store_many([(raw, env) for raw, env, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
             error = exc if isinstance(exc, TempFail) else TempFail(f"store failed: {exc}")
             if not isinstance(exc, TempFail):
                 log.exception("storing %d accepted mails failed", len(batch))
-            for _, _, future in batch:
-                future.set_exception(error)
+            _answer(batch, [error] * len(batch))
             return
         fault_point("intake-writer")
-        for stored_id, (_, _, future) in zip(ids, batch):
-            future.set_result(stored_id)
+        _answer(batch, ids)
+
+
+def _answer(batch: list, outcomes: list) -> None:
+    """Answer a batch's sessions: one wake-up of their loop for the whole batch (not one per
+    mail, as a ``wrap_future`` per mail would)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for (_, _, taken, answer), outcome in zip(batch, outcomes):
+        if isinstance(outcome, BaseException):
+            taken.set_exception(outcome)
+        else:
+            taken.set_result(outcome)
+        by_loop.setdefault(answer.get_loop(), []).append((answer, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_deliver, answers)
+
+
+def _deliver(answers: list) -> None:
+    for answer, outcome in answers:
+        if answer.done():  # its session gave up (store timeout) or went away
+            continue
+        if isinstance(outcome, BaseException):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)
