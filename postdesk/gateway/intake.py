@@ -16,8 +16,8 @@ worker discards as a duplicate (same Message-ID, or same bytes). The writer thre
 supervised (:mod:`postdesk.supervision`): none dies of a late answer, and one that dies of
 anything else is started again.
 
-On PostgreSQL several writers (``[smtp] store_writers``, 2 by default) take batches from the
-one queue, so that a batch gathered while another commit waits for its ``fsync`` is written
+On PostgreSQL several writers (``[smtp] store_writers``, 1 by default) may take batches from
+the one queue, so that a batch gathered while another commit waits for its ``fsync`` is written
 at once instead of a whole commit later; each batch keeps its limits (so the driver holds at
 most ``writers`` batches' bytes at once, and never more than the edge's in-flight budget).
 On SQLite, which has one writer at a time, there is one.

@@ -1,5 +1,6 @@
-"""A hung store and a failed commit behind the intake's writers, as ``serve`` runs them (one
-on SQLite, two on PostgreSQL), on real stores behind a real SmtpGateway spoken to by smtplib.
+"""A hung store and a failed commit behind the intake's writers (one on SQLite, as ``serve``
+runs it; two on PostgreSQL, ``[smtp] store_writers = 2``), on real stores behind a real
+SmtpGateway spoken to by smtplib.
 
 A hung store: another connection holds the write lock (PostgreSQL: ``LOCK TABLE inbound IN
 EXCLUSIVE MODE``; SQLite: ``BEGIN IMMEDIATE``), so every writer's commit waits. Each waiting
