@@ -6,6 +6,7 @@
                                         # peer)
     python -m bench --json out.json     # also write every run and the medians
     python -m bench --report out.json   # print the tables of a saved run again
+    python -m bench --only smtp --db postgres --smtp-sizes 3k   # issue 24's p99 figure
 
 PostgreSQL is taken from ``POSTDESK_BENCH_PG_URL`` (default: postgres@127.0.0.1:5432); every
 database made is dropped at the end. Benchmarks print figures; they never pass or fail.
@@ -55,12 +56,25 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="write every run and the medians to FILE")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
     parser.add_argument("--db", default=",".join(KINDS), help="stores: sqlite,postgres")
+    parser.add_argument("--smtp-sizes", metavar="SIZES",
+                        help="smtp: only these size classes, e.g. 3k (default: the plan's, "
+                             "3k,40k,1m in the full run)")
     parser.add_argument("--profile-html", metavar="DIR", help="save pyinstrument HTML profiles")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, files)")
     parser.add_argument("--report", metavar="FILE", help="print the tables of a saved --json file")
     parser.add_argument("--peer-python", metavar="PYTHON",
                         help=f"the peer venv's interpreter (default ${peer.PYTHON_ENV})")
     return parser.parse_args(argv)
+
+
+def smtp_sizes(planned: dict[str, int], chosen: str) -> dict[str, int]:
+    """The plan's smtp size classes (mails per run) restricted to ``chosen`` ("3k,40k")."""
+    names = [name for name in chosen.split(",") if name]
+    unknown = [name for name in names if name not in PLANS["full"]["smtp"]]
+    if unknown or not names:
+        raise SystemExit(f"--smtp-sizes: unknown size class {', '.join(unknown) or chosen!r} "
+                         f"(known: {', '.join(PLANS['full']['smtp'])})")
+    return {name: planned.get(name, PLANS["full"]["smtp"][name]) for name in names}
 
 
 def machine_info(mode: str) -> dict:
@@ -131,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mode = "quick" if args.quick else "full"
     plan, runs = PLANS[mode], args.runs or PLANS[mode]["runs"]
+    if args.smtp_sizes:
+        plan = {**plan, "smtp": smtp_sizes(plan["smtp"], args.smtp_sizes)}
     kinds = tuple(k for k in args.db.split(",") if k)
     workdir = Path(tempfile.mkdtemp(prefix="postdesk-bench-"))
     html = Path(args.profile_html) if args.profile_html else None

@@ -12,9 +12,15 @@ A caller that waited longer than ``timeout`` for its commit is answered :class:`
 (``Future.set_running_or_notify_cancel``): a mail whose caller gave up before that is skipped
 (its sender got 451 and sends it again); once running, the commit decides. A commit that lands
 after its caller got 451 keeps the mail, and the sender's retry is a second copy that the
-worker discards as a duplicate (same Message-ID, or same bytes). The writer thread is
-supervised (:mod:`postdesk.supervision`): it never dies of a late answer, and if it dies of
-anything else it is started again.
+worker discards as a duplicate (same Message-ID, or same bytes). The writer threads are
+supervised (:mod:`postdesk.supervision`): none dies of a late answer, and one that dies of
+anything else is started again.
+
+On PostgreSQL several writers (``[smtp] store_writers``, 1 by default) may take batches from
+the one queue, so that a batch gathered while another commit waits for its ``fsync`` is written
+at once instead of a whole commit later; each batch keeps its limits (so the driver holds at
+most ``writers`` batches' bytes at once, and never more than the edge's in-flight budget).
+On SQLite, which has one writer at a time, there is one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +50,11 @@ from postdesk.supervision import Supervised, fault_point
 log = logging.getLogger("postdesk.intake")
 
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+def writer_name(number: int) -> str:
+    """The supervised name of writer ``number`` (from 0): ``intake-writer``, ``intake-writer-2``…"""
+    return "intake-writer" if number == 0 else f"intake-writer-{number + 1}"
 
 
 def imap_key_text(key: tuple[str, str, int, int]) -> str:
@@ -102,40 +114,58 @@ class Intake:
 
 
 class GroupCommitter:
-    """Batch concurrent SMTP accepts into shared commits, from one writer thread."""
+    """Batch concurrent SMTP accepts into shared commits, from ``writers`` writer threads."""
 
     def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0,
-                 max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+                 max_batch_bytes: int = MAX_BATCH_BYTES, writers: int = 1) -> None:
         self.intake = intake
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.timeout = timeout
         self._queue: queue.Queue = queue.Queue()
         self._stopping = False
-        self._thread = Supervised("intake-writer", self._run, stopping=lambda: self._stopping)
+        self._threads = [Supervised(writer_name(n), self._run, stopping=lambda: self._stopping)
+                         for n in range(max(1, writers))]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """No new mail; the writers finish what is queued and end (one stop mark, which each
+        writer puts back for the next)."""
         self._stopping = True
         self._queue.put(None)
-        self._thread.join(timeout=10)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    @property
+    def writers(self) -> int:
+        return len(self._threads)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(thread.is_alive() for thread in self._threads)
 
     async def __call__(self, raw: bytes | bytearray, envelope: Envelope) -> int:
         if self._stopping:
             raise TempFail("shutting down")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((raw, envelope, future))
+        # ``taken``: the writer's gate (running once its commit begins; a mail cancelled
+        # before that is skipped). ``answer``: what this session awaits, set on its loop.
+        taken: concurrent.futures.Future = concurrent.futures.Future()
+        answer = asyncio.get_running_loop().create_future()
+        self._queue.put((raw, envelope, taken, answer))
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the future in one
+            # more and answers one loop turn later (docs/performance.md, round V).
+            async with asyncio.timeout(self.timeout):
+                return await answer
         except TimeoutError:
             # The sender retries; if the commit lands later, the retry is deduplicated.
             raise TempFail(f"store did not answer within {self.timeout:.0f} s") from None
+        finally:
+            taken.cancel()  # given up before its commit began: not stored; else no effect
 
     def _run(self) -> None:
         item = self._queue.get()
@@ -144,6 +174,7 @@ class GroupCommitter:
             self._commit(batch)
             if item is None:
                 item = self._queue.get()
+        self._queue.put(None)  # the stop mark, for the other writers
 
     def _gather(self, first: tuple) -> tuple[list, tuple | None]:
         """``first`` and what else is queued, within the batch limits; and the item that did not
@@ -172,14 +203,37 @@ class GroupCommitter:
             return
         batch = taken
         try:
-            ids = self.intake.store_many([(raw, env) for raw, env, _ in batch])
+            ids = self.intake.store_many([(raw, env) for raw, env, _, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
             error = exc if isinstance(exc, TempFail) else TempFail(f"store failed: {exc}")
             if not isinstance(exc, TempFail):
                 log.exception("storing %d accepted mails failed", len(batch))
-            for _, _, future in batch:
-                future.set_exception(error)
+            _answer(batch, [error] * len(batch))
             return
         fault_point("intake-writer")
-        for stored_id, (_, _, future) in zip(ids, batch):
-            future.set_result(stored_id)
+        _answer(batch, ids)
+
+
+def _answer(batch: list, outcomes: list) -> None:
+    """Answer a batch's sessions: one wake-up of their loop for the whole batch (not one per
+    mail, as a ``wrap_future`` per mail would)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for (_, _, taken, answer), outcome in zip(batch, outcomes):
+        if isinstance(outcome, BaseException):
+            taken.set_exception(outcome)
+        else:
+            taken.set_result(outcome)
+        by_loop.setdefault(answer.get_loop(), []).append((answer, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_deliver, answers)
+
+
+def _deliver(answers: list) -> None:
+    for answer, outcome in answers:
+        if answer.done():  # its session gave up (store timeout) or went away
+            continue
+        if isinstance(outcome, BaseException):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)

@@ -1,8 +1,9 @@
 """``postdesk serve``: the SMTP/LMTP edge, the worker, the sender and the scheduler, until
 SIGTERM/SIGINT.
 
-The asyncio loop owns the SMTP server; the intake's group-commit writer and one IMAP poller per
-``[[imap]]`` mailbox run in threads beside it. The worker, the sender and the scheduler's sweeps
+The asyncio loop owns the SMTP server; the intake's group-commit writers (one on SQLite,
+``[smtp] store_writers`` on PostgreSQL) and one IMAP poller per ``[[imap]]`` mailbox run in
+threads beside it. The worker, the sender and the scheduler's sweeps
 run in a second process (``[worker] separate_process``, see :mod:`postdesk.runtime.processing`) so
 that processing never holds the interpreter lock the SMTP edge needs; with the setting off they
 are threads of this process. On PostgreSQL, ``[worker] processes`` runs more worker processes
@@ -128,7 +129,9 @@ class Services:
         """Start the group commit, then accept connections on the address ``bind_smtp`` took."""
         settings = self.app.settings
         intake = self.app.intake(on_stored=self.worker_wake.set, priority=self.priority)
-        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout)
+        writers = 1 if self.app.db.is_sqlite else settings.smtp.store_writers
+        self.committer = GroupCommitter(intake, timeout=settings.smtp.store_timeout,
+                                        writers=writers)
         self.committer.start()
         if self.gateway is None:
             await self.bind_smtp()

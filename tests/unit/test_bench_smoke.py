@@ -21,7 +21,7 @@ def test_help_lists_the_options():
     result = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    for option in ("--quick", "--only", "--json", "--report"):
+    for option in ("--quick", "--only", "--json", "--report", "--smtp-sizes"):
         assert option in result.stdout
     for name in ("smtp", "process", "memory", "sweep", "outbound", "peer"):
         assert name in result.stdout

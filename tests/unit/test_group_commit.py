@@ -140,3 +140,128 @@ def _wait_stored(intake: LateIntake, count: int) -> None:
     deadline = time.monotonic() + 5
     while len(intake.stored) < count and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+class HeldIntake:
+    """Each batch whose first mail starts with ``held`` waits in its commit until the test
+    lets it go; the others are stored at once. Records the batches in commit order."""
+
+    def __init__(self, held: bytes = b"held") -> None:
+        self.held = held
+        self.batches: list[list[bytes]] = []
+        self.entered = threading.Event()
+        self.may_go = threading.Event()
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def store_many(self, mails):
+        if bytes(mails[0][0]).startswith(self.held):
+            self.entered.set()
+            self.may_go.wait(timeout=10)
+        with self._lock:
+            self.batches.append([bytes(raw) for raw, _ in mails])
+            first = self._next + 1
+            self._next += len(mails)
+        return list(range(first, first + len(mails)))
+
+
+def test_with_two_writers_a_mail_is_committed_while_another_commit_waits():
+    """The second writer takes what arrives while the first is in its commit (waiting for
+    the disk): that mail is answered at once instead of a whole commit later."""
+    intake = HeldIntake()
+    committer = GroupCommitter(intake, writers=2)
+    committer.start()
+
+    async def scenario():
+        held = asyncio.ensure_future(committer(b"held", ENVELOPE))
+        await asyncio.to_thread(intake.entered.wait, 5)
+        quick = await asyncio.wait_for(committer(b"quick", ENVELOPE), 5)
+        stored_while_held = list(intake.batches)
+        intake.may_go.set()
+        return quick, await held, stored_while_held
+
+    try:
+        quick, held, stored_while_held = asyncio.run(scenario())
+    finally:
+        intake.may_go.set()
+        committer.stop()
+    assert stored_while_held == [[b"quick"]]
+    assert intake.batches == [[b"quick"], [b"held"]]
+    assert {quick, held} == {1, 2}
+
+
+def test_a_failed_commit_answers_its_own_mails_451_and_the_other_writer_goes_on():
+    class FailingIntake(HeldIntake):
+        def store_many(self, mails):
+            if bytes(mails[0][0]).startswith(b"bad"):
+                self.entered.set()
+                self.may_go.wait(timeout=10)
+                raise RuntimeError("the disk is on fire")
+            return super().store_many(mails)
+
+    intake = FailingIntake()
+    committer = GroupCommitter(intake, writers=2)
+    committer.start()
+
+    async def scenario():
+        bad = asyncio.ensure_future(committer(b"bad", ENVELOPE))
+        await asyncio.to_thread(intake.entered.wait, 5)
+        good = await asyncio.wait_for(committer(b"good", ENVELOPE), 5)
+        intake.may_go.set()
+        with pytest.raises(TempFail, match="store failed: the disk is on fire"):
+            await bad
+        after = await asyncio.wait_for(committer(b"after", ENVELOPE), 5)
+        return good, after
+
+    try:
+        good, after = asyncio.run(scenario())
+        alive = committer.alive
+    finally:
+        intake.may_go.set()
+        committer.stop()
+    assert (good, after) == (1, 2)
+    assert intake.batches == [[b"good"], [b"after"]]
+    assert alive
+
+
+def test_stop_ends_every_writer():
+    committer = GroupCommitter(HeldIntake(), writers=3)
+    committer.start()
+    assert committer.alive and committer.writers == 3
+    asyncio.run(committer(b"one", ENVELOPE))
+    committer.stop()
+    assert [thread.is_alive() for thread in committer._threads] == [False, False, False]
+    with pytest.raises(TempFail, match="shutting down"):
+        asyncio.run(committer(b"late", ENVELOPE))
+
+
+def test_each_writer_is_supervised_under_its_own_name(monkeypatch):
+    """A writer that dies (here after a commit, before its answers) is started again; the
+    others go on meanwhile."""
+    from postdesk import supervision  # noqa: PLC0415
+
+    monkeypatch.setitem(supervision._faults, "intake-writer", 1)
+    intake = HeldIntake()
+    committer = GroupCommitter(intake, writers=2, timeout=0.5)
+    assert [thread.name for thread in committer._threads] == ["intake-writer", "intake-writer-2"]
+    for thread in committer._threads:
+        thread.pause = (0.01, 0.01)
+    committer.start()
+
+    async def scenario():
+        with pytest.raises(TempFail, match="did not answer"):
+            await committer(b"first", ENVELOPE)  # stored; its writer died before answering
+        return await asyncio.wait_for(committer(b"second", ENVELOPE), 5)
+
+    try:
+        second = asyncio.run(scenario())
+        deadline = time.monotonic() + 5
+        while sum(t.restarts for t in committer._threads) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        restarts = sum(t.restarts for t in committer._threads)
+        alive = committer.alive
+    finally:
+        committer.stop()
+    assert second == 2
+    assert intake.batches == [[b"first"], [b"second"]]
+    assert restarts == 1 and alive
