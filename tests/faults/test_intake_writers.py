@@ -13,11 +13,9 @@ the writers go on.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import smtplib
 import sqlite3
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +24,7 @@ import sqlalchemy as sa
 
 from postdesk.gateway.intake import GroupCommitter
 from postdesk.gateway.smtp import SmtpGateway
+from tests.edge import Edge
 from tests.helpers import make_mail
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,27 +34,6 @@ RCPT = "support@desk.test"
 
 def writers_for(db_url: str) -> int:
     return 1 if db_url.startswith("sqlite") else 2
-
-
-class Edge:
-    """A gateway on its own asyncio loop in a thread, storing through a GroupCommitter."""
-
-    def __init__(self, committer: GroupCommitter) -> None:
-        self.committer = committer
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.gateway = SmtpGateway(host="127.0.0.1", port=0, accept=committer,
-                                   domains=["desk.test"], hostname="postdesk.test")
-        committer.start()
-        asyncio.run_coroutine_threadsafe(self.gateway.start(), self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.gateway.stop(grace=1), self.loop).result(timeout=30)
-        self.committer.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
 
 
 def send(port: int, raw: bytes, sender: str = "customer@example.com") -> int:

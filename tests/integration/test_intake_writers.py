@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import smtplib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,34 +19,11 @@ from postdesk.gateway.smtp import SmtpGateway
 from postdesk.runtime.app import App
 from postdesk.runtime.serve import Services
 from tests.conftest import write_config
+from tests.edge import Edge
 from tests.helpers import make_mail
 
 RCPT = "support@desk.test"
 QUEUED = re.compile(rb"Queued as (\d+)")
-
-
-class Edge:
-    """A gateway on its own asyncio loop in a thread, storing through a GroupCommitter."""
-
-    def __init__(self, committer: GroupCommitter) -> None:
-        self.committer = committer
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.gateway = SmtpGateway(host="127.0.0.1", port=0, accept=committer,
-                                   domains=["desk.test"], hostname="postdesk.test")
-        committer.start()
-        self.run(self.gateway.start())
-
-    def run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self.run(self.gateway.stop(grace=1))
-        self.committer.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
 
 
 def session(port: int, mails: list[bytes]) -> list[tuple[int, bytes]]:
