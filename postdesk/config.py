@@ -174,11 +174,11 @@ def _listen(value: str) -> str:
 
 
 def _database_url(value: str) -> str:
-    if not value.startswith(("sqlite", "postgresql")):
+    scheme = value.partition(":")[0]
+    if not (scheme in ("sqlite", "sqlite+pysqlite") or scheme.startswith("postgresql")):
         raise _fail(f"{value!r} is not supported",
-                    'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"')
-    if value.startswith("sqlite+") and not value.startswith("sqlite+pysqlite:"):
-        raise _fail(f"{value.partition(':')[0]!r} is not supported",
+                    'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"'
+                    if not scheme.startswith("sqlite") else
                     'SQLite is opened through Python\'s sqlite3: use "sqlite:///PATH"')
     if value.startswith("postgresql") and find_spec("psycopg") is None:
         raise _fail("PostgreSQL needs psycopg, which is not installed", "pip install 'postdesk[postgres]'")

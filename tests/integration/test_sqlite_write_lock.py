@@ -72,5 +72,5 @@ def test_another_sqlite_driver_is_refused_with_the_fix(url, tmp_path):
         Database(url)
     config_file = tmp_path / "postdesk.toml"
     config_file.write_text(f'[database]\nurl = "{url}"\n')
-    with pytest.raises(ConfigError, match=r"database\.url.*not supported.*sqlite:///PATH"):
+    with pytest.raises(ConfigError, match=r"database\.url: .*not supported.*sqlite:///PATH"):
         config.load(config_file, environ={})

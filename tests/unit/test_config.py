@@ -52,6 +52,8 @@ def test_config_env_variable_names_the_file(tmp_path):
     ("[outbound]\ntransport = 'pigeon'\n", {}, "outbound.transport: 'pigeon' is not allowed"),
     ("[smtp]\nmax_message_bytes = 'lots'\n", {}, "smtp.max_message_bytes: must be a size"),
     ("[database]\nurl = 'mysql://x'\n", {}, "database.url: 'mysql://x' is not supported"),
+    ("[database]\nurl = 'sqlite3:///x.db'\n", {},
+     "database.url: 'sqlite3:///x.db' is not supported (SQLite is opened through Python's"),
     ("[desk\n", {}, "is not valid TOML"),
     ("[worker]\nnice = 25\n", {}, "worker.nice: 25 is not between 0 and 19"),
     ("[worker]\nprocesses = 0\n", {}, "worker.processes: 0 is below 1"),
