@@ -173,9 +173,14 @@ def _listen(value: str) -> str:
     return value
 
 
+SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
+"""The SQLite URLs postdesk opens: through Python's sqlite3, whose dialect begins postdesk's
+write transactions with ``BEGIN IMMEDIATE`` (:mod:`postdesk.store.db`)."""
+
+
 def _database_url(value: str) -> str:
     scheme = value.partition(":")[0]
-    if not (scheme in ("sqlite", "sqlite+pysqlite") or scheme.startswith("postgresql")):
+    if not (scheme in SQLITE_SCHEMES or scheme.startswith("postgresql")):
         raise _fail(f"{value!r} is not supported",
                     'use "sqlite:///PATH" or "postgresql+psycopg://USER@HOST/DB"'
                     if not scheme.startswith("sqlite") else

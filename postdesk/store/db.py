@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlmodel import Session, create_engine
 
+from postdesk.config import SQLITE_SCHEMES
 from postdesk.errors import ConfigError
 
 
@@ -103,7 +104,7 @@ class Database:
 def _make_engine(url: str, *, echo: bool, sqlite: bool) -> Engine:
     if sqlite:
         parsed = make_url(url)
-        if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+        if parsed.drivername not in SQLITE_SCHEMES:  # config refuses them first
             raise ConfigError("database.url", f"the driver {parsed.drivername!r} is not supported",
                               'SQLite is opened through Python\'s sqlite3: "sqlite:///PATH"')
         parsed = parsed.set(drivername=f"sqlite+{_SQLiteImmediate.driver}")
