@@ -140,6 +140,8 @@ def cpu_pairs(trees: list[Path], store: str, mails: int, pairs: int, folder: Pat
 
 
 def instructions(trees: list[Path], store: str, mails: int, runs: int, folder: Path) -> int:
+    from bench.stats import median  # noqa: PLC0415 - this tree's, in the parent only
+
     if shutil.which("valgrind") is None or shutil.which("gcc") is None:
         sys.exit("--instructions needs valgrind and gcc (Debian: valgrind, gcc)")
     shim = folder / "counting.so"
@@ -166,7 +168,7 @@ def instructions(trees: list[Path], store: str, mails: int, runs: int, folder: P
             found[side].append(total / done)
             print(f"{'AB'[side]}: {total / done / 1e6:.3f} M instructions per mail "
                   f"({done} mails)", flush=True)
-    a, b = (sorted(found[side])[len(found[side]) // 2] for side in (0, 1))
+    a, b = (median(found[side]) for side in (0, 1))
     print(f"B ÷ A {b / a:.3f} (medians {a / 1e6:.3f} and {b / 1e6:.3f} M)")
     return 0
 
