@@ -149,6 +149,19 @@ def test_non_ascii_text_is_encoded_words_only() -> None:
     assert all(len(word) <= 75 for word in re.findall(rb"=\?[^ ]+\?=", raw))  # RFC 2047 2
 
 
+def test_non_ascii_subject_and_topic_are_b_words_that_read_back() -> None:
+    subject = "[#1042] Problème de facturation sur la commande numéro 4567 — urgent, répondez"
+    raw = compose(outgoing(subject=subject, topic=""), NOW)
+    lines = b"\r\n".join(header_lines(raw)).replace(b"\r\n ", b" ")
+    for name in (b"Subject", b"Thread-Topic"):
+        value = next(line for line in lines.split(b"\r\n") if line.startswith(name + b":"))
+        assert re.findall(rb"=\?utf-8\?(\w)\?", value) and \
+            set(re.findall(rb"=\?utf-8\?(\w)\?", value)) == {b"b"}, value
+    mail = parsed(raw)
+    assert str(mail["Subject"]) == subject
+    assert str(mail["Thread-Topic"]) == thread_topic(subject)
+
+
 def test_automatic_mail_is_marked_and_a_persons_reply_is_not() -> None:
     auto = parsed(compose(outgoing(automatic="auto-generated"), NOW))
     assert auto["Auto-Submitted"] == "auto-generated"
