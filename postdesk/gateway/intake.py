@@ -118,11 +118,11 @@ class GroupCommitter:
     """Batch concurrent SMTP accepts into shared commits, from ``writers`` writer threads.
 
     The sessions append their mails to one deque (thread-safe without a lock) and wake a
-    writer only when one waits for work: while every writer is in a commit, queueing a mail
-    takes no lock and wakes no thread, and the writer finds it when its commit is done. A
-    writer announces that it waits (``_waiting``, under the lock) before it looks at the deque
-    a last time, and a session reads ``_waiting`` after its append: a mail is never left
-    queued while every writer sleeps.
+    writer only when one sleeps: while every writer is in a commit or already woken, queueing
+    a mail takes no lock and wakes no thread, and a writer finds it when it next looks. A
+    writer counts itself in ``_sleeping`` (under the lock) before it looks at the deque a last
+    time and sleeps; a session reads ``_sleeping`` after its append, and whoever wakes a
+    writer counts it out. So a mail is never left queued while every writer sleeps.
     """
 
     def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0,
@@ -133,7 +133,7 @@ class GroupCommitter:
         self.timeout = timeout
         self._queue: collections.deque = collections.deque()
         self._ready = threading.Condition()
-        self._waiting = 0  # writers waiting for work (changed under ``_ready``)
+        self._sleeping = 0  # writers asleep and not yet woken (changed under ``_ready``)
         self._stopping = False
         self._threads = [Supervised(writer_name(n), self._run, stopping=lambda: self._stopping)
                          for n in range(max(1, writers))]
@@ -146,6 +146,7 @@ class GroupCommitter:
         """No new mail; the writers finish what is queued and end."""
         with self._ready:
             self._stopping = True
+            self._sleeping = 0
             self._ready.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
@@ -167,9 +168,8 @@ class GroupCommitter:
         taken: concurrent.futures.Future = concurrent.futures.Future()
         answer = asyncio.get_running_loop().create_future()
         self._queue.append((raw, envelope, taken, answer))
-        if self._waiting:  # read after the append (see the class's docstring)
-            with self._ready:
-                self._ready.notify()
+        if self._sleeping:  # read after the append (see the class's docstring)
+            self._wake_one()
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the future in one
             # more and answers one loop turn later (docs/performance.md, round V).
@@ -193,21 +193,27 @@ class GroupCommitter:
             while not self._queue:
                 if self._stopping:
                     return None
-                self._waiting += 1
-                try:
-                    if not self._queue:  # looked at again once announced
-                        self._ready.wait()
-                finally:
-                    self._waiting -= 1
+                self._sleeping += 1
+                if self._queue:  # looked at again once counted: not asleep after all
+                    self._sleeping -= 1
+                else:
+                    self._ready.wait()  # whoever woke it counted it out
             first = self._queue.popleft()
             batch, size = [first], len(first[0])
             while (self._queue and len(batch) < self.max_batch
                    and size + len(self._queue[0][0]) <= self.max_batch_bytes):
                 batch.append(self._queue.popleft())
                 size += len(batch[-1][0])
-            if self._queue and self._waiting:
+            if self._queue and self._sleeping:  # what did not fit, for a sleeping writer
+                self._sleeping -= 1
                 self._ready.notify()
             return batch
+
+    def _wake_one(self) -> None:
+        with self._ready:
+            if self._sleeping:
+                self._sleeping -= 1
+                self._ready.notify()
 
     def _commit(self, batch: list) -> None:
         taken = [item for item in batch if item[2].set_running_or_notify_cancel()]
