@@ -26,12 +26,11 @@ On SQLite, which has one writer at a time, there is one.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import hashlib
 import logging
-import threading
+import queue
 import time
 from collections.abc import Callable, Sequence
 
@@ -115,15 +114,7 @@ class Intake:
 
 
 class GroupCommitter:
-    """Batch concurrent SMTP accepts into shared commits, from ``writers`` writer threads.
-
-    The sessions append their mails to one deque (thread-safe without a lock) and wake a
-    writer only when one sleeps: while every writer is in a commit or already woken, queueing
-    a mail takes no lock and wakes no thread, and a writer finds it when it next looks. A
-    writer counts itself in ``_sleeping`` (under the lock) before it looks at the deque a last
-    time and sleeps; a session reads ``_sleeping`` after its append, and whoever wakes a
-    writer counts it out. So a mail is never left queued while every writer sleeps.
-    """
+    """Batch concurrent SMTP accepts into shared commits, from ``writers`` writer threads."""
 
     def __init__(self, intake: Intake, max_batch: int = 64, timeout: float = 30.0,
                  max_batch_bytes: int = MAX_BATCH_BYTES, writers: int = 1) -> None:
@@ -131,9 +122,7 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.timeout = timeout
-        self._queue: collections.deque = collections.deque()
-        self._ready = threading.Condition()
-        self._sleeping = 0  # writers asleep and not yet woken (changed under ``_ready``)
+        self._queue: queue.Queue = queue.Queue()
         self._stopping = False
         self._threads = [Supervised(writer_name(n), self._run, stopping=lambda: self._stopping)
                          for n in range(max(1, writers))]
@@ -143,11 +132,10 @@ class GroupCommitter:
             thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """No new mail; the writers finish what is queued and end."""
-        with self._ready:
-            self._stopping = True
-            self._sleeping = 0
-            self._ready.notify_all()
+        """No new mail; the writers finish what is queued and end (one stop mark, which each
+        writer puts back for the next)."""
+        self._stopping = True
+        self._queue.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -167,9 +155,7 @@ class GroupCommitter:
         # before that is skipped). ``answer``: what this session awaits, set on its loop.
         taken: concurrent.futures.Future = concurrent.futures.Future()
         answer = asyncio.get_running_loop().create_future()
-        self._queue.append((raw, envelope, taken, answer))
-        if self._sleeping:  # read after the append (see the class's docstring)
-            self._wake_one()
+        self._queue.put((raw, envelope, taken, answer))
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the future in one
             # more and answers one loop turn later (docs/performance.md, round V).
@@ -182,38 +168,31 @@ class GroupCommitter:
             taken.cancel()  # given up before its commit began: not stored; else no effect
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        item = self._queue.get()
+        while item is not None:
+            batch, item = self._gather(item)
             self._commit(batch)
+            if item is None:
+                item = self._queue.get()
+        self._queue.put(None)  # the stop mark, for the other writers
 
-    def _next_batch(self) -> list | None:
-        """The oldest queued mails within the batch limits, once there are any; None when
-        stopping and nothing is left. What does not fit stays queued, for the next writer
-        (woken if one waits) or for this one after its commit."""
-        with self._ready:
-            while not self._queue:
-                if self._stopping:
-                    return None
-                self._sleeping += 1
-                if self._queue:  # looked at again once counted: not asleep after all
-                    self._sleeping -= 1
-                else:
-                    self._ready.wait()  # whoever woke it counted it out
-            first = self._queue.popleft()
-            batch, size = [first], len(first[0])
-            while (self._queue and len(batch) < self.max_batch
-                   and size + len(self._queue[0][0]) <= self.max_batch_bytes):
-                batch.append(self._queue.popleft())
-                size += len(batch[-1][0])
-            if self._queue and self._sleeping:  # what did not fit, for a sleeping writer
-                self._sleeping -= 1
-                self._ready.notify()
-            return batch
-
-    def _wake_one(self) -> None:
-        with self._ready:
-            if self._sleeping:
-                self._sleeping -= 1
-                self._ready.notify()
+    def _gather(self, first: tuple) -> tuple[list, tuple | None]:
+        """``first`` and what else is queued, within the batch limits; and the item that did not
+        fit (None when the queue ran dry; the stop mark stays queued)."""
+        batch, size = [first], len(first[0])
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, None
+            if more is None:
+                self._queue.put(None)
+                return batch, None
+            if size + len(more[0]) > self.max_batch_bytes:
+                return batch, more
+            batch.append(more)
+            size += len(more[0])
+        return batch, None
 
     def _commit(self, batch: list) -> None:
         taken = [item for item in batch if item[2].set_running_or_notify_cancel()]

@@ -295,13 +295,12 @@ def busy_switching():
 
 @pytest.mark.parametrize(("writers", "sessions"), [(1, 1), (3, 1), (1, 8)])
 def test_no_mail_is_left_queued_while_the_writers_sleep(writers, sessions, busy_switching):
-    """The sessions wake a writer only when one waits. Mails queued at every moment of a
-    writer's cycle (in its commit, just done, going to sleep) are all committed and answered
-    in time, each once, with the id of its own commit. One session alone sends its next mail
-    only when the last is answered, so a mail left queued while the writers sleep would wait
-    for the store timeout and fail the test. Threads switch as often as the interpreter can,
-    so that they interleave at many more points; a race is still not certain to show in one
-    run."""
+    """Mails queued at every moment of a writer's cycle (in its commit, just done, going to
+    sleep) are all committed and answered in time, each once, with the id of its own commit.
+    One session alone sends its next mail only when the last is answered, so a mail left
+    queued while the writers sleep would wait for the store timeout and fail the test.
+    Threads switch as often as the interpreter can, so that they interleave at many more
+    points; a race is still not certain to show in one run."""
     intake = CountingIntake()
     committer = GroupCommitter(intake, writers=writers, timeout=5)
     committer.start()
@@ -330,6 +329,8 @@ def test_no_mail_is_left_queued_while_the_writers_sleep(writers, sessions, busy_
 
 
 def test_stop_lets_the_writers_commit_what_was_queued_before_it():
+    """Mails queued behind two commits in progress when ``stop()`` is called are committed
+    and answered before the writers end; a mail after it is answered "shutting down"."""
     intake = HeldIntake()
     committer = GroupCommitter(intake, writers=2)
     committer.start()
