@@ -33,11 +33,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
 
-def start_sink(log: Path, module: str = "bench.sink") -> tuple[subprocess.Popen, int]:
+def start_sink(log: Path, module: str = "bench.sink",
+               *args: str) -> tuple[subprocess.Popen, int]:
     """The do-nothing aiosmtpd server (or ``bench.edge_sink``, postdesk's edge storing
-    nothing) in its own process; returns it and its port."""
+    nothing, with ``args``) in its own process; returns it and its port."""
     handle = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", module, "0"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", module, "0", *args], stdout=subprocess.PIPE,
                             stderr=handle, env=_env(), cwd=ROOT)
     line = proc.stdout.readline().decode()
     if not line.startswith("ready"):
