@@ -1,4 +1,5 @@
-"""Server subprocesses of the benchmarks: ``postdesk serve`` and the do-nothing sink.
+"""Server subprocesses of the benchmarks: ``postdesk serve``, the do-nothing sink, and postdesk's
+edge storing nothing (``bench.edge_sink``).
 
 Start one on a free loopback port, wait until it listens, read its CPU time and peak memory
 from ``/proc``, stop it with SIGTERM (SIGKILL if it does not go). Nothing here talks to any
@@ -32,10 +33,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
 
-def start_sink(log: Path) -> tuple[subprocess.Popen, int]:
-    """The do-nothing aiosmtpd server in its own process; returns it and its port."""
+def start_sink(log: Path, module: str = "bench.sink",
+               *args: str) -> tuple[subprocess.Popen, int]:
+    """The do-nothing aiosmtpd server (or ``bench.edge_sink``, postdesk's edge storing
+    nothing, with ``args``) in its own process; returns it and its port."""
     handle = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sink", "0"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", module, "0", *args], stdout=subprocess.PIPE,
                             stderr=handle, env=_env(), cwd=ROOT)
     line = proc.stdout.readline().decode()
     if not line.startswith("ready"):

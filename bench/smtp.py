@@ -1,9 +1,10 @@
 """Benchmark ``smtp``: SMTP ingest into a real ``postdesk serve``, against a do-nothing aiosmtpd.
 
 For each size class and client concurrency, in every round: the client sends the corpus to
-the do-nothing sink, then to ``postdesk serve`` on SQLite, then on PostgreSQL (each on a fresh
-clone of the seeded template, warmed up by one mail), then to ``serve --no-worker
---no-sender`` (the edge alone).
+the do-nothing sink, then to postdesk's SMTP edge storing nothing (``bench.edge_sink``: what
+the edge costs by itself, without the commit before the 250), then to ``postdesk serve`` on
+SQLite, then on PostgreSQL (each on a fresh clone of the seeded template, warmed up by one
+mail), then to ``serve --no-worker --no-sender`` (the edge alone).
 Measured: accepted mails/s (all 250s received), fully processed mails/s (every stored mail
 processed — ticket written and acknowledgement queued in one commit — polled from the inbound
 statuses every 0.1 s), p50/p99 DATA→250, the client's and the server's CPU use. Ratios are
@@ -30,6 +31,7 @@ from bench.stores import Stores, write_config
 FINAL = "('processed', 'discarded', 'quarantined')"
 MEASURES = ("accepted_per_s", "processed_per_s", "p50_ms", "p99_ms")
 ACCEPT_ONLY = ("--no-worker", "--no-sender")
+NO_STORE = "postdesk edge, no store"  # bench.edge_sink: no target applies to it
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Plan:
     runs: int
     seeds: int
     accept_only: bool = True  # also ``serve --no-worker --no-sender``: the edge alone
+    no_store: bool = True  # also ``bench.edge_sink``: postdesk's edge, storing nothing
     spy: bool = True  # one more run per store under py-spy (not in the medians)
 
 
@@ -92,9 +95,12 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
-def sink_run(mails: list[corpus.Mail], concurrency: int, workdir: Path) -> dict:
-    proc, port = procs.start_sink(workdir / "sink.log")
+def sink_run(mails: list[corpus.Mail], concurrency: int, workdir: Path,
+             module: str = "bench.sink") -> dict:
+    proc, port = procs.start_sink(workdir / f"{module.rpartition('.')[2]}.log", module)
     try:
+        if module != "bench.sink":  # postdesk's imports and first session before the clock
+            run_blast(port, corpus.generate("3k", 1, seed=99, tickets=0), 1)
         cpu = procs.cpu_seconds(proc.pid)
         blast = run_blast(port, mails, concurrency)
         return _figures(blast, procs.cpu_seconds(proc.pid) - cpu)
@@ -157,6 +163,12 @@ def run(plan: Plan, stores: Stores, workdir: Path, say=print) -> dict:
                 base = sink_run(mails, concurrency, workdir)
                 runs.append({**key, "server": "do-nothing", **base})
                 say(f"  smtp {size} c={concurrency} do-nothing: {base['accepted_per_s']:.0f}/s")
+                if plan.no_store:
+                    figures = sink_run(mails, concurrency, workdir, "bench.edge_sink")
+                    figures["ratios"] = _ratios(figures, base)
+                    runs.append({**key, "server": NO_STORE, **figures})
+                    say(f"  smtp {size} c={concurrency} {NO_STORE}: "
+                        f"{figures['accepted_per_s']:.0f}/s")
                 for kind, name, flags in _servers(plan):
                     figures = postdesk_run(stores, kind, mails, concurrency, plan.seeds,
                                            workdir, flags)
@@ -187,7 +199,7 @@ def _spied(plan: Plan, corpora: dict, stores: Stores, workdir: Path) -> dict:
 
 def _ratios(figures: dict, base: dict) -> dict:
     return {"accepted": ratio(figures["accepted_per_s"], base["accepted_per_s"]),
-            "processed": ratio(figures["processed_per_s"], base["accepted_per_s"]),
+            "processed": ratio(figures.get("processed_per_s"), base["accepted_per_s"]),
             "p99": ratio(figures["p99_ms"], base["p99_ms"])}
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import corpus, report
 from postdesk.config import AttachmentSettings
 from postdesk.mail.attachment_policy import judge
@@ -194,3 +196,28 @@ def test_two_trees_can_be_compared_pair_by_pair(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "bench.compare", str(tmp_path), str(ROOT)],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "not a postdesk source tree" in refused.stderr
+
+
+@pytest.mark.parametrize("commit_ms", [(), ("2",)])
+def test_the_edge_sink_answers_as_postdesk_and_stores_nothing(tmp_path, commit_ms):
+    """``bench.edge_sink`` is postdesk's SMTP edge (its replies, its INFO line per accepted
+    mail) with an accept that stores nothing: each mail gets the next id, at once or after a
+    group commit that sleeps."""
+    import smtplib  # noqa: PLC0415
+
+    from bench import procs  # noqa: PLC0415
+
+    log = tmp_path / "edge-sink.log"
+    proc, port = procs.start_sink(log, "bench.edge_sink", *commit_ms)
+    try:
+        mails = corpus.generate("3k", 2, seed=5, tickets=0)
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=30) as client:
+            replies = [client.sendmail(m.sender, [corpus.DESK], m.raw) for m in mails]
+            client.mail(mails[0].sender)
+            refused = client.rcpt("someone@elsewhere.test")  # a domain the desk does not serve
+    finally:
+        assert procs.stop(proc) == 0
+    assert replies == [{}, {}]
+    assert refused[0] == 550
+    text = log.read_text()
+    assert "accepted raw mail id=1 size=" in text and "accepted raw mail id=2 size=" in text

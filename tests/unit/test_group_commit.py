@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 
@@ -265,3 +266,101 @@ def test_each_writer_is_supervised_under_its_own_name(monkeypatch):
     assert second == 2
     assert intake.batches == [[b"first"], [b"second"]]
     assert restarts == 1 and alive
+
+
+class CountingIntake:
+    """Stores at once, as fast as it can; records every batch (from any writer)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[bytes]] = []
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def store_many(self, mails):
+        with self._lock:
+            self.batches.append([bytes(raw) for raw, _ in mails])
+            first = self._next + 1
+            self._next += len(mails)
+        return list(range(first, first + len(mails)))
+
+
+@pytest.fixture
+def busy_switching():
+    """Threads switched as often as the interpreter can, for the length of a test."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize(("writers", "sessions"), [(1, 1), (3, 1), (1, 8)])
+def test_no_mail_is_left_queued_while_the_writers_sleep(writers, sessions, busy_switching):
+    """Mails queued at every moment of a writer's cycle (in its commit, just done, going to
+    sleep) are all committed and answered in time, each once, with the id of its own commit.
+    One session alone sends its next mail only when the last is answered, so a mail left
+    queued while the writers sleep would wait for the store timeout and fail the test.
+    Threads switch as often as the interpreter can, so that they interleave at many more
+    points; a race is still not certain to show in one run."""
+    intake = CountingIntake()
+    committer = GroupCommitter(intake, writers=writers, timeout=5)
+    committer.start()
+    per_session = 1600 // sessions
+
+    async def session(number: int) -> list[tuple[bytes, int]]:
+        told = []
+        for mail in range(per_session):
+            raw = f"{number}-{mail}".encode()
+            told.append((raw, await committer(raw, ENVELOPE)))
+        return told
+
+    async def scenario():
+        return await asyncio.gather(*(session(n) for n in range(sessions)))
+
+    try:
+        told = [pair for pairs in asyncio.run(scenario()) for pair in pairs]
+    finally:
+        committer.stop()
+    stored = {}
+    for batch in intake.batches:
+        for raw in batch:
+            stored[len(stored) + 1] = raw
+    assert len(stored) == 1600
+    assert {number: raw for raw, number in told} == stored
+
+
+def test_stop_lets_the_writers_commit_what_was_queued_before_it():
+    """Mails queued behind two commits in progress when ``stop()`` is called are committed
+    and answered before the writers end; a mail after it is answered "shutting down"."""
+    intake = HeldIntake()
+    committer = GroupCommitter(intake, writers=2)
+    committer.start()
+    stopped = threading.Event()
+
+    async def scenario():
+        held = asyncio.ensure_future(committer(b"held", ENVELOPE))
+        await asyncio.to_thread(intake.entered.wait, 5)
+        # the other writer takes the next one at once; hold the second commit too
+        second = asyncio.ensure_future(committer(b"held-2", ENVELOPE))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(committer(raw, ENVELOPE)) for raw in (b"q1", b"q2")]
+        await asyncio.sleep(0.05)  # queued behind two commits in progress
+        stopping = asyncio.ensure_future(asyncio.to_thread(committer.stop))
+        await asyncio.sleep(0.05)
+        with pytest.raises(TempFail, match="shutting down"):
+            await committer(b"late", ENVELOPE)
+        intake.may_go.set()
+        answers = await asyncio.wait_for(asyncio.gather(held, second, *queued), 5)
+        await stopping
+        stopped.set()
+        return answers
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        intake.may_go.set()
+        committer.stop()
+    assert stopped.is_set()
+    assert sorted(answers) == [1, 2, 3, 4]
+    assert sorted(raw for batch in intake.batches for raw in batch) == [b"held", b"held-2",
+                                                                        b"q1", b"q2"]
+    assert not any(thread.is_alive() for thread in committer._threads)
