@@ -48,7 +48,10 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
-        self._readonly = self.engine.execution_options(postdesk_readonly=True)
+        # PostgreSQL's readers run READ ONLY transactions (a write in one is refused), ended by
+        # a COMMIT (``reader``).
+        self._readonly = self.engine.execution_options(
+            postdesk_readonly=True, **({} if self.is_sqlite else {"postgresql_readonly": True}))
         if self.is_sqlite:  # a reader's BEGIN, without the write lock; the dialect sees it begun
             event.listen(self._readonly, "begin", _sqlite_begin_deferred)
         self.auto_checkpoints = True
@@ -93,9 +96,16 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:
-        """A read-only session (no write lock on SQLite)."""
+        """A read-only session (no write lock on SQLite; a ``READ ONLY`` transaction on
+        PostgreSQL). On PostgreSQL a block that ends without error ends its transaction with a
+        ``COMMIT``, which changes nothing a read-only transaction could: psycopg drops every
+        statement it has prepared on the connection at a ``ROLLBACK`` (a rollback may undo the
+        schema they were prepared on), so the worker's reader of each batch's mails made its
+        hot statements run unprepared, and be prepared again, after every batch."""
         with StoreSession(self._readonly, expire_on_commit=False) as session:
             yield session
+            if not self.is_sqlite:
+                session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
