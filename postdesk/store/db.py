@@ -16,6 +16,7 @@ commit) and ``errors`` (what a database error means).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from sqlalchemy import LargeBinary, event, insert
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.engine import Connection, Engine, Row, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from postdesk.config import SQLITE_SCHEMES
@@ -48,7 +49,10 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, echo=echo, sqlite=self.is_sqlite)
-        self._readonly = self.engine.execution_options(postdesk_readonly=True)
+        # PostgreSQL's readers run READ ONLY transactions (a write in one is refused), ended by
+        # a COMMIT (``reader``).
+        self._readonly = self.engine.execution_options(
+            postdesk_readonly=True, **({} if self.is_sqlite else {"postgresql_readonly": True}))
         if self.is_sqlite:  # a reader's BEGIN, without the write lock; the dialect sees it begun
             event.listen(self._readonly, "begin", _sqlite_begin_deferred)
         self.auto_checkpoints = True
@@ -93,9 +97,16 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:
-        """A read-only session (no write lock on SQLite)."""
+        """A read-only session (no write lock on SQLite; a ``READ ONLY`` transaction on
+        PostgreSQL). On PostgreSQL a block that ends without error ends its transaction with a
+        ``COMMIT``, which changes nothing a read-only transaction could: psycopg drops every
+        statement it has prepared on the connection at a ``ROLLBACK`` (a rollback may undo the
+        schema they were prepared on), so the worker's reader of each batch's mails made its
+        hot statements run unprepared, and be prepared again, after every batch."""
         with StoreSession(self._readonly, expire_on_commit=False) as session:
             yield session
+            if not self.is_sqlite:
+                session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -198,17 +209,34 @@ def _forget_connection(session: StoreSession, _transaction) -> None:
     session.info.pop(_CONNECTION, None)
 
 
-def insert_row(session: Session, model: type, values: dict) -> Row:
+def insert_row(session: Session, model: type, values: dict) -> tuple:
     """Write a row of ``model``'s table with a prebuilt Core INSERT through ``execute``; returns
-    it as written, every column with its default but the binary ones (a mail's or a file's
-    bytes are not read back), as a read-only ``Row`` (``.id``, ``.text``...). No model object
-    is built (SQLModel's constructor cost more than the INSERT) and nothing is added to the
-    session: decide every value before."""
-    return execute(session, _insert_of(model), values).one()
+    it as written, every column but the binary ones (a mail's or a file's bytes are not kept),
+    as a read-only record (``.id``, ``.text``...; a named tuple). No model object is built
+    (SQLModel's constructor cost more than the INSERT) and nothing is added to the session:
+    decide every value before.
+
+    The database sends back only what it decides itself: the id and the columns with a server
+    default. Every other column is what this INSERT wrote: the values given, with the table's
+    Python-side defaults as SQLAlchemy applied them (``last_inserted_params``), None where it
+    wrote nothing. Returning every column cost the driver a column description, a value to
+    load and one to process for each, about 2 µs a column on PostgreSQL: 15 to 20 columns per
+    INSERT, of values the caller had just sent (docs/performance.md, round Y)."""
+    statement, record, taken = _insert_of(model)
+    result = execute(session, statement, values)
+    decided = result.one()
+    written = result.last_inserted_params()
+    return record._make([decided[taken[name]] if name in taken else written.get(name)
+                         for name in record._fields])
 
 
 @functools.cache
-def _insert_of(model: type):
+def _insert_of(model: type) -> tuple:
+    """``model``'s INSERT returning what the database decides (the primary key and the columns
+    with a server default), the record type of its rows, and where each returned column is."""
     table = model.__table__
-    return insert(table).returning(*(c for c in table.columns
-                                     if not isinstance(c.type, LargeBinary)))
+    decided = [c for c in table.columns if c.primary_key or c.server_default is not None]
+    record = collections.namedtuple(f"{model.__name__}Row", [
+        c.key for c in table.columns if not isinstance(c.type, LargeBinary)])
+    return (insert(table).returning(*decided), record,
+            {column.key: index for index, column in enumerate(decided)})

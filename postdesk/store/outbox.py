@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, union_all, update
-from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from postdesk.store import limits
@@ -21,7 +20,7 @@ from postdesk.store.models import Message, Outbox
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 
-def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> Row:
+def add(session: Session, now: datetime, *, rcpts: Sequence[str], **fields) -> tuple:
     """Queue a finished mail; returns the row as written (``db.insert_row``: a read-only record
     with the columns of ``Outbox``, as for messages). An automatic mail is queued under its
     address's lock, which the limits count under (``store.limits``; no query when held)."""

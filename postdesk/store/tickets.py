@@ -40,7 +40,6 @@ _PARTICIPANT_ROLE = select(Participant.role).where(
     Participant.ticket_id == bindparam("ticket_id"), Participant.address == bindparam("address"))
 _ADD_PARTICIPANT = insert(Participant)
 _ADD_EVENT = insert(Event)
-_ADD_TICKET = insert(Ticket.__table__).returning(*Ticket.__table__.columns)
 # The model's own defaults (status "new", queue, priority, locale...), which a Core INSERT
 # does not apply: the columns carry no defaults of their own.
 _TICKET_DEFAULTS = {name: spec.default for name, spec in Ticket.model_fields.items()
@@ -173,14 +172,14 @@ def create_ticket(session: Session, now: datetime, **fields) -> Ticket:
     return ticket
 
 
-def open_ticket(session: Session, now: datetime, **fields) -> Row:
-    """Write a new ticket; returns it as written, a read-only ``Row`` with every column of
-    ``Ticket`` (a Core INSERT: building and flushing a ``Ticket`` object cost three times the
-    INSERT). For a ticket nothing changes in the transaction that opens it (the worker's new
-    tickets); a later mail of the same transaction that answers it loads it with ``get`` as
-    any other. Its thread is known until the commit (``_opened``)."""
-    ticket = execute(session, _ADD_TICKET, {**_TICKET_DEFAULTS, "created_at": now,
-                                            "updated_at": now, **fields}).one()
+def open_ticket(session: Session, now: datetime, **fields) -> tuple:
+    """Write a new ticket; returns it as written, a read-only record with every column of
+    ``Ticket`` (``db.insert_row``, a Core INSERT: building and flushing a ``Ticket`` object
+    cost three times the INSERT). For a ticket nothing changes in the transaction that opens
+    it (the worker's new tickets); a later mail of the same transaction that answers it loads
+    it with ``get`` as any other. Its thread is known until the commit (``_opened``)."""
+    ticket = insert_row(session, Ticket, {**_TICKET_DEFAULTS, "created_at": now,
+                                          "updated_at": now, **fields})
     _opened(session)[ticket.id] = []
     return ticket
 
@@ -333,7 +332,7 @@ def move_messages(session: Session, from_ticket: int, to_ticket: int) -> None:
 
 
 def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable[str] = (),
-                cc: Iterable[str] = (), **fields) -> Row:
+                cc: Iterable[str] = (), **fields) -> tuple:
     """Insert a message; returns the row as written (``db.insert_row``: a read-only record with
     the columns of ``Message``, not tracked by the session; the worker adds one or two messages
     per mail). Decide every field before adding it.
@@ -347,7 +346,7 @@ def add_message(session: Session, ticket_id: int, now: datetime, *, to: Iterable
     return message
 
 
-def add_attachment(session: Session, message_pk: int, **fields) -> Row:
+def add_attachment(session: Session, message_pk: int, **fields) -> tuple:
     """Add a file to a message; returns the row as written (``db.insert_row``). On SQLite a
     big file's bytes are written into its row in place (``large.write_in_place``: SQLite would
     otherwise copy them twice while inserting)."""

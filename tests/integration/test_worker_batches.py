@@ -31,11 +31,17 @@ def statuses(app) -> dict[str, int]:
 
 
 def commits_of(app) -> list[int]:
-    """Count COMMITs the engine sends from now on."""
+    """Count the COMMITs of write transactions the engine sends from now on (a reader's
+    transaction, READ ONLY on PostgreSQL, ends with a COMMIT too: ``Database.reader``)."""
     from sqlalchemy import event  # noqa: PLC0415
 
     seen = [0]
-    event.listen(app.db.engine, "commit", lambda _conn: seen.__setitem__(0, seen[0] + 1))
+
+    def committed(conn):
+        if not conn.get_execution_options().get("postdesk_readonly"):
+            seen[0] += 1
+
+    event.listen(app.db.engine, "commit", committed)
     return seen
 
 
