@@ -16,9 +16,13 @@ from postdesk.store.db import Database
 _PREPARED = text("SELECT count(*) FROM pg_prepared_statements")
 
 
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
 @pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
+def db(db_url):
+    """An empty database (``db_url`` truncates the run's PostgreSQL database first)."""
+    database = Database(db_url)
     yield database
     database.dispose()
 
