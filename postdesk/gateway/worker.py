@@ -32,6 +32,7 @@ from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
+from postdesk.store.locks import lock_addresses
 from postdesk.store.models import Inbound
 from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
@@ -87,6 +88,13 @@ class _Failed(Exception):
     def __init__(self, index: int) -> None:
         super().__init__(index)
         self.index = index
+
+
+def _senders(rows: list[Inbound], batch: _Batch) -> list[str | None]:
+    """The From addresses of the mails of ``rows`` read ahead: the addresses whose locks their
+    steps take first (``locks.lock_addresses``)."""
+    return [prepared.mail.from_addr for row in rows
+            if (prepared := batch.prepared.get(row.id)) is not None]
 
 
 _holding = threading.local()  # .kept: the list of what this thread holds back, or None
@@ -355,6 +363,7 @@ class Worker:
         began = self.monotonic()
         done = 0
         with self._writing(), self.db.session() as session:
+            lock_addresses(session, _senders(rows, batch))
             for row in rows:
                 try:
                     self._process_one(session, row, batch)
@@ -379,6 +388,7 @@ class Worker:
         done: list[tuple[Context, float, list]] = []
         _keep_records()
         with self._writing(), self.db.session() as session:
+            lock_addresses(session, _senders(rows, batch))
             with _group_events(session, done):
                 for index, row in enumerate(rows):
                     ctx, effects = self._run_fast(session, row, batch)

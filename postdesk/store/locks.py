@@ -10,8 +10,9 @@ The listeners that forget the held locks at commit and rollback are bound to
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
-from sqlalchemy import bindparam, event, func, select
+from sqlalchemy import bindparam, event, func, select, text
 from sqlmodel import Session
 
 from postdesk.store.db import StoreSession, execute
@@ -46,8 +47,7 @@ def lock_until_commit(session: Session, name: str) -> None:
     held = held_locks(session)
     if name in held:
         return
-    digest = hashlib.sha256(name.encode()).digest()
-    key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
+    key = {"key": _key(name)}
     if session.info.get(_NOWAIT):
         if not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
             raise LockBusy(f"{name} is held by another transaction")
@@ -60,10 +60,41 @@ def lock_address(session: Session, address: str) -> None:
     """Hold the lock of one mail address until the transaction ends: the limits that count
     what was received from it (the inbound flood limit) or sent to it (automatic replies) take
     it before they count, so that several workers never pass a limit together."""
-    lock_until_commit(session, f"address:{address.lower()}")
+    lock_until_commit(session, _address_name(address))
+
+
+def lock_addresses(session: Session, addresses: Iterable[str | None]) -> None:
+    """``lock_address`` of each of ``addresses`` not held yet, all in one statement, in the
+    order of their keys. The worker takes the senders of a group's mails this way when the
+    group's transaction begins: two workers whose groups hold mails of the same senders in
+    opposite orders would otherwise each lock one sender and wait for the other's, a deadlock
+    that PostgreSQL breaks only after its ``deadlock_timeout`` (a second by default), and then
+    one group runs again. Taken in one order, the later transaction waits for the earlier one's
+    commit holding nothing. A lock that a mail takes later (an envelope sender, another
+    recipient) still waits as ``lock_until_commit``'s."""
+    if session.get_bind().dialect.name != "postgresql" or session.info.get(_NOWAIT):
+        return
+    held = held_locks(session)
+    names = {_address_name(a) for a in addresses if a} - held
+    if names:
+        execute(session, _ADVISORY_LOCKS, {"keys": sorted(_key(name) for name in names)})
+        held.update(names)
+
+
+def _address_name(address: str) -> str:
+    return f"address:{address.lower()}"
+
+
+def _key(name: str) -> int:
+    """The advisory lock's 64-bit key of a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
+# One lock after the other in the keys' order (the sorted subquery feeds the aggregate in
+# order); the count only gives the statement one row to return.
+_ADVISORY_LOCKS = text("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                       "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered")
 _TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
 _HELD_LOCKS = "postdesk_held_locks"
 _NOWAIT = "postdesk_nowait_locks"
