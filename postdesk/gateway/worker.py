@@ -32,7 +32,7 @@ from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
-from postdesk.store.locks import lock_addresses
+from postdesk.store.locks import address_lock_taken
 from postdesk.store.models import Inbound
 from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
@@ -90,11 +90,13 @@ class _Failed(Exception):
         self.index = index
 
 
-def _senders(rows: list[Inbound], batch: _Batch) -> list[str | None]:
-    """The From addresses of the mails of ``rows`` read ahead: the addresses whose locks their
-    steps take first (``locks.lock_addresses``)."""
-    return [prepared.mail.from_addr for row in rows
-            if (prepared := batch.prepared.get(row.id)) is not None]
+def _sender_taken(session, rows: list[Inbound], index: int, batch: _Batch) -> bool:
+    """Whether the lock of the sender of ``rows[index]`` (read ahead) is this group's now: the
+    first mail of a group waits for it, a later one only takes it if it is free
+    (``locks.address_lock_taken``); its flood count and limits take it again at no cost."""
+    prepared = batch.prepared.get(rows[index].id)
+    sender = prepared.mail.from_addr if prepared is not None else None
+    return not sender or address_lock_taken(session, sender, wait=index == 0)
 
 
 _holding = threading.local()  # .kept: the list of what this thread holds back, or None
@@ -363,8 +365,9 @@ class Worker:
         began = self.monotonic()
         done = 0
         with self._writing(), self.db.session() as session:
-            lock_addresses(session, _senders(rows, batch))
-            for row in rows:
+            for index, row in enumerate(rows):
+                if not _sender_taken(session, rows, index, batch):
+                    break  # its sender is another group's: first in the next group
                 try:
                     self._process_one(session, row, batch)
                 except _Restart:
@@ -388,9 +391,10 @@ class Worker:
         done: list[tuple[Context, float, list]] = []
         _keep_records()
         with self._writing(), self.db.session() as session:
-            lock_addresses(session, _senders(rows, batch))
             with _group_events(session, done):
                 for index, row in enumerate(rows):
+                    if not _sender_taken(session, rows, index, batch):
+                        break  # its sender is another group's: first in the next group
                     ctx, effects = self._run_fast(session, row, batch)
                     if ctx is None:
                         raise _Failed(index)

@@ -10,9 +10,8 @@ The listeners that forget the held locks at commit and rollback are bound to
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 
-from sqlalchemy import bindparam, event, func, select, text
+from sqlalchemy import bindparam, event, func, select
 from sqlmodel import Session
 
 from postdesk.store.db import StoreSession, execute
@@ -63,22 +62,28 @@ def lock_address(session: Session, address: str) -> None:
     lock_until_commit(session, _address_name(address))
 
 
-def lock_addresses(session: Session, addresses: Iterable[str | None]) -> None:
-    """``lock_address`` of each of ``addresses`` not held yet, all in one statement, in the
-    order of their keys. The worker takes the senders of a group's mails this way when the
-    group's transaction begins: two workers whose groups hold mails of the same senders in
-    opposite orders would otherwise each lock one sender and wait for the other's, a deadlock
-    that PostgreSQL breaks only after its ``deadlock_timeout`` (a second by default), and then
-    one group runs again. Taken in one order, the later transaction waits for the earlier one's
-    commit holding nothing. A lock that a mail takes later (an envelope sender, another
-    recipient) still waits as ``lock_until_commit``'s."""
-    if session.get_bind().dialect.name != "postgresql" or session.info.get(_NOWAIT):
-        return
+def address_lock_taken(session: Session, address: str, wait: bool) -> bool:
+    """Take ``lock_address``'s lock of ``address`` now, waiting for it only when ``wait``;
+    False when another transaction holds it (and ``wait`` is false). The worker takes each
+    mail's sender this way before the mail's first step, and waits only for the first mail
+    of a group, when its transaction holds no other address: a group that met a busy sender
+    further on commits what it has done and takes that mail first in its next group. Two
+    workers holding mails of the same senders in opposite orders would otherwise each hold
+    one sender and wait for the other's, a deadlock that PostgreSQL breaks only after its
+    ``deadlock_timeout`` (a second by default), running one group again."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    name = _address_name(address)
     held = held_locks(session)
-    names = {_address_name(a) for a in addresses if a} - held
-    if names:
-        execute(session, _ADVISORY_LOCKS, {"keys": sorted(_key(name) for name in names)})
-        held.update(names)
+    if name in held:
+        return True
+    key = {"key": _key(name)}
+    if wait and not session.info.get(_NOWAIT):
+        execute(session, _ADVISORY_LOCK, key)
+    elif not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
+        return False
+    held.add(name)
+    return True
 
 
 def _address_name(address: str) -> str:
@@ -91,10 +96,6 @@ def _key(name: str) -> int:
 
 
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
-# One lock after the other in the keys' order (the sorted subquery feeds the aggregate in
-# order); the count only gives the statement one row to return.
-_ADVISORY_LOCKS = text("SELECT count(pg_advisory_xact_lock(k)) FROM "
-                       "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered")
 _TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
 _HELD_LOCKS = "postdesk_held_locks"
 _NOWAIT = "postdesk_nowait_locks"
