@@ -97,8 +97,12 @@ def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> 
     """Insert accepted mails (one transaction for the batch: group commit); returns their ids,
     in the order of ``mails`` (each SMTP client is told its own). On SQLite a big mail's
     bytes are written into its row in place (``large.write_in_place``), in the same transaction.
-    On PostgreSQL with psycopg, the rows go through psycopg's own ``executemany`` (below)."""
-    if connection.dialect.driver == "psycopg":
+    On PostgreSQL with psycopg, a batch of mails none of them big goes through psycopg's own
+    ``executemany`` (below); a batch with a big mail does not: in that pipeline psycopg held one
+    more copy of the mail's bytes, 24 MiB more at the SMTP edge's peak for a 24 MiB mail
+    (docs/performance.md, round Z)."""
+    if connection.dialect.driver == "psycopg" and all(
+            mail.raw is None or len(mail.raw) <= LARGE_VALUE for mail in mails):
         return _add_raw_psycopg(connection, mails, now)
     in_place = writes_in_place(connection)
     big = [in_place and mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]

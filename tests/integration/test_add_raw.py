@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from postdesk.mail.envelope import Envelope
 from postdesk.store import inbound
 from postdesk.store.clock import as_utc, utcnow
+from postdesk.store.large import LARGE_VALUE
 from postdesk.store.models import Inbound
 from tests.helpers import make_mail
 
@@ -24,8 +25,13 @@ def raw_mail(raw: bytes | bytearray | None, n: int, **extra) -> inbound.RawMail:
     return inbound.RawMail(raw, envelope, hashlib.sha256(body).hexdigest(), len(body), **extra)
 
 
-def test_each_row_holds_what_was_handed_over_and_the_ids_follow_the_mails(database):
+@pytest.mark.parametrize("with_big", [False, True], ids=["small", "with-a-big-mail"])
+def test_each_row_holds_what_was_handed_over_and_the_ids_follow_the_mails(database, with_big):
+    """A batch with a big mail (over ``LARGE_VALUE``) takes the other way on PostgreSQL, where
+    psycopg's pipeline held one more copy of it, and on SQLite is written in place."""
     mails = [raw_mail(make_mail(message_id=f"<r{n}@example.com>"), n) for n in range(5)]
+    if with_big:
+        mails.insert(2, raw_mail(bytearray(b"Subject: big\r\n\r\n" + b"x" * LARGE_VALUE), 8))
     mails.append(raw_mail(bytearray(b"Subject: a read buffer\r\n\r\nbytes \x00\xff\r\n"), 5))
     mails.append(raw_mail(None, 6, blob_path="ab/cdef"))
     mails.append(raw_mail(b"Subject: from IMAP\r\n\r\nx\r\n", 7, imap_key="box\x1fINBOX\x1f1\x1f9"))
