@@ -41,18 +41,8 @@ def lock_until_commit(session: Session, name: str) -> None:
     asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
     needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
     A name already locked in this transaction costs no query."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    held = held_locks(session)
-    if name in held:
-        return
-    key = {"key": _key(name)}
-    if session.info.get(_NOWAIT):
-        if not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
-            raise LockBusy(f"{name} is held by another transaction")
-    else:
-        execute(session, _ADVISORY_LOCK, key)
-    held.add(name)
+    if not _taken(session, name, wait=not session.info.get(_NOWAIT)):
+        raise LockBusy(f"{name} is held by another transaction")
 
 
 def lock_address(session: Session, address: str) -> None:
@@ -71,14 +61,20 @@ def address_lock_taken(session: Session, address: str, wait: bool) -> bool:
     workers holding mails of the same senders in opposite orders would otherwise each hold
     one sender and wait for the other's, a deadlock that PostgreSQL breaks only after its
     ``deadlock_timeout`` (a second by default), running one group again."""
+    return _taken(session, _address_name(address), wait=wait and not session.info.get(_NOWAIT))
+
+
+def _taken(session: Session, name: str, wait: bool) -> bool:
+    """Hold the advisory lock ``name`` until the transaction ends, waiting for it when
+    ``wait``, else only if it is free; whether this transaction holds it now. SQLite needs
+    none (True); a name already held costs no query."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    name = _address_name(address)
     held = held_locks(session)
     if name in held:
         return True
     key = {"key": _key(name)}
-    if wait and not session.info.get(_NOWAIT):
+    if wait:
         execute(session, _ADVISORY_LOCK, key)
     elif not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
         return False
