@@ -219,10 +219,7 @@ def _answer(batch: list, outcomes: list) -> None:
     mail, as a ``wrap_future`` per mail would)."""
     by_loop: dict[asyncio.AbstractEventLoop, list] = {}
     for (_, _, taken, answer), outcome in zip(batch, outcomes):
-        if isinstance(outcome, BaseException):
-            taken.set_exception(outcome)
-        else:
-            taken.set_result(outcome)
+        _settle(taken, outcome)
         by_loop.setdefault(answer.get_loop(), []).append((answer, outcome))
     for loop, answers in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
@@ -231,9 +228,13 @@ def _answer(batch: list, outcomes: list) -> None:
 
 def _deliver(answers: list) -> None:
     for answer, outcome in answers:
-        if answer.done():  # its session gave up (store timeout) or went away
-            continue
-        if isinstance(outcome, BaseException):
-            answer.set_exception(outcome)
-        else:
-            answer.set_result(outcome)
+        if not answer.done():  # else its session gave up (store timeout) or went away
+            _settle(answer, outcome)
+
+
+def _settle(future, outcome) -> None:
+    """Give ``future`` (a thread's or an asyncio one) its id, or its error."""
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -101,11 +101,11 @@ def add_raw(connection: Connection, mails: Sequence[RawMail], now: datetime) -> 
     ``executemany`` (below); a batch with a big mail does not: in that pipeline psycopg held one
     more copy of the mail's bytes, 24 MiB more at the SMTP edge's peak for a 24 MiB mail
     (docs/performance.md, round Z)."""
-    if connection.dialect.driver == "psycopg" and all(
-            mail.raw is None or len(mail.raw) <= LARGE_VALUE for mail in mails):
+    large = [mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]
+    if connection.dialect.driver == "psycopg" and not any(large):
         return _add_raw_psycopg(connection, mails, now)
     in_place = writes_in_place(connection)
-    big = [in_place and mail.raw is not None and mail.size > LARGE_VALUE for mail in mails]
+    big = [in_place and one for one in large]
     result = connection.execute(_ADD_RAW, [_row(mail, now, None if later else mail.raw)
                                            for mail, later in zip(mails, big)])
     ids = list(result.scalars())
