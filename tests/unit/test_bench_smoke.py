@@ -221,3 +221,48 @@ def test_the_edge_sink_answers_as_postdesk_and_stores_nothing(tmp_path, commit_m
     assert refused[0] == 550
     text = log.read_text()
     assert "accepted raw mail id=1 size=" in text and "accepted raw mail id=2 size=" in text
+
+
+def test_the_floor_times_the_worker_and_replays_its_statements(capsys):
+    """``bench.floor`` prints the worker's CPU inside and outside SQLAlchemy's calls and its
+    statements replayed on the driver (a handful of mails: a check that it runs, not a figure).
+    The replay is checked against the recorded pass's rows, or the run stops."""
+    from bench import floor  # noqa: PLC0415
+
+    assert floor.main(["--store", "sqlite", "--mails", "6", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    run = dict(pair.rsplit(" ", 1) for pair in out.split("run 1: ", 1)[1].split("\n", 1)[0]
+               .split(", "))
+    assert float(run["mails"]) == 6 and float(run["recorded_mails"]) == 6
+    assert float(run["statements"]) > 1
+    assert 0 < float(run["replayed"]) < float(run["inside"]) < float(run["total"])
+    assert float(run["floor"]) < float(run["total"])
+    assert "| **floor**: outside + replayed |" in out
+
+
+def test_a_replay_that_leaves_other_rows_is_told(tmp_path):
+    """The replay's check is not vacuous: the worker's statements replayed without its message
+    INSERTs leave other rows than the worker did."""
+    from bench import floor  # noqa: PLC0415
+    from bench.process import _prepared  # noqa: PLC0415
+    from bench.stores import Stores, make_app  # noqa: PLC0415
+
+    stores = Stores(tmp_path)
+    try:
+        source, app = _prepared(stores, "sqlite", "3k", 4, 3, tmp_path)
+        app.db.dispose()
+        recorded_url, whole_url, cut_url = (stores.copy(source, label) for label in "abc")
+        recorded = make_app(tmp_path / "a", recorded_url)
+        recorder = floor.Recorder(recorded.db.engine)
+        assert recorded.worker().process_until_idle() == 4
+        recorder.remove()
+        recorded.db.dispose()
+        cut = [entry for entry in recorder.log if "INSERT INTO message" not in str(entry[2])]
+        for label, url, log in (("whole", whole_url, recorder.log), ("cut", cut_url, cut)):
+            app = make_app(tmp_path / label, url)
+            floor.replay(log, app.db.engine, sqlite=True)
+            app.db.dispose()
+        assert floor._rows(whole_url) == floor._rows(recorded_url)
+        assert floor._rows(cut_url)["message"] < floor._rows(recorded_url)["message"]
+    finally:
+        stores.close()
