@@ -245,9 +245,10 @@ def test_two_workers_with_the_same_senders_in_opposite_orders_never_deadlock(mak
     """The first worker's group holds a mail of ann, then one of bob; the second's a mail of
     bob, then one of ann. Locking each sender as its mail's turn comes, the second would hold
     bob and wait for ann while the first, let go, waited for bob: a deadlock, which PostgreSQL
-    breaks only after a second, running a group again. Each group locks its senders first, in
-    one order: the second worker waits for the first's commit holding nothing, and no mail
-    meets a concurrent write."""
+    breaks only after a second, running a group again. A group's first mail waits for its
+    sender's lock, a later one only takes it if it is free: the second worker's group ends
+    before ann's mail, and its next group, whose first mail that is, waits for the first
+    worker's commit holding nothing. No mail meets a concurrent write."""
     config = "[worker]\nbatch_size = 2\ncommit_interval_seconds = 60\n"
     first, second = make_app(config), make_app(config)
     senders = ["ann@firm.example", "bob@firm.example",   # the first worker's batch
