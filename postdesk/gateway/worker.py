@@ -32,7 +32,7 @@ from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
-from postdesk.store.locks import address_lock_taken
+from postdesk.store.locks import LockBusy, address_lock_taken, wait_for_rows
 from postdesk.store.models import Inbound
 from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
@@ -90,13 +90,21 @@ class _Failed(Exception):
         self.index = index
 
 
-def _sender_taken(session, rows: list[Inbound], index: int, batch: _Batch) -> bool:
-    """Whether the lock of the sender of ``rows[index]`` (read ahead) is this group's now: the
-    first mail of a group waits for it, a later one only takes it if it is free
-    (``locks.address_lock_taken``); its flood count and limits take it again at no cost."""
+def _may_begin(session, rows: list[Inbound], index: int, batch: _Batch) -> bool:
+    """Whether ``rows[index]`` may run in this group: the first mail of a group waits for the
+    locks it needs, a later one only takes them if they are free. Its sender's lock (read
+    ahead) is taken here (``locks.address_lock_taken``; its flood count and limits take it
+    again at no cost); its ticket's row lock is taken by the threading, which raises
+    ``LockBusy`` for a later mail whose ticket another group holds (``locks.wait_for_rows``)."""
+    wait_for_rows(session, index == 0)
     prepared = batch.prepared.get(rows[index].id)
     sender = prepared.mail.from_addr if prepared is not None else None
     return not sender or address_lock_taken(session, sender, wait=index == 0)
+
+
+def _busy(row: Inbound, busy: LockBusy) -> None:
+    log.info("inbound=%s waits for the next group: %s", row.id, busy,
+             extra={"inbound": row.id, "step": "thread"})
 
 
 _holding = threading.local()  # .kept: the list of what this thread holds back, or None
@@ -366,7 +374,7 @@ class Worker:
         done = 0
         with self._writing(), self.db.session() as session:
             for index, row in enumerate(rows):
-                if not _sender_taken(session, rows, index, batch):
+                if not _may_begin(session, rows, index, batch):
                     break  # its sender is another group's: first in the next group
                 try:
                     self._process_one(session, row, batch)
@@ -393,9 +401,13 @@ class Worker:
         with self._writing(), self.db.session() as session:
             with _group_events(session, done):
                 for index, row in enumerate(rows):
-                    if not _sender_taken(session, rows, index, batch):
+                    if not _may_begin(session, rows, index, batch):
                         break  # its sender is another group's: first in the next group
-                    ctx, effects = self._run_fast(session, row, batch)
+                    try:
+                        ctx, effects = self._run_fast(session, row, batch)
+                    except LockBusy as busy:  # its ticket is another group's: the same
+                        _busy(row, busy)
+                        break
                     if ctx is None:
                         raise _Failed(index)
                     done.append((ctx, self.monotonic() - self._alive_at, effects))
@@ -421,6 +433,10 @@ class Worker:
                 ctx = self._context(session, row, batch)
                 steps.run(ctx)
                 ended = self._finish(session, ctx, fast=True)
+        except LockBusy:
+            if ctx is not None and ctx.step == "thread":
+                raise  # the threading has written nothing yet: the group may end before it
+            return None, []
         except Exception as exc:  # noqa: BLE001 - run again in a savepoint, and judged there
             if is_conflict(exc):
                 batch.conflicts[row.id] += 1
@@ -451,6 +467,10 @@ class Worker:
                 savepoint.commit()
             else:
                 savepoint.rollback()
+        except LockBusy as busy:  # a later mail's ticket is another group's
+            savepoint.rollback()
+            _busy(row, busy)
+            raise _Restart from busy
         except NotYet as wait:
             savepoint.rollback()
             batch.deferred.append(row)

@@ -36,6 +36,20 @@ def nowait_locks(session: Session) -> None:
     session.info[_NOWAIT] = True
 
 
+def wait_for_rows(session: Session, wait: bool) -> None:
+    """Whether ``session`` may wait for a ticket's row lock from now on (PostgreSQL): when not,
+    ``tickets.row`` raises ``LockBusy`` for a ticket another transaction has locked. The
+    worker waits only for its group's first mail, whose transaction holds no ticket yet: a
+    later mail whose ticket another worker's group holds ends the group before it and comes
+    first in the next one. Two groups locking two tickets in opposite orders would otherwise
+    each wait for the other's, a deadlock PostgreSQL breaks only after ``deadlock_timeout``."""
+    session.info[_NO_ROW_WAIT] = not wait
+
+
+def waits_for_rows(session: Session) -> bool:
+    return not session.info.get(_NO_ROW_WAIT)
+
+
 def lock_until_commit(session: Session, name: str) -> None:
     """Hold a lock named ``name`` until the transaction ends, so that another transaction
     asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
@@ -95,6 +109,7 @@ _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
 _TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
 _HELD_LOCKS = "postdesk_held_locks"
 _NOWAIT = "postdesk_nowait_locks"
+_NO_ROW_WAIT = "postdesk_no_row_wait"
 
 
 @event.listens_for(StoreSession, "after_commit")

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from postdesk.store.db import StoreSession, execute, insert_row
 from postdesk.store.large import LARGE_VALUE, write_in_place, writes_in_place
-from postdesk.store.locks import held_locks
+from postdesk.store.locks import LockBusy, held_locks, waits_for_rows
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
@@ -187,6 +187,8 @@ def open_ticket(session: Session, now: datetime, **fields) -> tuple:
 _TICKET_ROW = select(*Ticket.__table__.columns).where(
     Ticket.__table__.c.id == bindparam("ticket_id"))
 _TICKET_ROW_LOCKED = _TICKET_ROW.with_for_update()
+# Locked only if no other transaction holds it (``locks.wait_for_rows``): no row when it does.
+_TICKET_ROW_IF_FREE = _TICKET_ROW.with_for_update(skip_locked=True)
 _CHANGES: dict[tuple[str, ...], object] = {}
 
 
@@ -208,8 +210,10 @@ def _rows(session: Session) -> dict[int, TicketRow]:
 
 def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | TicketRow | None:
     """The ticket as a :class:`TicketRow`, read once per transaction (``lock``: locked until
-    the transaction ends on PostgreSQL, as :func:`get_for_update`). A ticket the session holds
-    as a ``Ticket`` object is returned as that object, which is then the one to change."""
+    the transaction ends on PostgreSQL, as :func:`get_for_update`; ``LockBusy`` when another
+    transaction holds it and this one may not wait, ``locks.wait_for_rows``). A ticket the
+    session holds as a ``Ticket`` object is returned as that object, which is then the one to
+    change."""
     held = _tickets(session).get(ticket_id) or session.identity_map.get(
         identity_key(Ticket, ticket_id))
     if held is not None:
@@ -219,8 +223,13 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
     locking = lock and not _locked(session, ticket_id)
     if found is not None and not locking:
         return found
-    read = execute(session, _TICKET_ROW_LOCKED if locking else _TICKET_ROW,
-                   {"ticket_id": ticket_id}).first()
+    if locking and not waits_for_rows(session):
+        read = execute(session, _TICKET_ROW_IF_FREE, {"ticket_id": ticket_id}).first()
+        if read is None and execute(session, _TICKET_ROW, {"ticket_id": ticket_id}).first():
+            raise LockBusy(f"ticket #{ticket_id} is locked by another transaction")
+    else:
+        read = execute(session, _TICKET_ROW_LOCKED if locking else _TICKET_ROW,
+                       {"ticket_id": ticket_id}).first()
     if read is None:
         return None
     if locking:

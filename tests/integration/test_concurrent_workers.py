@@ -209,13 +209,16 @@ def test_two_copies_taken_by_two_workers_make_one_ticket(make_app, caplog, messa
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app):
+def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app, caplog):
     """Each worker's shared transaction locks the tickets its mails answer, until it commits:
-    one locks #1 then wants #2, the other locks #2 then wants #1. PostgreSQL breaks the
-    deadlock by failing one of them; that worker commits what it had and runs the mail again.
-    (On SQLite the second writer waits for the first's commit: no deadlock can form.) The
-    second worker's replies come from the colleagues on Cc, so that the senders' locks, which
-    each group takes first in one order, do not order the two groups already."""
+    one holds #1 and comes to a reply to #2, the other holds #2 and comes to a reply to #1.
+    Waiting for each other's, they would deadlock until PostgreSQL failed one of them, a
+    second later. A group's later mail takes its ticket only if it is free
+    (``locks.wait_for_rows``): a worker that finds it held ends its group before that mail,
+    which comes first in its next group and waits there holding no ticket. No mail meets a
+    concurrent write. (On SQLite the second writer waits for the first's commit: no deadlock
+    can form.) The second worker's replies come from the colleagues on Cc, so that the
+    senders' locks do not order the two groups already."""
     setup = make_app()
     for number, sender, colleague in ((1, "ann@firm.example", "ann2@firm.example"),
                                       (2, "bob@firm.example", "bob2@firm.example")):
@@ -230,6 +233,7 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
         (make_mail(sender=sender, subject=f"Re: [#{number}] Question {number}",
                    body=f"More about {number}, part {i}.\n"), SMTP)
         for i, (sender, number) in enumerate(replies)])
+    caplog.set_level(logging.INFO, logger="postdesk.worker")
     # Each worker is held once it has written its first mail: it holds that ticket's lock.
     first_gate, first_run = start_held(first, "_finish")
     second_gate, second_run = start_held(second, "_finish")
@@ -238,6 +242,9 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
     assert failures_of(first_run, second_run) == []
     assert statuses(first) == {"processed": 6}
     assert {ticket: len(ids) for ticket, ids in customer_messages(first).items()} == {1: 3, 2: 3}
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "met a concurrent write" in m]
+    assert [m for m in messages if "waits for the next group: ticket #" in m]
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)

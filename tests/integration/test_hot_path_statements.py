@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event
 
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
-from postdesk.store import inbound, limits, outbox, tickets
+from postdesk.store import inbound, limits, locks, outbox, tickets
 from postdesk.store.clock import utcnow
 from tests.helpers import deliver, make_mail
 
@@ -197,6 +198,29 @@ def test_a_ticket_row_follows_the_transaction(make_app):
     with app.db.reader() as session:
         ticket = tickets.get(session, 1)
         assert (ticket.queue, ticket.priority, ticket.status) == ("billing", "high", "new")
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_ticket_another_transaction_holds_is_busy_for_a_session_that_may_not_wait(make_app):
+    """``locks.wait_for_rows(session, False)``: a ticket another transaction has locked raises
+    ``LockBusy`` at once, a free one is locked as before, a missing one is None; with waiting
+    allowed again, the session waits for the lock as before (here: until the holder commits)."""
+    app = make_app()
+    for number in (1, 2):
+        deliver(app, make_mail(message_id=f"<request{number}@example.com>"))
+    with app.db.session() as holder:
+        assert tickets.row(holder, 1, lock=True) is not None
+        with app.db.session() as session:
+            locks.wait_for_rows(session, False)
+            with pytest.raises(locks.LockBusy, match="ticket #1"):
+                tickets.row(session, 1, lock=True)
+            assert tickets.row(session, 2, lock=True).id == 2
+            assert "ticket:2" in locks.held_locks(session)
+            assert tickets.row(session, 99, lock=True) is None
+            assert tickets.row(session, 1).id == 1  # unlocked reads never wait
+    with app.db.session() as session:
+        locks.wait_for_rows(session, False)
+        assert tickets.row(session, 1, lock=True).id == 1  # committed: free again
 
 
 def test_held_events_follow_the_savepoints_they_were_added_in(make_app):
