@@ -36,6 +36,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 from bench.compare import SEEDS
 from bench.process import _prepared
@@ -113,7 +114,10 @@ class Recorder:
     def _number(self, dbapi_connection) -> int:
         return self._numbers.setdefault(id(dbapi_connection), len(self._numbers))
 
-    def _statement(self, connection, _cursor, statement, parameters, _context, many) -> None:
+    def _statement(self, connection, _cursor, statement, parameters, context, _many) -> None:
+        # The cursor's own method: an INSERT of several rows as one VALUES list
+        # ("insertmanyvalues") comes with ``many`` true but is one ``execute``.
+        many = context is not None and context.execute_style is ExecuteStyle.EXECUTEMANY
         self.log.append((self._number(connection.connection.dbapi_connection), STATEMENT,
                          statement, parameters, many))
 

@@ -146,7 +146,8 @@ def _warm_up(url: str, port: int, seeds: int, processing: bool) -> None:
     """One mail first, processed before the clock starts: imports, the language model,
     compiled templates and pooled connections are then what a long-running server has."""
     progress = Progress(url, seeds + 1, interval=0.05)
-    progress.start()
+    if processing:
+        progress.start()
     run_blast(port, corpus.generate("3k", 1, seed=99, tickets=0), 1)
     progress.finish(timeout=60 if processing else 0)
     progress.engine.dispose()

@@ -32,7 +32,7 @@ from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
-from postdesk.store.locks import LockBusy, address_lock_taken, wait_for_rows
+from postdesk.store.locks import LockBusy, address_lock_taken, wait_for_locks
 from postdesk.store.models import Inbound
 from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
@@ -92,19 +92,24 @@ class _Failed(Exception):
 
 def _may_begin(session, rows: list[Inbound], index: int, batch: _Batch) -> bool:
     """Whether ``rows[index]`` may run in this group: the first mail of a group waits for the
-    locks it needs, a later one only takes them if they are free. Its sender's lock (read
-    ahead) is taken here (``locks.address_lock_taken``; its flood count and limits take it
-    again at no cost); its ticket's row lock is taken by the threading, which raises
-    ``LockBusy`` for a later mail whose ticket another group holds (``locks.wait_for_rows``)."""
-    wait_for_rows(session, index == 0)
+    locks it needs, a later one only takes them if they are free (``locks.wait_for_locks``).
+    Its sender's lock (read ahead) is taken here (``locks.address_lock_taken``; its flood count
+    and limits take it again at no cost); the others (a copy's sha256, its ticket's row) raise
+    ``LockBusy`` when another group holds them, which ends this group before the mail."""
+    wait_for_locks(session, index == 0)
     prepared = batch.prepared.get(rows[index].id)
     sender = prepared.mail.from_addr if prepared is not None else None
     return not sender or address_lock_taken(session, sender, wait=index == 0)
 
 
-def _busy(row: Inbound, busy: LockBusy) -> None:
-    log.info("inbound=%s waits for the next group: %s", row.id, busy,
-             extra={"inbound": row.id, "step": "thread"})
+# The steps that take a lock before the mail writes anything: a later mail that meets a busy
+# lock there leaves a group without savepoints as it found it (a lock of its own aside).
+_BEFORE_WRITES = frozenset({"dedupe", "flood", "thread"})
+
+
+def _busy(row: Inbound, busy: LockBusy, step: str) -> None:
+    log.info("inbound=%s waits for the next group at step %s: %s", row.id, step, busy,
+             extra={"inbound": row.id, "step": step})
 
 
 _holding = threading.local()  # .kept: the list of what this thread holds back, or None
@@ -405,8 +410,7 @@ class Worker:
                         break  # its sender is another group's: first in the next group
                     try:
                         ctx, effects = self._run_fast(session, row, batch)
-                    except LockBusy as busy:  # its ticket is another group's: the same
-                        _busy(row, busy)
+                    except LockBusy:  # a lock it needs is another group's: the same
                         break
                     if ctx is None:
                         raise _Failed(index)
@@ -433,10 +437,11 @@ class Worker:
                 ctx = self._context(session, row, batch)
                 steps.run(ctx)
                 ended = self._finish(session, ctx, fast=True)
-        except LockBusy:
-            if ctx is not None and ctx.step == "thread":
-                raise  # the threading has written nothing yet: the group may end before it
-            return None, []
+        except LockBusy as busy:
+            if ctx is None or ctx.step not in _BEFORE_WRITES:
+                return None, []  # run again in a savepoint, which ends the group before it
+            _busy(row, busy, ctx.step)
+            raise
         except Exception as exc:  # noqa: BLE001 - run again in a savepoint, and judged there
             if is_conflict(exc):
                 batch.conflicts[row.id] += 1
@@ -467,9 +472,9 @@ class Worker:
                 savepoint.commit()
             else:
                 savepoint.rollback()
-        except LockBusy as busy:  # a later mail's ticket is another group's
+        except LockBusy as busy:  # a lock a later mail needs is another group's
             savepoint.rollback()
-            _busy(row, busy)
+            _busy(row, busy, step)
             raise _Restart from busy
         except NotYet as wait:
             savepoint.rollback()

@@ -30,24 +30,26 @@ class LockBusy(Exception):
 
 
 def nowait_locks(session: Session) -> None:
-    """From now on, ``session`` never waits for an advisory lock: ``LockBusy`` instead. The
-    scheduler's sweeps lock tickets before addresses while workers lock addresses before
-    tickets; a sweep that waited could deadlock with a worker, one that skips cannot."""
-    session.info[_NOWAIT] = True
+    """From now on, ``session`` never waits for a lock another transaction holds (an
+    advisory lock, or a ticket's row: ``tickets.row``, ``tickets.get_for_update``):
+    ``LockBusy`` instead. The scheduler's sweeps lock tickets before addresses while workers
+    lock addresses before tickets; a sweep that waited could deadlock with a worker, one that
+    skips cannot."""
+    wait_for_locks(session, False)
 
 
-def wait_for_rows(session: Session, wait: bool) -> None:
-    """Whether ``session`` may wait for a ticket's row lock from now on (PostgreSQL): when not,
-    ``tickets.row`` raises ``LockBusy`` for a ticket another transaction has locked. The
-    worker waits only for its group's first mail, whose transaction holds no ticket yet: a
-    later mail whose ticket another worker's group holds ends the group before it and comes
-    first in the next one. Two groups locking two tickets in opposite orders would otherwise
-    each wait for the other's, a deadlock PostgreSQL breaks only after ``deadlock_timeout``."""
-    session.info[_NO_ROW_WAIT] = not wait
+def wait_for_locks(session: Session, wait: bool) -> None:
+    """Whether ``session`` may wait for a lock another transaction holds, from now on (see
+    :func:`nowait_locks`). The worker waits only for its group's first mail, whose transaction
+    holds nothing yet: a later mail that meets a lock another worker's group holds (its
+    sender, its copy's sha256, its ticket) ends the group before it and comes first in the
+    next one. Two groups that each held what the other then asked for would otherwise wait for
+    each other, a deadlock PostgreSQL breaks only after ``deadlock_timeout``."""
+    session.info[_NOWAIT] = not wait
 
 
-def waits_for_rows(session: Session) -> bool:
-    return not session.info.get(_NO_ROW_WAIT)
+def waits_for_locks(session: Session) -> bool:
+    return not session.info.get(_NOWAIT)
 
 
 def lock_until_commit(session: Session, name: str) -> None:
@@ -55,7 +57,7 @@ def lock_until_commit(session: Session, name: str) -> None:
     asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
     needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
     A name already locked in this transaction costs no query."""
-    if not _taken(session, name, wait=not session.info.get(_NOWAIT)):
+    if not _taken(session, name, wait=waits_for_locks(session)):
         raise LockBusy(f"{name} is held by another transaction")
 
 
@@ -75,7 +77,7 @@ def address_lock_taken(session: Session, address: str, wait: bool) -> bool:
     workers holding mails of the same senders in opposite orders would otherwise each hold
     one sender and wait for the other's, a deadlock that PostgreSQL breaks only after its
     ``deadlock_timeout`` (a second by default), running one group again."""
-    return _taken(session, _address_name(address), wait=wait and not session.info.get(_NOWAIT))
+    return _taken(session, _address_name(address), wait=wait and waits_for_locks(session))
 
 
 def _taken(session: Session, name: str, wait: bool) -> bool:
@@ -109,7 +111,6 @@ _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
 _TRY_ADVISORY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
 _HELD_LOCKS = "postdesk_held_locks"
 _NOWAIT = "postdesk_nowait_locks"
-_NO_ROW_WAIT = "postdesk_no_row_wait"
 
 
 @event.listens_for(StoreSession, "after_commit")

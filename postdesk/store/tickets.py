@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from postdesk.store.db import StoreSession, execute, insert_row
 from postdesk.store.large import LARGE_VALUE, write_in_place, writes_in_place
-from postdesk.store.locks import LockBusy, held_locks, waits_for_rows
+from postdesk.store.locks import LockBusy, held_locks, waits_for_locks
 from postdesk.store.models import Attachment, Contact, Event, Message, Participant, Ticket
 
 # The statements the worker runs for every mail, built once (``db.execute``).
@@ -186,9 +186,13 @@ def open_ticket(session: Session, now: datetime, **fields) -> tuple:
 
 _TICKET_ROW = select(*Ticket.__table__.columns).where(
     Ticket.__table__.c.id == bindparam("ticket_id"))
-_TICKET_ROW_LOCKED = _TICKET_ROW.with_for_update()
-# Locked only if no other transaction holds it (``locks.wait_for_rows``): no row when it does.
-_TICKET_ROW_IF_FREE = _TICKET_ROW.with_for_update(skip_locked=True)
+# Locked ``FOR NO KEY UPDATE``, as PostgreSQL's own UPDATE of the row locks it (no ticket's id
+# ever changes): it orders the transactions that change the ticket, and lets another insert a
+# row that only refers to it (its foreign key's check takes ``FOR KEY SHARE``), where ``FOR
+# UPDATE`` made such an INSERT wait for this transaction.
+_TICKET_ROW_LOCKED = _TICKET_ROW.with_for_update(key_share=True)
+# Locked only if no other transaction holds it (``locks.wait_for_locks``): no row when it does.
+_TICKET_ROW_IF_FREE = _TICKET_ROW.with_for_update(key_share=True, skip_locked=True)
 _CHANGES: dict[tuple[str, ...], object] = {}
 
 
@@ -211,7 +215,7 @@ def _rows(session: Session) -> dict[int, TicketRow]:
 def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | TicketRow | None:
     """The ticket as a :class:`TicketRow`, read once per transaction (``lock``: locked until
     the transaction ends on PostgreSQL, as :func:`get_for_update`; ``LockBusy`` when another
-    transaction holds it and this one may not wait, ``locks.wait_for_rows``). A ticket the
+    transaction holds it and this one may not wait, ``locks.wait_for_locks``). A ticket the
     session holds as a ``Ticket`` object is returned as that object, which is then the one to
     change."""
     held = _tickets(session).get(ticket_id) or session.identity_map.get(
@@ -223,10 +227,10 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
     locking = lock and not _locked(session, ticket_id)
     if found is not None and not locking:
         return found
-    if locking and not waits_for_rows(session):
+    if locking and not waits_for_locks(session):
         read = execute(session, _TICKET_ROW_IF_FREE, {"ticket_id": ticket_id}).first()
-        if read is None and execute(session, _TICKET_ROW, {"ticket_id": ticket_id}).first():
-            raise LockBusy(f"ticket #{ticket_id} is locked by another transaction")
+        if read is None:
+            _busy_unless_missing(session, ticket_id)
     else:
         read = execute(session, _TICKET_ROW_LOCKED if locking else _TICKET_ROW,
                        {"ticket_id": ticket_id}).first()
@@ -240,6 +244,13 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
         return found
     found = rows[ticket_id] = TicketRow(read._mapping)
     return found
+
+
+def _busy_unless_missing(session: Session, ticket_id: int) -> None:
+    """A locking read that skipped the ticket: ``LockBusy`` when it exists (another
+    transaction holds it), nothing when there is no such ticket."""
+    if execute(session, _TICKET_ROW, {"ticket_id": ticket_id}).first() is not None:
+        raise LockBusy(f"ticket #{ticket_id} is locked by another transaction")
 
 
 def _locked(session: Session, ticket_id: int) -> bool:
@@ -277,11 +288,16 @@ def get(session: Session, ticket_id: int) -> Ticket | None:
 def get_for_update(session: Session, ticket_id: int) -> Ticket | None:
     """The ticket, locked until the transaction ends (PostgreSQL; SQLite's write transaction
     already excludes every other writer, so the loaded ticket is reused). Locked once: the
-    threading locks the ticket it decides on, and recording it then costs no query."""
+    threading locks the ticket it decides on, and recording it then costs no query.
+    ``LockBusy`` when another transaction holds it and this one may not wait."""
     if _locked(session, ticket_id):
         return get(session, ticket_id)
-    ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()
+    waits = waits_for_locks(session)
+    ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id)
+                             .with_for_update(key_share=True, skip_locked=not waits)
                              .execution_options(populate_existing=True)).first()
+    if ticket is None and not waits:
+        _busy_unless_missing(session, ticket_id)
     if ticket is not None:
         _tickets(session)[ticket_id] = ticket
         _rows(session).pop(ticket_id, None)

@@ -214,7 +214,7 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
     one holds #1 and comes to a reply to #2, the other holds #2 and comes to a reply to #1.
     Waiting for each other's, they would deadlock until PostgreSQL failed one of them, a
     second later. A group's later mail takes its ticket only if it is free
-    (``locks.wait_for_rows``): a worker that finds it held ends its group before that mail,
+    (``locks.wait_for_locks``): a worker that finds it held ends its group before that mail,
     which comes first in its next group and waits there holding no ticket. No mail meets a
     concurrent write. (On SQLite the second writer waits for the first's commit: no deadlock
     can form.) The second worker's replies come from the colleagues on Cc, so that the
@@ -244,24 +244,29 @@ def test_two_workers_locking_two_tickets_in_opposite_orders_both_finish(make_app
     assert {ticket: len(ids) for ticket, ids in customer_messages(first).items()} == {1: 3, 2: 3}
     messages = [r.getMessage() for r in caplog.records]
     assert not [m for m in messages if "met a concurrent write" in m]
-    assert [m for m in messages if "waits for the next group: ticket #" in m]
+    assert [m for m in messages if "waits for the next group at step thread: ticket #" in m]
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_two_workers_with_the_same_senders_in_opposite_orders_never_deadlock(make_app, caplog):
+@pytest.mark.parametrize("big", [False, True], ids=["read-ahead", "not-read-ahead"])
+def test_two_workers_with_the_same_senders_in_opposite_orders_never_deadlock(make_app, caplog,
+                                                                              big):
     """The first worker's group holds a mail of ann, then one of bob; the second's a mail of
     bob, then one of ann. Locking each sender as its mail's turn comes, the second would hold
     bob and wait for ann while the first, let go, waited for bob: a deadlock, which PostgreSQL
     breaks only after a second, running a group again. A group's first mail waits for its
     sender's lock, a later one only takes it if it is free: the second worker's group ends
     before ann's mail, and its next group, whose first mail that is, waits for the first
-    worker's commit holding nothing. No mail meets a concurrent write."""
+    worker's commit holding nothing. No mail meets a concurrent write. A mail too big to be
+    read ahead (``PREPARE_MAX_MAIL``) has its sender locked by its flood count, not before its
+    first step: there too a later mail does not wait (``locks.wait_for_locks``)."""
     config = "[worker]\nbatch_size = 2\ncommit_interval_seconds = 60\n"
     first, second = make_app(config), make_app(config)
     senders = ["ann@firm.example", "bob@firm.example",   # the first worker's batch
                "bob@firm.example", "ann@firm.example"]   # the second's
-    first.intake().store_many([(make_mail(sender=sender, subject=f"Question {i}"), SMTP)
-                               for i, sender in enumerate(senders)])
+    body = "Still broken.\n" * (PREPARE_MAX_MAIL // 14 + 1 if big else 1)
+    first.intake().store_many([(make_mail(sender=sender, subject=f"Question {i}", body=body),
+                                SMTP) for i, sender in enumerate(senders)])
     caplog.set_level(logging.INFO, logger="postdesk.worker")
     gate, first_run = start_held(first, "_finish")  # ann's mail written, before bob's
     waiting = watch_for_a_wait(second)

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from postdesk.gateway import steps
 from postdesk.mail.envelope import Envelope
@@ -202,25 +202,42 @@ def test_a_ticket_row_follows_the_transaction(make_app):
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_ticket_another_transaction_holds_is_busy_for_a_session_that_may_not_wait(make_app):
-    """``locks.wait_for_rows(session, False)``: a ticket another transaction has locked raises
-    ``LockBusy`` at once, a free one is locked as before, a missing one is None; with waiting
-    allowed again, the session waits for the lock as before (here: until the holder commits)."""
+    """``locks.wait_for_locks(session, False)``: a ticket another transaction has locked raises
+    ``LockBusy`` at once, whether read as a row or held as a ``Ticket`` object; a free one is
+    locked as before, a missing one is None, an unlocked read never waits; once the holder
+    has committed the ticket is free again."""
     app = make_app()
     for number in (1, 2):
         deliver(app, make_mail(message_id=f"<request{number}@example.com>"))
     with app.db.session() as holder:
         assert tickets.row(holder, 1, lock=True) is not None
         with app.db.session() as session:
-            locks.wait_for_rows(session, False)
+            locks.wait_for_locks(session, False)
             with pytest.raises(locks.LockBusy, match="ticket #1"):
                 tickets.row(session, 1, lock=True)
             assert tickets.row(session, 2, lock=True).id == 2
             assert "ticket:2" in locks.held_locks(session)
             assert tickets.row(session, 99, lock=True) is None
-            assert tickets.row(session, 1).id == 1  # unlocked reads never wait
+            assert tickets.get(session, 1).id == 1  # unlocked reads never wait
+            with pytest.raises(locks.LockBusy, match="ticket #1"):
+                tickets.row(session, 1, lock=True)  # the object held: get_for_update
     with app.db.session() as session:
-        locks.wait_for_rows(session, False)
+        locks.wait_for_locks(session, False)
         assert tickets.row(session, 1, lock=True).id == 1  # committed: free again
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_locked_ticket_lets_another_transaction_add_a_row_that_refers_to_it(make_app):
+    """Tickets are locked ``FOR NO KEY UPDATE``: a row that only refers to a ticket another
+    transaction has locked (its foreign key's check) is written without waiting for it, where
+    ``FOR UPDATE`` made that INSERT wait for the holder's commit."""
+    app = make_app()
+    deliver(app, make_mail(message_id="<request@example.com>"))
+    with app.db.session() as holder:
+        assert tickets.row(holder, 1, lock=True) is not None
+        with app.db.session() as session:
+            session.execute(text("SET LOCAL lock_timeout = '2s'"))
+            assert tickets.add_participant(session, 1, "colleague@example.com", "cc", utcnow())
 
 
 def test_held_events_follow_the_savepoints_they_were_added_in(make_app):
