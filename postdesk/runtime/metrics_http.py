@@ -156,13 +156,28 @@ def part_samples() -> list:
 
 
 def dead_parts(samples) -> list[str]:
-    """``worker (pid 12)`` for each sample at 0; the pid when the sample has one."""
+    """``worker (pid 12)`` for each sample at 0; the pid when the sample has one. A sample of
+    a process that has ended is left out: its parts ended with it, and ``serve`` names the
+    process itself ("processing") from the moment it has ended until it is started again,
+    while its samples are forgotten only a moment later (``process_gone``)."""
     dead = []
     for sample in samples:
-        if sample.value == 0:
-            pid = sample.labels.get("pid")
+        pid = sample.labels.get("pid")
+        if sample.value == 0 and (not pid or _runs(pid)):
             dead.append(sample.labels["part"] + (f" (pid {pid})" if pid else ""))
     return sorted(dead)
+
+
+def _runs(pid: str) -> bool:
+    """Whether process ``pid`` exists (an ended child of ``serve`` is reaped as soon as it is
+    found ended, so it no longer does)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def registry_for(db):

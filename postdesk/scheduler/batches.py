@@ -8,10 +8,10 @@ daemon retries at the next interval). Batches follow the ticket id, so a run end
 tickets stay due. A dry run does all of it in one transaction that is rolled back.
 
 On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
-address's lock without waiting (``locks.nowait_locks``). A worker holds its mail's addresses
-before the ticket; a sweep that waited for an address while holding tickets could deadlock
-with it. A ticket whose customer a worker is writing to at that moment is left due for the
-next run.
+address's lock, or another ticket's, without waiting (``locks.nowait_locks``). A worker holds
+its mail's addresses before the ticket; a sweep that waited for an address while holding
+tickets could deadlock with it. A ticket whose customer a worker is writing to at that moment
+is left due for the next run.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ PostgreSQL), the part gauges fed by supervision, the health answers, the bounded
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -101,11 +104,17 @@ def test_a_supervised_part_is_down_while_it_waits_to_restart():
     assert part.state == "stopped" and up() == 1  # asked to stop: not a dead part
 
 
-def test_dead_parts_are_named_with_their_process():
+def test_dead_parts_are_named_with_their_process_while_it_runs():
+    """A part at 0 is named with its process; once that process has ended (here a child that
+    exited and was reaped) its samples name nothing: the process is named by ``serve``."""
     sample = lambda part, value, **more: SimpleNamespace(  # noqa: E731
         labels={"part": part, **more}, value=value)
-    assert dead_parts([sample("worker", 0, pid="12"), sample("sender", 1, pid="12"),
-                       sample("scheduler", 0)]) == ["scheduler", "worker (pid 12)"]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    here = str(os.getpid())
+    assert dead_parts([sample("worker", 0, pid=here), sample("sender", 1, pid=here),
+                       sample("scheduler", 0), sample("scheduler", 0, pid=ended)]) == [
+        "scheduler", f"worker (pid {here})"]
 
 
 @pytest.mark.parametrize(("reply", "counted"), [
