@@ -21,8 +21,10 @@ copies of one store:
 
 The floor is (1)'s CPU outside ``Connection`` calls plus (3)'s CPU: the worker's cost if
 SQLAlchemy's execution cost nothing and the same statements were sent. It is an estimate, not a
-bound from below: ORM work done outside ``Connection`` calls stays in it, and timing the calls
-adds about a microsecond to each. Figures only: nothing passes or fails.
+bound from below: ORM work done outside ``Connection`` calls stays in it, as do the pool's
+checkouts and pre-pings; the replay's time includes making its own connections and fetching
+every row where the worker often reads one; timing the calls adds about a microsecond to
+each. All of these make the floor a little high. Figures only: nothing passes or fails.
 """
 
 from __future__ import annotations
