@@ -23,8 +23,9 @@ The floor is (1)'s CPU outside ``Connection`` calls plus (3)'s CPU: the worker's
 SQLAlchemy's execution cost nothing and the same statements were sent. It is an estimate, not a
 bound from below: ORM work done outside ``Connection`` calls stays in it, as do the pool's
 checkouts and pre-pings; the replay's time includes making its own connections and fetching
-every row where the worker often reads one; timing the calls adds about a microsecond to
-each. All of these make the floor a little high. Figures only: nothing passes or fails.
+every row where the worker often reads one: all of which make the floor a little high.
+Timing the calls adds about a microsecond to each, counted inside them. Figures only:
+nothing passes or fails.
 """
 
 from __future__ import annotations
