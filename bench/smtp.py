@@ -74,7 +74,7 @@ class Progress(threading.Thread):
                 self._halt.wait(self.interval)
 
     def finish(self, timeout: float) -> float | None:
-        if self.is_alive() or self.ident is not None:
+        if self.ident is not None:  # started
             self.join(timeout)
             self._halt.set()
             self.join()

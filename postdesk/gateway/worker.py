@@ -32,7 +32,7 @@ from postdesk.store import claims, inbound, tickets
 from postdesk.store.clock import utcnow
 from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
-from postdesk.store.locks import LockBusy, address_lock_taken, wait_for_locks
+from postdesk.store.locks import LockBusy, lock_address, wait_for_locks
 from postdesk.store.models import Inbound
 from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
@@ -90,16 +90,16 @@ class _Failed(Exception):
         self.index = index
 
 
-def _may_begin(session, rows: list[Inbound], index: int, batch: _Batch) -> bool:
-    """Whether ``rows[index]`` may run in this group: the first mail of a group waits for the
-    locks it needs, a later one only takes them if they are free (``locks.wait_for_locks``).
-    Its sender's lock (read ahead) is taken here (``locks.address_lock_taken``; its flood count
-    and limits take it again at no cost); the others (a copy's sha256, its ticket's row) raise
-    ``LockBusy`` when another group holds them, which ends this group before the mail."""
+def _may_begin(session, rows: list[Inbound], index: int, batch: _Batch) -> None:
+    """Let ``rows[index]`` run in this group: the first mail of a group waits for the locks it
+    needs, a later one only takes them if they are free (``locks.wait_for_locks``), else
+    ``LockBusy`` ends this group before it. Its sender's lock (read ahead) is taken here
+    (``locks.lock_address``; its flood count and limits take it again at no cost); the others
+    (a copy's sha256, its ticket's row) are taken by its steps."""
     wait_for_locks(session, index == 0)
     prepared = batch.prepared.get(rows[index].id)
-    sender = prepared.mail.from_addr if prepared is not None else None
-    return not sender or address_lock_taken(session, sender, wait=index == 0)
+    if prepared is not None and prepared.mail.from_addr:
+        lock_address(session, prepared.mail.from_addr)
 
 
 # The steps that take a lock before the mail writes anything: a later mail that meets a busy
@@ -379,11 +379,10 @@ class Worker:
         done = 0
         with self._writing(), self.db.session() as session:
             for index, row in enumerate(rows):
-                if not _may_begin(session, rows, index, batch):
-                    break  # its sender is another group's: first in the next group
                 try:
+                    _may_begin(session, rows, index, batch)
                     self._process_one(session, row, batch)
-                except _Restart:
+                except (LockBusy, _Restart):  # first in the next group
                     break
                 done += 1
                 if self._group_full(began):
@@ -406,11 +405,10 @@ class Worker:
         with self._writing(), self.db.session() as session:
             with _group_events(session, done):
                 for index, row in enumerate(rows):
-                    if not _may_begin(session, rows, index, batch):
-                        break  # its sender is another group's: first in the next group
                     try:
+                        _may_begin(session, rows, index, batch)
                         ctx, effects = self._run_fast(session, row, batch)
-                    except LockBusy:  # a lock it needs is another group's: the same
+                    except LockBusy:  # a lock it needs is another group's: first in the next
                         break
                     if ctx is None:
                         raise _Failed(index)

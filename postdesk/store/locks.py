@@ -54,48 +54,31 @@ def waits_for_locks(session: Session) -> bool:
 
 def lock_until_commit(session: Session, name: str) -> None:
     """Hold a lock named ``name`` until the transaction ends, so that another transaction
-    asking for the same name waits for this one's commit (a PostgreSQL advisory lock). SQLite
-    needs none: its write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time.
-    A name already locked in this transaction costs no query."""
-    if not _taken(session, name, wait=waits_for_locks(session)):
+    asking for the same name waits for this one's commit (a PostgreSQL advisory lock), or
+    ``LockBusy`` when this session may not wait (``wait_for_locks``). SQLite needs none: its
+    write transactions begin with ``BEGIN IMMEDIATE`` and run one at a time. A name already
+    locked in this transaction costs no query."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held = held_locks(session)
+    if name in held:
+        return
+    key = {"key": _key(name)}
+    if waits_for_locks(session):
+        execute(session, _ADVISORY_LOCK, key)
+    elif not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
         raise LockBusy(f"{name} is held by another transaction")
+    held.add(name)
 
 
 def lock_address(session: Session, address: str) -> None:
     """Hold the lock of one mail address until the transaction ends: the limits that count
     what was received from it (the inbound flood limit) or sent to it (automatic replies) take
-    it before they count, so that several workers never pass a limit together."""
+    it before they count, so that several workers never pass a limit together. The worker
+    also takes each read-ahead mail's sender before the mail's first step, waiting only for a
+    group's first mail (``wait_for_locks``): two workers holding mails of the same senders in
+    opposite orders would otherwise each hold one sender and wait for the other's."""
     lock_until_commit(session, _address_name(address))
-
-
-def address_lock_taken(session: Session, address: str, wait: bool) -> bool:
-    """Take ``lock_address``'s lock of ``address`` now, waiting for it only when ``wait``;
-    False when another transaction holds it (and ``wait`` is false). The worker takes each
-    mail's sender this way before the mail's first step, and waits only for the first mail
-    of a group, when its transaction holds no other address: a group that met a busy sender
-    further on commits what it has done and takes that mail first in its next group. Two
-    workers holding mails of the same senders in opposite orders would otherwise each hold
-    one sender and wait for the other's, a deadlock that PostgreSQL breaks only after its
-    ``deadlock_timeout`` (a second by default), running one group again."""
-    return _taken(session, _address_name(address), wait=wait and waits_for_locks(session))
-
-
-def _taken(session: Session, name: str, wait: bool) -> bool:
-    """Hold the advisory lock ``name`` until the transaction ends, waiting for it when
-    ``wait``, else only if it is free; whether this transaction holds it now. SQLite needs
-    none (True); a name already held costs no query."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    held = held_locks(session)
-    if name in held:
-        return True
-    key = {"key": _key(name)}
-    if wait:
-        execute(session, _ADVISORY_LOCK, key)
-    elif not execute(session, _TRY_ADVISORY_LOCK, key).scalar():
-        return False
-    held.add(name)
-    return True
 
 
 def _address_name(address: str) -> str:

@@ -227,13 +227,11 @@ def row(session: Session, ticket_id: int, lock: bool = False) -> Ticket | Ticket
     locking = lock and not _locked(session, ticket_id)
     if found is not None and not locking:
         return found
-    if locking and not waits_for_locks(session):
-        read = execute(session, _TICKET_ROW_IF_FREE, {"ticket_id": ticket_id}).first()
-        if read is None:
-            _busy_unless_missing(session, ticket_id)
-    else:
-        read = execute(session, _TICKET_ROW_LOCKED if locking else _TICKET_ROW,
-                       {"ticket_id": ticket_id}).first()
+    statement = _TICKET_ROW if not locking else \
+        _TICKET_ROW_LOCKED if waits_for_locks(session) else _TICKET_ROW_IF_FREE
+    read = execute(session, statement, {"ticket_id": ticket_id}).first()
+    if read is None and statement is _TICKET_ROW_IF_FREE:
+        _busy_unless_missing(session, ticket_id)
     if read is None:
         return None
     if locking:
