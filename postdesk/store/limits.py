@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, event, func, select
 from sqlmodel import Session
 
+from postdesk.store import tickets
 from postdesk.store.db import StoreSession, execute
 from postdesk.store.models import Message, Outbox
 
@@ -31,12 +32,14 @@ _RECEIVED = select(func.count()).select_from(Message).where(
     Message.created_at >= bindparam("since"), Message.dmarc_failed.is_(False))
 _AUTOMATIC_TO = (Outbox.primary_rcpt == bindparam("address"), Outbox.automatic.is_(True))
 # One statement: the mail received from the address, and the automatic mail queued to it in the
-# last hour and day (one row even when none was queued: aggregates without GROUP BY).
-_RECEIVED_AND_QUEUED = select(
+# last hour and day (one row even when none was queued: aggregates without GROUP BY), and the
+# address's contact, which the worker reads next when the mail opens a ticket.
+_CONTACT_PREFIX = "contact_"
+_RECEIVED_AND_QUEUED = tickets.with_contact(select(
     _RECEIVED.scalar_subquery().label("received"),
     func.count().filter(Outbox.created_at >= bindparam("hour_since")).label("in_hour"),
     func.count().label("in_day")).where(
-    *_AUTOMATIC_TO, Outbox.created_at >= bindparam("day_since"))
+    *_AUTOMATIC_TO, Outbox.created_at >= bindparam("day_since")), _CONTACT_PREFIX)
 _AUTOMATIC_SINCE = select(func.count()).select_from(Outbox).where(
     *_AUTOMATIC_TO, Outbox.created_at >= bindparam("since"))
 _AUTOMATIC_COUNTS = select(
@@ -68,12 +71,13 @@ def received_from(session: Session, address: str, since: datetime, now: datetime
     """How many mails ``address`` sent us since ``since`` (the flood limit; mail in its name
     that failed DMARC is not its own). The caller holds the address's lock: the automatic mail
     queued to it as of ``now``, read by the same statement, is remembered for
-    :func:`automatic_counts`."""
+    :func:`automatic_counts`, and its contact, read by it too, for ``tickets.contact``."""
     row = execute(session, _RECEIVED_AND_QUEUED, {
         "address": address, "since": since, "hour_since": now - HOUR,
         "day_since": now - DAY}).one()
     known = _known(session)
     known.counted[address] = _Counted(now, int(row.in_hour), int(row.in_day), len(known.queued))
+    tickets.remember_contact(session, address, row, _CONTACT_PREFIX)
     return int(row.received or 0)
 
 

@@ -6,6 +6,7 @@ they decide nothing (the rules live in ``lifecycle`` and ``threading``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ from sqlalchemy import (and_, bindparam, delete, event, false, func, insert, or_
                         union, union_all, update)
 from pydantic_core import PydanticUndefined
 from sqlalchemy.engine import Row
+from sqlalchemy.sql import Select
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
@@ -31,6 +33,7 @@ _CONTACTS = Contact.__table__
 _CONTACT_COLUMNS = (_CONTACTS.c.id, _CONTACTS.c.address, _CONTACTS.c.name, _CONTACTS.c.locale,
                     _CONTACTS.c.created_at, _CONTACTS.c.undeliverable_since)
 _CONTACT = select(*_CONTACT_COLUMNS).where(_CONTACTS.c.address == bindparam("address"))
+_CONTACT_ROW = collections.namedtuple("ContactRow", [column.key for column in _CONTACT_COLUMNS])
 _CONTACTS_AMONG = select(*_CONTACT_COLUMNS).where(
     _CONTACTS.c.address.in_(bindparam("addresses", expanding=True)))
 _ADD_CONTACT = insert(_CONTACTS).returning(*_CONTACT_COLUMNS)
@@ -78,6 +81,24 @@ def contact(session: Session, address: str) -> Row | None:
     if address not in known:
         known[address] = execute(session, _CONTACT, {"address": address}).first()
     return known[address]
+
+
+def with_contact(statement: Select, prefix: str) -> Select:
+    """``statement`` (which returns one row) with the columns ``contact`` reads of the contact
+    of its ``address`` parameter beside its own, each named ``prefix`` and the column's name,
+    NULL when the address is no contact: another query that reads by the address reads its
+    contact in the same statement, for :func:`remember_contact`."""
+    found = statement.subquery()
+    return select(found, *(column.label(prefix + column.key) for column in _CONTACT_COLUMNS)) \
+        .select_from(found.outerjoin(_CONTACTS, _CONTACTS.c.address == bindparam("address")))
+
+
+def remember_contact(session: Session, address: str, row: Row, prefix: str) -> None:
+    """Remember, as :func:`contact` would have read it, the contact of ``address`` that a
+    statement of :func:`with_contact` read in this transaction."""
+    values = row._mapping
+    _contacts(session)[address] = None if values[prefix + "id"] is None else \
+        _CONTACT_ROW._make(values[prefix + column.key] for column in _CONTACT_COLUMNS)
 
 
 def contacts_among(session: Session, addresses: Iterable[str]) -> dict[str, Row | None]:

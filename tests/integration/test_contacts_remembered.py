@@ -4,12 +4,12 @@ savepoint back, forgets them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
 
-from postdesk.store import contacts, tickets
+from postdesk.store import contacts, limits, tickets
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -69,3 +69,27 @@ def test_a_rolled_back_savepoint_forgets_the_contact_it_added(database):
         tickets.ensure_contact(session, "dan@client.test", "Dan", NOW)
         savepoint.rollback()
         assert tickets.contact(session, "dan@client.test") is None
+
+
+def test_the_flood_count_reads_the_senders_contact_as_contact_would(database, statements):
+    """``limits.received_from`` reads the sender's contact in its own statement (round AD): a
+    known contact comes back with every column ``contact`` reads, an unknown address as a
+    remembered miss, and neither costs ``contact`` a query afterwards."""
+    with database.session() as session:
+        tickets.ensure_contact(session, "fay@client.test", "Fay", NOW, "fr")
+    with database.session() as session:
+        expected = tickets.contact(session, "fay@client.test")
+    since = NOW - timedelta(hours=1)
+    with database.session() as session:
+        before = len(statements)
+        assert limits.received_from(session, "fay@client.test", since, NOW) == 0
+        assert limits.received_from(session, "gus@client.test", since, NOW) == 0
+        assert len(statements) == before + 2
+        found = tickets.contact(session, "fay@client.test")
+        assert tuple(found) == tuple(expected)
+        assert (found.id, found.name, found.locale) == (expected.id, "Fay", "fr")
+        assert found.created_at == expected.created_at == NOW
+        assert tickets.contact(session, "gus@client.test") is None
+        added = tickets.ensure_contact(session, "gus@client.test", "Gus", NOW)
+        assert tickets.contact(session, "gus@client.test") == added
+        assert len(statements) == before + 2
