@@ -40,10 +40,10 @@ PLANS = {
     "full": {"smtp": {"3k": 600, "40k": 200, "1m": 20}, "process": 500, "mixed": 1000,
              "history": 200_000,
              "runs": 3, "memory": {"one": 1, "ten": 10}, "sweep": ((100_000, 1_000_000), 10_000),
-             "outbound": 300, "profiles": True, "workers": (1, 2)},
+             "outbound": 300, "profiles": True, "workers": (1, 2), "paced": (100,)},
     "quick": {"smtp": {"3k": 150}, "process": 100, "mixed": 200, "history": 20_000, "runs": 1,
               "memory": {"one": 1}, "sweep": ((100_000,), 1_000), "outbound": 100,
-              "profiles": False, "workers": (1, 2)},
+              "profiles": False, "workers": (1, 2), "paced": ()},
 }
 
 
@@ -59,6 +59,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smtp-sizes", metavar="SIZES",
                         help="smtp: only these size classes, e.g. 3k (default: the plan's, "
                              "3k,40k,1m in the full run)")
+    parser.add_argument("--smtp-paced", metavar="RATES",
+                        help="smtp: also send the 3k corpus at these fixed rates, mails/s "
+                             "offered (e.g. 50,150; default: the plan's, 100 in the full run; "
+                             "0 for none)")
     parser.add_argument("--profile-html", metavar="DIR", help="save pyinstrument HTML profiles")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, files)")
     parser.add_argument("--report", metavar="FILE", help="print the tables of a saved --json file")
@@ -75,6 +79,18 @@ def smtp_sizes(planned: dict[str, int], chosen: str) -> dict[str, int]:
         raise SystemExit(f"--smtp-sizes: unknown size class {', '.join(unknown) or chosen!r} "
                          f"(known: {', '.join(PLANS['full']['smtp'])})")
     return {name: planned.get(name, PLANS["full"]["smtp"][name]) for name in names}
+
+
+def paced_rates(chosen: str) -> tuple[int, ...]:
+    """``--smtp-paced``: rates in mails per second ("50,150"); "0" for none."""
+    try:
+        rates = tuple(int(rate) for rate in chosen.split(",") if rate.strip())
+    except ValueError:
+        raise SystemExit(f"--smtp-paced: {chosen!r} is not a list of whole mails per second, "
+                         "e.g. 50,150") from None
+    if any(rate < 0 for rate in rates):
+        raise SystemExit(f"--smtp-paced: {chosen!r}: a rate is at least 1 mail per second")
+    return tuple(rate for rate in rates if rate)
 
 
 def machine_info(mode: str) -> dict:
@@ -112,7 +128,7 @@ def run_one(name: str, plan: dict, runs: int, kinds: tuple[str, ...], stores: St
             workdir: Path, html: Path | None, peer_python: str | None = None) -> dict:
     if name == "smtp":
         return smtp.run(smtp.Plan(plan["smtp"], (8, 32), kinds, runs, SEEDS,
-                                  spy=plan["profiles"]), stores, workdir)
+                                  spy=plan["profiles"], paced=plan["paced"]), stores, workdir)
     if name == "process":
         found = process.run(kinds, "3k", plan["process"], runs, SEEDS, stores, workdir,
                             html_dir=html, history=plan["history"], workers=plan["workers"])
@@ -147,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     plan, runs = PLANS[mode], args.runs or PLANS[mode]["runs"]
     if args.smtp_sizes:
         plan = {**plan, "smtp": smtp_sizes(plan["smtp"], args.smtp_sizes)}
+    if args.smtp_paced is not None:
+        plan = {**plan, "paced": paced_rates(args.smtp_paced)}
     kinds = tuple(k for k in args.db.split(",") if k)
     workdir = Path(tempfile.mkdtemp(prefix="postdesk-bench-"))
     html = Path(args.profile_html) if args.profile_html else None

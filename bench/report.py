@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bench.smtp import NO_STORE
+from bench.smtp import COMMIT_ALONE, NO_STORE
 
 
 def _n(value, digits: int = 0, suffix: str = "") -> str:
@@ -41,7 +41,7 @@ def machine(info: dict) -> list[str]:
 
 
 def smtp(result: dict) -> list[str]:
-    rows = [(r["size"], r["concurrency"], r["server"], r["runs"], _n(r["accepted_per_s"]),
+    rows = [(r["size"], _clients(r), r["server"], r["runs"], _n(r["accepted_per_s"]),
              _n(r["processed_per_s"], 1), _n(r["p50_ms"], 1), _n(r["p99_ms"], 1),
              _x(r["ratio_accepted"]), _x(r["ratio_processed"]), _x(r["ratio_p99"]),
              f"{_percent(r['client_cpu'])} / {_percent(r['server_cpu'])}")
@@ -181,12 +181,26 @@ def _peer_targets(result: dict) -> list[str]:
     return lines
 
 
+def _clients(row: dict) -> str:
+    """The clients cell: how many, and the pace a paced run offered its mails at."""
+    if not row.get("rate"):
+        return str(row["concurrency"])
+    behind = f", {row['behind']} behind" if row.get("behind") else ""
+    return f"{row['concurrency']}, paced {row['rate']:g}/s{behind}"
+
+
 def targets(results: dict) -> list[str]:
     """One line per target of the issue: the figure, the target, met or not."""
     lines = []
     smtp_rows = results.get("smtp", {}).get("summary", [])
     for r in smtp_rows:
-        if r["server"] in ("do-nothing", NO_STORE) or r["size"] != "3k":
+        if r["server"] in ("do-nothing", NO_STORE) or r["size"] != "3k" or \
+                r["server"].startswith(COMMIT_ALONE):
+            continue
+        if r.get("rate"):  # not the issue's figure, which is measured unpaced: shown beside it
+            lines.append(f"- (paced, not a target) p99 DATA→250 at {r['rate']:g} mails/s offered "
+                         f"(3k, 8 clients, {r['server']}): {_x(r['ratio_p99'])} the do-nothing "
+                         f"server's at the same pace ({_n(r['p99_ms'], 1)} ms)")
             continue
         where = f"3k, {r['concurrency']} clients, {r['server']}"
         lines.append(_check(f"accepted ≥ 0.7× do-nothing ({where})", r["ratio_accepted"], 0.7,

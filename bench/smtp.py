@@ -5,6 +5,12 @@ the do-nothing sink, then to postdesk's SMTP edge storing nothing (``bench.edge_
 the edge costs by itself, without the commit before the 250), then to ``postdesk serve`` on
 SQLite, then on PostgreSQL (each on a fresh clone of the seeded template, warmed up by one
 mail), then to ``serve --no-worker --no-sender`` (the edge alone).
+Then, with ``Plan.paced``, the 3 KB corpus again at each fixed rate (mails per second offered,
+not as fast as the server answers: ``bench.client``), to the do-nothing sink and to ``postdesk
+serve`` on each store, with the worker: the latencies of a server that keeps up, where the
+unpaced runs give those of a saturated machine; and, at the same pace, one durable commit alone
+on each store (``COMMIT_ALONE``: a 3 KB row inserted and committed on the driver's connection,
+as postdesk's engine opens it), what no store before the 250 can go under.
 Measured: accepted mails/s (all 250s received), fully processed mails/s (every stored mail
 processed — ticket written and acknowledgement queued in one commit — polled from the inbound
 statuses every 0.1 s), p50/p99 DATA→250, the client's and the server's CPU use. Ratios are
@@ -27,11 +33,14 @@ from bench import corpus, procs, spy
 from bench.client import Blast, run_blast
 from bench.stats import median, percentile, ratio, spread
 from bench.stores import Stores, write_config
+from postdesk.store.db import Database
 
 FINAL = "('processed', 'discarded', 'quarantined')"
 MEASURES = ("accepted_per_s", "processed_per_s", "p50_ms", "p99_ms")
 ACCEPT_ONLY = ("--no-worker", "--no-sender")
 NO_STORE = "postdesk edge, no store"  # bench.edge_sink: no target applies to it
+COMMIT_ALONE = "a durable commit alone"  # paced: no target applies to it
+_PROBE = "bench_commit_probe"
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Plan:
     accept_only: bool = True  # also ``serve --no-worker --no-sender``: the edge alone
     no_store: bool = True  # also ``bench.edge_sink``: postdesk's edge, storing nothing
     spy: bool = True  # one more run per store under py-spy (not in the medians)
+    paced: tuple[int, ...] = ()  # also at these fixed rates (3k, 8 clients, with the worker)
 
 
 class Progress(threading.Thread):
@@ -90,7 +100,8 @@ class Progress(threading.Thread):
 
 
 def _figures(blast: Blast, server_cpu: float) -> dict:
-    return {"accepted_per_s": blast.accepted_per_second,
+    return {"accepted_per_s": blast.accepted_per_second, "rate": blast.rate,
+            "behind": blast.behind,
             "p50_ms": _ms(percentile(blast.latencies, 0.50)),
             "p99_ms": _ms(percentile(blast.latencies, 0.99)),
             "client_cpu": blast.client_cpu_share, "server_cpu": server_cpu / blast.wall,
@@ -103,13 +114,13 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def sink_run(mails: list[corpus.Mail], concurrency: int, workdir: Path,
-             module: str = "bench.sink") -> dict:
+             module: str = "bench.sink", rate: float | None = None) -> dict:
     proc, port = procs.start_sink(workdir / f"{module.rpartition('.')[2]}.log", module)
     try:
         if module != "bench.sink":  # postdesk's imports and first session before the clock
             run_blast(port, corpus.generate("3k", 1, seed=99, tickets=0), 1)
         cpu = procs.cpu_seconds(proc.pid)
-        blast = run_blast(port, mails, concurrency)
+        blast = run_blast(port, mails, concurrency, rate)
         return _figures(blast, procs.cpu_seconds(proc.pid) - cpu)
     finally:
         procs.stop(proc)
@@ -117,7 +128,7 @@ def sink_run(mails: list[corpus.Mail], concurrency: int, workdir: Path,
 
 def postdesk_run(stores: Stores, kind: str, mails: list[corpus.Mail], concurrency: int,
                  seeds: int, workdir: Path, flags: tuple[str, ...] = (),
-                 spy_to: Path | None = None) -> dict:
+                 spy_to: Path | None = None, rate: float | None = None) -> dict:
     """One run against ``postdesk serve FLAGS``; processed/s unless the worker is off."""
     url = stores.clone(kind, seeds, "smtp")
     folder = workdir / f"smtp-{kind}-{len(list(workdir.glob(f'smtp-{kind}-*')))}"
@@ -131,7 +142,7 @@ def postdesk_run(stores: Stores, kind: str, mails: list[corpus.Mail], concurrenc
             if processing:  # with the worker off nothing reaches a final status: no polls
                 progress.start()
             cpu = procs.cpu_seconds(proc.pid)
-            blast = run_blast(port, mails, concurrency)
+            blast = run_blast(port, mails, concurrency, rate)
             figures = _figures(blast, procs.cpu_seconds(proc.pid) - cpu)
             done_at = progress.finish(timeout=60 + len(mails) / 2 if processing else 0)
         figures["processed_per_s"] = len(mails) / (done_at - blast.started) if done_at else None
@@ -186,10 +197,71 @@ def run(plan: Plan, stores: Stores, workdir: Path, say=print) -> dict:
                     say(f"  smtp {size} c={concurrency} {name}: accepted "
                         f"{figures['accepted_per_s']:.0f}/s, processed "
                         f"{figures['processed_per_s'] or 0:.1f}/s")
+        if "3k" in corpora:
+            runs += _paced(plan, corpora["3k"], stores, workdir, round_no, say)
     found = {"plan": plan.__dict__, "runs": runs, "summary": summarise(runs)}
     if plan.spy and spy.executable():
         found["spy"] = _spied(plan, corpora, stores, workdir)
     return found
+
+
+def _paced(plan: Plan, mails: list[corpus.Mail], stores: Stores, workdir: Path, round_no: int,
+           say) -> list[dict]:
+    """One round at each of the plan's fixed rates: the do-nothing sink, then ``serve`` with
+    its worker on each store, 8 clients."""
+    runs = []
+    for rate in plan.paced:
+        key = {"size": "3k", "concurrency": 8, "round": round_no}
+        base = sink_run(mails, 8, workdir, rate=rate)
+        runs.append({**key, "server": "do-nothing", **base})
+        for kind in plan.kinds:
+            alone = commit_alone(stores, kind, mails, rate)
+            alone["ratios"] = _ratios(alone, base)
+            runs.append({**key, "server": f"{COMMIT_ALONE}, {kind}", **alone})
+            figures = postdesk_run(stores, kind, mails, 8, plan.seeds, workdir, rate=rate)
+            figures["ratios"] = _ratios(figures, base)
+            runs.append({**key, "server": f"postdesk-{kind}", **figures})
+            say(f"  smtp 3k paced at {rate}/s postdesk-{kind}: p99 {figures['p99_ms']:.1f} ms "
+                f"(do-nothing {base['p99_ms']:.1f}), {figures['behind']} mails behind the pace")
+    return runs
+
+
+def commit_alone(stores: Stores, kind: str, mails: list[corpus.Mail], rate: float) -> dict:
+    """Each mail's bytes inserted into a table of their own and committed, one transaction
+    per mail at ``rate`` mails per second, on one DBAPI connection of postdesk's own engine
+    (SQLite in WAL with ``synchronous=FULL``, PostgreSQL with ``fsync`` and
+    ``synchronous_commit`` as the server has them); the latency of each INSERT and COMMIT."""
+    url = stores.clone(kind, 0, "commit")
+    database = Database(url)
+    latencies: list[float] = []
+    started = time.monotonic()
+    try:
+        connection = database.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(f"CREATE TABLE {_PROBE} (id INTEGER PRIMARY KEY, raw BLOB)"
+                           if database.is_sqlite else
+                           f"CREATE TABLE {_PROBE} (id serial PRIMARY KEY, raw bytea)")
+            connection.commit()
+            insert = f"INSERT INTO {_PROBE} (raw) VALUES ({'?' if database.is_sqlite else '%s'})"
+            for index, mail in enumerate(mails):
+                time.sleep(max(0.0, started + index / rate - time.monotonic()))
+                begun = time.perf_counter()
+                if database.is_sqlite:  # its own transaction handling is off (store.db)
+                    cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute(insert, (mail.raw,))
+                connection.commit()
+                latencies.append(time.perf_counter() - begun)
+        finally:
+            connection.close()
+    finally:
+        database.dispose()
+        stores.drop(url)
+    ended = time.monotonic()
+    return {"accepted_per_s": len(mails) / (ended - started), "rate": rate, "behind": 0,
+            "p50_ms": _ms(percentile(latencies, 0.50)), "p99_ms": _ms(percentile(latencies, 0.99)),
+            "client_cpu": None, "server_cpu": None, "sent": len(mails), "refused": 0,
+            "errors": [], "load": procs.load_average(), "processed_per_s": None}
 
 
 def _spied(plan: Plan, corpora: dict, stores: Stores, workdir: Path) -> dict:
@@ -216,10 +288,12 @@ def summarise(runs: list[dict]) -> list[dict]:
     """Medians over rounds for each (size, concurrency, server), with min–max of the runs."""
     groups: dict[tuple, list[dict]] = {}
     for item in runs:
-        groups.setdefault((item["size"], item["concurrency"], item["server"]), []).append(item)
+        groups.setdefault((item["size"], item["concurrency"], item.get("rate"), item["server"]),
+                          []).append(item)
     rows = []
-    for (size, concurrency, server), items in groups.items():
-        row = {"size": size, "concurrency": concurrency, "server": server, "runs": len(items)}
+    for (size, concurrency, rate, server), items in groups.items():
+        row = {"size": size, "concurrency": concurrency, "rate": rate, "server": server,
+               "runs": len(items), "behind": max(i.get("behind", 0) for i in items)}
         for name in (*MEASURES, "client_cpu", "server_cpu"):
             row[name] = median(i.get(name) for i in items)
             row[f"{name}_range"] = spread(i.get(name) for i in items)

@@ -23,7 +23,7 @@ def test_help_lists_the_options():
     result = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    for option in ("--quick", "--only", "--json", "--report", "--smtp-sizes"):
+    for option in ("--quick", "--only", "--json", "--report", "--smtp-sizes", "--smtp-paced"):
         assert option in result.stdout
     for name in ("smtp", "process", "memory", "sweep", "outbound", "peer"):
         assert name in result.stdout
@@ -266,3 +266,62 @@ def test_a_replay_that_leaves_other_rows_is_told(tmp_path):
         assert floor._rows(cut_url)["message"] < floor._rows(recorded_url)["message"]
     finally:
         stores.close()
+
+
+def test_a_paced_blast_sends_no_mail_before_its_time(tmp_path):
+    """``bench.client`` at a fixed rate: mail *i* leaves no earlier than *i* ÷ rate after the
+    start, so 12 mails at 40/s take at least 11 intervals; unpaced, the same mails go as fast
+    as the do-nothing sink answers."""
+    from bench import procs  # noqa: PLC0415
+    from bench.client import run_blast  # noqa: PLC0415
+
+    proc, port = procs.start_sink(tmp_path / "sink.log")
+    try:
+        mails = corpus.generate("3k", 12, seed=7, tickets=0)
+        paced = run_blast(port, mails, 4, rate=40)
+        unpaced = run_blast(port, mails, 4)
+    finally:
+        procs.stop(proc)
+    assert (paced.sent, paced.refused, paced.errors, paced.rate) == (12, 0, [], 40)
+    assert paced.wall >= 11 / 40
+    assert unpaced.sent == 12 and unpaced.rate is None and unpaced.behind == 0
+
+
+def test_paced_rows_are_shown_beside_the_targets_not_judged_by_them():
+    """A paced run's row says its pace; the p99 target is read from the unpaced rows only, and
+    the paced ratio is printed as such."""
+    def row(server, rate=None, p99=2.0, ratio=None):
+        return {"size": "3k", "concurrency": 8, "rate": rate, "server": server, "runs": 1,
+                "behind": 0, "accepted_per_s": 100.0, "processed_per_s": None, "p50_ms": 1.0,
+                "p99_ms": p99, "ratio_accepted": 1.0, "ratio_processed": None,
+                "ratio_p99": ratio, "client_cpu": 0.1, "server_cpu": 0.1}
+    smtp = {"summary": [row("do-nothing"), row("postdesk-postgres", ratio=5.0),
+                        row("do-nothing", 100), row("postdesk-postgres", 100, 6.0, 6.5),
+                        row("a durable commit alone, postgres", 100, 1.3, 1.9)]}
+    lines = report.targets({"smtp": smtp})
+    assert "- p99 DATA→250 ≤ 2× do-nothing (3k, 8 clients, postdesk-postgres): 5.00× — NOT met" \
+        in lines
+    paced = [line for line in lines if "paced" in line]
+    assert paced == ["- (paced, not a target) p99 DATA→250 at 100 mails/s offered (3k, 8 "
+                     "clients, postdesk-postgres): 6.50× the do-nothing server's at the same "
+                     "pace (6.0 ms)"]
+    assert "| 3k | 8, paced 100/s | postdesk-postgres |" in "\n".join(report.smtp(smtp))
+
+
+def test_a_durable_commit_alone_is_timed_at_the_pace_on_postdesks_own_connection(tmp_path):
+    """The paced runs' floor: each mail's bytes inserted and committed alone, one transaction
+    each, at the pace, on a connection of postdesk's engine (SQLite here: WAL, ``BEGIN
+    IMMEDIATE``); its store is dropped afterwards."""
+    from bench import smtp  # noqa: PLC0415
+    from bench.stores import Stores  # noqa: PLC0415
+
+    stores = Stores(tmp_path)
+    try:
+        found = smtp.commit_alone(stores, "sqlite", corpus.generate("3k", 6, seed=3, tickets=0),
+                                  rate=200)
+    finally:
+        stores.close()
+    assert (found["sent"], found["rate"], found["refused"]) == (6, 200, 0)
+    assert 0 < found["p50_ms"] <= found["p99_ms"]
+    assert found["accepted_per_s"] <= 200 * 6 / 5  # paced: 6 mails take 5 intervals at least
+    assert not list(tmp_path.glob("commit-*.db"))
