@@ -34,7 +34,6 @@ from postdesk.store.db import Database
 from postdesk.store.errors import is_conflict, is_unavailable
 from postdesk.store.locks import LockBusy, lock_address, wait_for_locks
 from postdesk.store.models import Inbound
-from postdesk.store.priority import WritePriority
 from postdesk.threading.decide import NEW
 from postdesk.supervision import fault_point, supervise
 
@@ -206,8 +205,7 @@ class Worker:
     durations (progress, commit intervals, waits). Both are the real clocks unless a test passes
     its own, as the scheduler's sweeps take their ``now``."""
 
-    def __init__(self, db: Database, desk: Desk, on_queued=None,
-                 priority: WritePriority | None = None, *,
+    def __init__(self, db: Database, desk: Desk, on_queued=None, *,
                  clock: Callable[[], datetime] = utcnow,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
@@ -217,8 +215,6 @@ class Worker:
         self.settings = desk.settings.worker
         self.holder = claims.holder_name(self)
         self.on_queued = on_queued or (lambda: None)
-        # Only SQLite has one write lock for the whole database to give way on.
-        self.priority = priority if db.is_sqlite else None
         self.commit_interval = self.settings.commit_interval
         self._released_at = self.monotonic()
         self._claim_timeout = timedelta(seconds=self.settings.claim_timeout)
@@ -368,16 +364,10 @@ class Worker:
                 rows = rows[:failed.index + 1]
         return self._process_careful(rows, batch)
 
-    def _writing(self):
-        if self.priority is None:
-            return contextlib.nullcontext()
-        self.priority.give_way()
-        return self.priority.writing()
-
     def _process_careful(self, rows: list[Inbound], batch: _Batch) -> int:
         began = self.monotonic()
         done = 0
-        with self._writing(), self.db.session() as session:
+        with self.db.session() as session:
             for index, row in enumerate(rows):
                 try:
                     _may_begin(session, rows, index, batch)
@@ -390,8 +380,11 @@ class Worker:
         return done
 
     def _group_full(self, began: float) -> bool:
+        """The group has run for the commit interval, or (SQLite, in ``serve``) the SMTP edge
+        waits for the write lock (``Database.write_priority``)."""
+        priority = self.db.write_priority
         return self.monotonic() - began >= self.commit_interval or \
-            (self.priority is not None and self.priority.wanted())
+            (priority is not None and priority.wanted())
 
     def _process_fast(self, rows: list[Inbound], batch: _Batch) -> int:
         """The mails of ``rows`` in one transaction, without savepoints, until the commit
@@ -402,7 +395,7 @@ class Worker:
         began = self.monotonic()
         done: list[tuple[Context, float, list]] = []
         _keep_records()
-        with self._writing(), self.db.session() as session:
+        with self.db.session() as session:
             with _group_events(session, done):
                 for index, row in enumerate(rows):
                     try:

@@ -72,10 +72,10 @@ class App:
 
         return Intake(self.db, self.blobs, on_stored=on_stored, priority=priority)
 
-    def worker(self, on_queued=None, priority=None):
+    def worker(self, on_queued=None):
         from postdesk.gateway.worker import Worker
 
-        return Worker(self.db, self.desk, on_queued=on_queued, priority=priority)
+        return Worker(self.db, self.desk, on_queued=on_queued)
 
     def sender(self):
         from postdesk.notify.sender import Sender

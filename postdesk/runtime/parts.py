@@ -29,13 +29,16 @@ class Parts:
         self.stop_event = stop_event
         self.worker_wake = worker_wake  # a stored mail rings it (threading.Event or Doorbell)
         self.sender_wake = threading.Event()  # a queued notification rings it
-        self.priority = priority
+        if priority is not None and app.db.is_sqlite:
+            # Every write transaction of the worker, the sender and the scheduler, the claims
+            # and their renewals included, gives the SMTP edge its right of way.
+            app.db.write_priority = priority
         self.threads: list = []  # supervised threads (postdesk.supervision)
         self.scheduler = None
 
     def start(self) -> None:
         if self.want["worker"]:
-            worker = self.app.worker(on_queued=self.sender_wake.set, priority=self.priority)
+            worker = self.app.worker(on_queued=self.sender_wake.set)
             self._thread("worker", worker.run, self.worker_wake)
         if self.want["sender"]:
             self._thread("sender", self.app.sender().run, self.sender_wake)

@@ -56,6 +56,11 @@ class Database:
         if self.is_sqlite:  # a reader's BEGIN, without the write lock; the dialect sees it begun
             event.listen(self._readonly, "begin", _sqlite_begin_deferred)
         self.auto_checkpoints = True
+        # SQLite in ``serve``: the SMTP edge's right of way to the write lock
+        # (``store.priority.WritePriority``), which every ``session`` of this process's
+        # processing side (worker, sender, scheduler) gives before it begins and announces
+        # until it ends. None elsewhere: writers then meet at SQLite's busy handler.
+        self.write_priority = None
         if self.is_sqlite:
             event.listen(self.engine, "connect", self._sqlite_checkpoints)
             if not create and self.sqlite_path:
@@ -83,8 +88,12 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A write transaction: committed when the block ends, rolled back on error."""
-        with StoreSession(self.engine, expire_on_commit=False) as session:
+        """A write transaction: committed when the block ends, rolled back on error; with
+        ``write_priority``, begun once the SMTP edge is done, and announced to it until the
+        end."""
+        priority = self.write_priority
+        with priority.writing() if priority else contextlib.nullcontext(), \
+                StoreSession(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 

@@ -5,11 +5,17 @@ SQLite lets one writer in at a time, and a writer that finds the lock taken slee
 last, therefore won nearly every race against the SMTP edge's group commit: with the worker in
 another process, ``serve`` still accepted only 52 mails/s and answered DATA in 0.66 s at p99.
 
-:class:`WritePriority` is a counter shared by the two processes of ``serve``: the edge raises it
-while it waits for and holds a write transaction, and the worker, between two mails, ends its
-transaction and waits (at most ``max_wait``) while it is raised. The edge then waits for at
-most the one mail being processed. PostgreSQL locks rows, not the database, and needs none of
-this; ``ingest`` and other gateways do not take part (they keep SQLite's busy handler).
+:class:`WritePriority` is a pair of counters shared by the two processes of ``serve``: the edge
+raises one while it waits for and holds a write transaction; the processing side raises the
+other around each of its write transactions (``Database.session`` with ``write_priority``: the
+worker's groups and its claims, the claims' renewals, the sender's and the scheduler's
+writes), after waiting (at most ``max_wait``) while the edge's is raised, and the worker,
+between two mails, ends its group while it is. The edge then waits for at most the one mail
+being processed, or one short transaction. A write transaction the edge was not told of made it
+meet SQLite's busy handler instead, which sleeps 1, 2, 5, 10 ms… between tries: the worker's
+claim alone put the p99 DATA→250 at 17–24 ms at 100 mails/s (docs/performance.md, round AD).
+PostgreSQL locks rows, not the database, and needs none of this; ``ingest`` and other gateways
+do not take part (they keep SQLite's busy handler).
 """
 
 from __future__ import annotations
@@ -25,19 +31,21 @@ class WritePriority:
     def __init__(self, context=None) -> None:
         context = context or multiprocessing
         # Plain shared integers, no cross-process lock: a process killed while holding such a
-        # lock would leave it held for ever. Only the edge's process writes ``_waiting`` (its
-        # threads serialise on a lock of their own) and only the worker writes
-        # ``_worker_writing``; an aligned int is read and written whole.
+        # lock would leave it held for ever. Only the edge's process writes ``_waiting`` and
+        # only the processing side's writes ``_writing``, each process's threads one at a time
+        # (a lock of its own); an aligned int is read and written whole.
         self._waiting = context.Value("i", 0, lock=False)
-        self._worker_writing = context.Value("b", 0, lock=False)
+        self._writing = context.Value("i", 0, lock=False)
         self._edge_lock = threading.Lock()
+        self._one_writer = threading.RLock()
 
     def __getstate__(self) -> dict:
-        return {"_waiting": self._waiting, "_worker_writing": self._worker_writing}
+        return {"_waiting": self._waiting, "_writing": self._writing}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._edge_lock = threading.Lock()
+        self._one_writer = threading.RLock()
 
     @contextlib.contextmanager
     def announce(self, max_wait: float = 1.0) -> Iterator[None]:
@@ -49,7 +57,7 @@ class WritePriority:
         with self._edge_lock:
             self._waiting.value += 1
         try:
-            _wait_while(lambda: self._worker_writing.value, max_wait)
+            _wait_while(lambda: self._writing.value, max_wait)
             yield
         finally:
             with self._edge_lock:
@@ -57,16 +65,24 @@ class WritePriority:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Held by the worker around its write transaction."""
-        self._worker_writing.value = 1
-        try:
-            yield
-        finally:
-            self._worker_writing.value = 0
+        """Held by the processing side around a write transaction: begun once the edge is
+        done (``give_way``), announced until it ends. The process's threads (worker, sender,
+        scheduler) take turns here, as they would for SQLite's lock, but without its busy
+        handler's sleeps, which the edge would wait through: the edge waits for the one
+        transaction in progress (re-entrant: a thread's nested transaction, which SQLite
+        would make wait for its own lock, is not made to wait here as well)."""
+        with self._one_writer:
+            self.give_way()
+            self._writing.value += 1
+            try:
+                yield
+            finally:
+                self._writing.value -= 1
 
     def worker_gone(self) -> None:
-        """The worker's process died (maybe inside a transaction, which SQLite rolled back)."""
-        self._worker_writing.value = 0
+        """The processing process died (maybe inside a transaction, which SQLite rolled
+        back): none of its writers is left."""
+        self._writing.value = 0
 
     def wanted(self) -> bool:
         """True while the edge is waiting for the write lock or holds it."""

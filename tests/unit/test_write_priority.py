@@ -69,3 +69,47 @@ def test_several_edge_writers_count():
     with priority.announce(), priority.announce():
         assert priority.wanted()
     assert not priority.wanted()
+
+
+def test_the_processing_sides_writers_take_turns_and_the_edge_waits_for_the_one_writing():
+    """Two threads of the processing process (the worker and the sender) write one at a time;
+    the edge, arriving while the first writes, waits for that one only and goes before the
+    second, which gives way to it."""
+    priority = WritePriority()
+    order: list[str] = []
+    first_inside, edge_waiting = threading.Event(), threading.Event()
+
+    def write(name: str, inside: threading.Event | None) -> None:
+        with priority.writing():
+            order.append(f"{name} begins")
+            if inside is not None:
+                inside.set()
+                assert edge_waiting.wait(30)
+                time.sleep(0.05)
+            order.append(f"{name} commits")
+
+    first = threading.Thread(target=write, args=("worker", first_inside))
+    first.start()
+    assert first_inside.wait(30)
+    second = threading.Thread(target=write, args=("sender", None))
+    second.start()
+    time.sleep(0.02)  # the sender waits for its turn, uncounted
+
+    def edge() -> None:
+        with priority.announce(max_wait=5):
+            order.append("edge writes")
+            time.sleep(0.05)
+
+    edge_thread = threading.Thread(target=edge)
+    edge_thread.start()
+    while not priority.wanted():
+        time.sleep(0.001)
+    edge_waiting.set()
+    for thread in (first, second, edge_thread):
+        thread.join(30)
+    assert order == ["worker begins", "worker commits", "edge writes", "sender begins",
+                     "sender commits"]
+    assert not priority.wanted()
+    with priority.writing(), priority.writing():  # a thread's nested transaction: no wait
+        pass
+    assert priority._writing.value == 0
