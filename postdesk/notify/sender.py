@@ -34,6 +34,11 @@ log = logging.getLogger("postdesk.sender")
 # this long, and when the batch ends: at most this many are sent again after a crash.
 MARK_SENT_EVERY = 10
 MARK_SENT_WITHIN_SECONDS = 1.0
+# Rows a crashed sender left ``sending`` go back to the queue at the first batch and then at
+# most this often (by the sender's clock): not in every batch's transaction, two statements
+# more in each, and on SQLite a longer hold of the write lock the SMTP edge waits for.
+STALE_AFTER = timedelta(minutes=10)
+RELEASE_EVERY = timedelta(seconds=60)
 
 
 class _Delivered:
@@ -73,13 +78,17 @@ class Sender:
         self.settings = settings
         self.batch = batch
         self.holder = claims.holder_name(self)
+        self._released_at: datetime | None = None  # the last release of stale rows
 
     def send_due(self, now=None) -> int:
         """Deliver one batch of due rows; returns how many were attempted."""
         now = now or self.clock()
         with self.db.session() as session:
-            dead = [h for h in outbox.sending_holders(session) if claims.is_dead(h)]
-            outbox.release_stale(session, now, timedelta(minutes=10), dead)
+            if self._released_at is None or not \
+                    self._released_at <= now < self._released_at + RELEASE_EVERY:
+                dead = [h for h in outbox.sending_holders(session) if claims.is_dead(h)]
+                outbox.release_stale(session, now, STALE_AFTER, dead)
+                self._released_at = now
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
         delivered = _Delivered(self.monotonic)
@@ -182,5 +191,5 @@ class Sender:
                 busy = 0
             if busy:
                 fault_point("sender")
-            else:
+            if busy < self.batch:  # the queue is drained: a row queued since rang ``wake``
                 wake.wait(self.settings.poll_interval)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -329,6 +330,41 @@ def test_a_sender_stopped_midway_marks_what_it_delivered(make_app, relay):
     assert statuses(app) == {"sent": 3, "sending": 2}
 
 
+def test_rows_left_sending_are_released_at_start_and_then_once_a_minute(make_app, relay):
+    """Rows a stopped sender left ``sending`` go back to the queue once stale (10 minutes), or
+    at once when their holder is dead; a sender looks for them at its first batch and then at
+    most once a minute of its clock, not in every batch's transaction (round AD)."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    app = relay_app(make_app, relay)
+    acknowledgements(app, 5)
+    stopped = app.sender()
+    deliver = stopped.transport.deliver
+
+    def stop_at_the_fourth(*args, calls=[]):  # noqa: B006 - the calls of this one sender
+        calls.append(args)
+        if len(calls) == 4:
+            raise SystemExit("the sender's thread is stopped here")
+        return deliver(*args)
+
+    stopped.transport.deliver = stop_at_the_fourth
+    with pytest.raises(SystemExit):
+        stopped.send_due()
+    assert statuses(app) == {"sent": 3, "sending": 2}  # its holder, this process, is alive
+    looks: list[str] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: looks.append(statement)
+                 if "DISTINCT outbox.claimed_by" in statement else None)
+    sender, began = app.sender(), utcnow()
+    assert sender.send_due(now=began) == 0 and len(looks) == 1  # not stale yet
+    assert sender.send_due(now=began + timedelta(seconds=30)) == 0 and len(looks) == 1
+    assert sender.send_due(now=began + timedelta(minutes=5)) == 0 and len(looks) == 2
+    assert statuses(app) == {"sent": 3, "sending": 2}
+    assert sender.send_due(now=began + timedelta(minutes=11)) == 2 and len(looks) == 3
+    assert statuses(app) == {"sent": 5}
+    assert len(relay.received) == 5
+
+
 def test_one_mail_that_cannot_be_handed_over_is_retried_alone(make_app, relay, caplog):
     """A fault that is not the relay's answer (here, one raised while handing the mail over)
     is that mail's: it is deferred with the reason, and the rest of the batch goes out."""
@@ -396,3 +432,30 @@ def test_an_address_with_a_non_ascii_local_part_goes_out_by_smtputf8_or_fails_al
             assert len(handler.received) == 2
     finally:
         controller.stop()
+
+
+def test_a_batch_that_drained_the_queue_waits_for_the_next_ring(make_app):
+    """After a batch smaller than the batch size the queue is empty: the sender waits for a
+    ring (a row queued since rings it) instead of claiming again at once, a write transaction
+    that would find nothing; after a full batch it goes on at once."""
+    sender = make_app().sender()
+    stop, results, seen = threading.Event(), iter([3, sender.batch, 0]), []
+
+    def send_due(now=None) -> int:
+        seen.append(next(results))
+        return seen[-1]
+
+    class Wake:
+        def clear(self) -> None:
+            pass
+
+        def wait(self, timeout: float) -> bool:
+            seen.append(f"wait {timeout:g}")
+            if seen.count(f"wait {timeout:g}") == 2:
+                stop.set()
+            return True
+
+    sender.send_due = send_due
+    sender.run(stop, Wake())
+    poll = f"wait {sender.settings.poll_interval:g}"
+    assert seen == [3, poll, sender.batch, 0, poll]
