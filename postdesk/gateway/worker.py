@@ -220,6 +220,7 @@ class Worker:
         self._claim_timeout = timedelta(seconds=self.settings.claim_timeout)
         self._release_every = min(RELEASE_EVERY_SECONDS, self.settings.claim_timeout / 2)
         self._alive_at = self.monotonic()  # the last sign of progress (a mail begun, a poll)
+        self._drained = False  # the last claim took what was queued (``process_batch``)
 
     def recover(self) -> int:
         """Give back claims left by crashed workers, and remove the blob files they never
@@ -289,6 +290,9 @@ class Worker:
         with self.db.session() as session:
             rows = inbound.claim(session, self.holder, self.settings.batch_size, self.clock(),
                                  postgres=not self.db.is_sqlite)
+        # Fewer than a batch, and not a retried mail claimed alone: nothing else was queued.
+        self._drained = len(rows) < self.settings.batch_size and not (
+            len(rows) == 1 and rows[0].attempts > 1)
         try:
             batch = _Batch(self._prepare(rows))
             self._process_all(list(rows), batch)
@@ -624,7 +628,7 @@ class Worker:
                     busy = 0
                 if busy:
                     fault_point("worker")
-                else:
+                if not busy or self._drained:  # a mail stored since rang ``wake``
                     wake.wait(self.settings.poll_interval)
         finally:
             halt.set()

@@ -56,6 +56,42 @@ def test_a_batch_shares_its_commits(make_app):
         assert tickets.count(session) == 20
 
 
+@pytest.mark.parametrize("queued, retried", [(3, False), (3, True)], ids=["drained", "retried"])
+def test_a_claim_that_drained_the_queue_waits_for_the_next_ring(make_app, queued, retried):
+    """After a claim of fewer mails than a batch the queue is empty: ``run`` waits for a ring
+    (a mail stored since rings it) instead of claiming again at once, one more write
+    transaction that finds nothing. A mail claimed again after a crash comes alone, whatever
+    is queued behind it: the next claim follows at once."""
+    import threading  # noqa: PLC0415
+
+    from sqlalchemy import event  # noqa: PLC0415
+
+    app = make_app()
+    ids = store(app, queued)
+    if retried:  # the first mail's worker died while it held it
+        with app.db.session() as session:
+            inbound.claim(session, "gone:1:a", 1, utcnow(), postgres=not app.db.is_sqlite)
+            inbound.release_stale(session, utcnow(), timedelta(hours=1), ["gone:1:a"])
+    claims: list[int] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: claims.append(1)
+                 if statement.lstrip().upper().startswith("WITH RETRIED") else None)
+    stop, seen = threading.Event(), []
+
+    class Wake:
+        def clear(self) -> None:
+            pass
+
+        def wait(self, timeout: float) -> bool:
+            seen.append(("wait", len(claims)))
+            stop.set()
+            return True
+
+    app.worker().run(stop, Wake())
+    assert seen == [("wait", 2 if retried else 1)]
+    assert statuses(app) == {"processed": len(ids)}
+
+
 def test_commit_interval_zero_commits_after_every_mail(make_app):
     app = make_app("[worker]\ncommit_interval_seconds = 0\n")
     store(app, 5)
