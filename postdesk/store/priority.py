@@ -13,7 +13,8 @@ writes), after waiting (at most ``max_wait``) while the edge's is raised, and th
 between two mails, ends its group while it is. The edge then waits for at most the one mail
 being processed, or one short transaction. A write transaction the edge was not told of made it
 meet SQLite's busy handler instead, which sleeps 1, 2, 5, 10 ms… between tries: the worker's
-claim alone put the p99 DATA→250 at 17–24 ms at 100 mails/s (docs/performance.md, round AD).
+claims and the sender's writes, unannounced, put the p99 DATA→250 at 17–24 ms at 100 mails/s
+(docs/performance.md, round AD).
 PostgreSQL locks rows, not the database, and needs none of this; ``ingest`` and other gateways
 do not take part (they keep SQLite's busy handler).
 """
