@@ -1,16 +1,21 @@
 """``compose``'s shortcuts write what the standard library's slower paths write: a header that
 is one short printable ASCII line as it is (compat32's folding writes it unchanged), a text
 part as ``MIMEText`` builds it, so a whole mail byte for byte as ``email.mime`` and compat32
-(CRLF, 78 columns) write it; and a boundary chosen before the parts are written, which no part
+(CRLF, 78 columns) write it but for its quoted-printable, which ``binascii`` encodes (valid,
+the same text decoded); and a boundary chosen before the parts are written, which no part
 can hold."""
 
 from __future__ import annotations
 
+import binascii
 import email
+import quopri
 import random
+import re
 import string
 from datetime import UTC, datetime, timedelta
 from email.mime.multipart import MIMEMultipart
+from email.charset import QP, Charset
 from email.mime.text import MIMEText
 from email.policy import compat32, default
 
@@ -24,6 +29,9 @@ NAMES = ("Subject", "To", "From", "Message-ID", "X-Postdesk-Ticket", "References
          "Thread-Topic", "Content-Type", "A")
 ALPHABET = string.ascii_letters + string.digits + " " * 10 + "\t=?<>@.,;:\"'()[]\\_-é\x0b"
 NOW = datetime(2025, 3, 3, 9, 12, 30, tzinfo=UTC)
+UTF8_QP = Charset("utf-8")
+UTF8_QP.body_encoding = QP
+TEXT_PART = compose_module._text_part
 
 
 def test_a_header_folds_as_compat32_folds_it():
@@ -64,9 +72,57 @@ def test_a_mail_is_written_as_compat32_writes_it(monkeypatch, changes):
     ours = compose_module.compose(out, NOW)
     boundaries = iter(range(10**6))
     monkeypatch.setattr(compose_module, "WIRE", PLAIN)
-    monkeypatch.setattr(compose_module, "_text_part",
-                        lambda text, subtype: MIMEText(text, subtype, compose_module._UTF8_QP))
+    monkeypatch.setattr(compose_module, "_text_part", _mime_text)
     assert compose_module.compose(out, NOW) == ours
+
+
+def _mime_text(text: str, subtype: str) -> MIMEText:
+    """``MIMEText``'s part, with the body ``_text_part`` encodes (its own quoted-printable is
+    held to ``email.quoprimime``'s below)."""
+    part = MIMEText(text, subtype, UTF8_QP)
+    part.set_payload(TEXT_PART(text, subtype).get_payload())
+    return part
+
+
+TEXT = "abcxyz =\t\r\x0b\x0c\x00.é€🙂" + " " * 6
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_text_body_is_quoted_printable_that_decodes_to_the_text(newline):
+    """``binascii``'s encoder, as ``_text_part`` uses it: every line within 76 columns, only
+    printable ASCII, ``=`` only before two hex digits or at a line's end, and the text back
+    whole (line breaks as the generator writes them) — where ``email.quoprimime`` would put a
+    soft break a character apart, never anything else."""
+    rng = random.Random(20261207)
+    for _ in range(1500):
+        lines = ["".join(rng.choice(TEXT) for _ in range(rng.choice((0, 5, 40, 75, 76, 77, 200))))
+                 for _ in range(rng.randint(1, 6))]
+        text = newline.join(lines)  # lone CRs in them too: a line break, as the email package has it
+        part = TEXT_PART(text, "plain")
+        body = part.get_payload()
+        for line in re.split(r"\r?\n", body):
+            assert len(line) <= 76 and all(32 <= ord(c) < 127 or c == "\t" for c in line), line
+            assert re.fullmatch(r"(?:[^=]|=[0-9A-F]{2})*=?", line), line
+        wire = email.message_from_bytes(part.as_bytes(policy=WIRE), policy=default)
+        assert wire.get_content().replace("\r\n", "\n") == re.sub(r"\r\n?", "\n", text)
+        theirs = MIMEText(text, "plain", UTF8_QP).get_payload()
+        assert body.replace("=\n", "") == theirs.replace("=\n", "") or \
+            _decoded(body) == _decoded(theirs)
+
+
+def test_a_line_binascii_would_write_too_long_is_encoded_by_the_email_package():
+    """``b2a_qp`` writes a blank at the 75th column as ``=20``: 77 columns, one too many."""
+    text = "a" * 74 + " \nsuite"
+    assert max(map(len, binascii.b2a_qp(text.encode(), istext=True).splitlines())) == 77
+    body = TEXT_PART(text, "plain").get_payload()
+    assert body == MIMEText(text, "plain", UTF8_QP).get_payload()
+    assert max(map(len, body.splitlines())) <= 76 and _decoded(body) == text.encode()
+
+
+def _decoded(body: str) -> bytes:
+    """The bytes a quoted-printable body stands for, its line breaks as the generator writes
+    them all (``\n`` here)."""
+    return quopri.decodestring(body.encode("ascii")).replace(b"\r\n", b"\n")
 
 
 def test_no_part_holds_the_boundary():
