@@ -313,6 +313,14 @@ def test_delivered_mails_are_marked_sent_a_few_at_a_time(make_app, relay, monkey
 
 def test_a_sender_stopped_midway_marks_what_it_delivered(make_app, relay):
     app = relay_app(make_app, relay)
+    _stopped_at_the_fourth_of_five(app)
+    # The three delivered are sent; the rest stay claimed until a sender releases them.
+    assert statuses(app) == {"sent": 3, "sending": 2}
+
+
+def _stopped_at_the_fourth_of_five(app) -> None:
+    """Five acknowledgements queued, and a sender whose thread is stopped as it hands over
+    the fourth."""
     acknowledgements(app, 5)
     sender = app.sender()
     deliver, calls = sender.transport.deliver, []
@@ -326,8 +334,6 @@ def test_a_sender_stopped_midway_marks_what_it_delivered(make_app, relay):
     sender.transport.deliver = stopped
     with pytest.raises(SystemExit):
         sender.send_due()
-    # The three delivered are sent; the rest stay claimed until a sender releases them.
-    assert statuses(app) == {"sent": 3, "sending": 2}
 
 
 def test_rows_left_sending_are_released_at_start_and_then_once_a_minute(make_app, relay):
@@ -337,19 +343,7 @@ def test_rows_left_sending_are_released_at_start_and_then_once_a_minute(make_app
     from sqlalchemy import event  # noqa: PLC0415
 
     app = relay_app(make_app, relay)
-    acknowledgements(app, 5)
-    stopped = app.sender()
-    deliver = stopped.transport.deliver
-
-    def stop_at_the_fourth(*args, calls=[]):  # noqa: B006 - the calls of this one sender
-        calls.append(args)
-        if len(calls) == 4:
-            raise SystemExit("the sender's thread is stopped here")
-        return deliver(*args)
-
-    stopped.transport.deliver = stop_at_the_fourth
-    with pytest.raises(SystemExit):
-        stopped.send_due()
+    _stopped_at_the_fourth_of_five(app)
     assert statuses(app) == {"sent": 3, "sending": 2}  # its holder, this process, is alive
     looks: list[str] = []
     event.listen(app.db.engine, "before_cursor_execute",
