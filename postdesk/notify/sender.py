@@ -83,14 +83,16 @@ class Sender:
     def send_due(self, now=None) -> int:
         """Deliver one batch of due rows; returns how many were attempted."""
         now = now or self.clock()
+        release = self._released_at is None or not \
+            self._released_at <= now < self._released_at + RELEASE_EVERY
         with self.db.session() as session:
-            if self._released_at is None or not \
-                    self._released_at <= now < self._released_at + RELEASE_EVERY:
+            if release:
                 dead = [h for h in outbox.sending_holders(session) if claims.is_dead(h)]
                 outbox.release_stale(session, now, STALE_AFTER, dead)
-                self._released_at = now
             rows = outbox.claim_due(session, now, self.batch, postgres=not self.db.is_sqlite,
                                     holder=self.holder)
+        if release:  # committed: a transaction that failed releases again next time
+            self._released_at = now
         delivered = _Delivered(self.monotonic)
         try:
             for index, row in enumerate(rows):  # one relay connection for the batch

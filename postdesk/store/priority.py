@@ -39,6 +39,7 @@ class WritePriority:
         self._writing = context.Value("i", 0, lock=False)
         self._edge_lock = threading.Lock()
         self._one_writer = threading.RLock()
+        self._nesting = threading.local()  # how deep this thread is in ``writing``
 
     def __getstate__(self) -> dict:
         return {"_waiting": self._waiting, "_writing": self._writing}
@@ -47,6 +48,7 @@ class WritePriority:
         self.__dict__.update(state)
         self._edge_lock = threading.Lock()
         self._one_writer = threading.RLock()
+        self._nesting = threading.local()
 
     @contextlib.contextmanager
     def announce(self, max_wait: float = 1.0) -> Iterator[None]:
@@ -73,12 +75,16 @@ class WritePriority:
         transaction in progress (re-entrant: a thread's nested transaction, which SQLite
         would make wait for its own lock, is not made to wait here as well)."""
         with self._one_writer:
-            self.give_way()
+            depth = getattr(self._nesting, "depth", 0)
+            if not depth:  # a nested one: the edge already waits for the outer one
+                self.give_way()
+            self._nesting.depth = depth + 1
             self._writing.value += 1
             try:
                 yield
             finally:
                 self._writing.value -= 1
+                self._nesting.depth = depth
 
     def worker_gone(self) -> None:
         """The processing process died (maybe inside a transaction, which SQLite rolled

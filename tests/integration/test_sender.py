@@ -428,6 +428,28 @@ def test_an_address_with_a_non_ascii_local_part_goes_out_by_smtputf8_or_fails_al
         controller.stop()
 
 
+def test_a_release_rolled_back_with_its_batch_is_done_again_at_the_next(make_app, relay,
+                                                                       monkeypatch):
+    """The release of stale rows shares the claim's transaction: when the claim fails (the
+    store went away), the release is rolled back with it, and the next batch does it again
+    instead of waiting a minute."""
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    app = relay_app(make_app, relay)
+    _stopped_at_the_fourth_of_five(app)
+    sender, began, claim_due = app.sender(), utcnow(), outbox.claim_due
+
+    def store_gone(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("the store went away"))
+
+    monkeypatch.setattr(outbox, "claim_due", store_gone)
+    with pytest.raises(OperationalError):
+        sender.send_due(now=began + timedelta(minutes=11))
+    monkeypatch.setattr(outbox, "claim_due", claim_due)
+    assert sender.send_due(now=began + timedelta(minutes=11, seconds=1)) == 2
+    assert statuses(app) == {"sent": 5}
+
+
 def test_a_batch_that_drained_the_queue_waits_for_the_next_ring(make_app):
     """After a batch smaller than the batch size the queue is empty: the sender waits for a
     ring (a row queued since rings it) instead of claiming again at once, a write transaction

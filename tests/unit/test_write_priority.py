@@ -113,3 +113,26 @@ def test_the_processing_sides_writers_take_turns_and_the_edge_waits_for_the_one_
     with priority.writing(), priority.writing():  # a thread's nested transaction: no wait
         pass
     assert priority._writing.value == 0
+
+
+def test_a_nested_write_does_not_give_way_to_an_edge_that_waits_for_the_outer_one():
+    """The edge waits for the outer transaction to end; a nested one must not wait for the
+    edge in turn (each would wait for the other until ``give_way``'s bound)."""
+    priority = WritePriority()
+    done = threading.Event()
+
+    def edge() -> None:
+        with priority.announce(max_wait=5):
+            done.set()
+
+    with priority.writing():
+        thread = threading.Thread(target=edge)
+        thread.start()
+        while not priority.wanted():
+            time.sleep(0.001)
+        began = time.monotonic()
+        with priority.writing():
+            nested = time.monotonic() - began
+        assert not done.is_set()
+    thread.join(30)
+    assert done.is_set() and nested < 0.1
