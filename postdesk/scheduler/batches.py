@@ -5,7 +5,9 @@ and the mail it causes commit together, so a crash loses and repeats nothing. Ea
 handled in a savepoint: one that fails is logged, reported as a ``failed`` action and left due
 for the next run, while the rest of the batch goes on. A store outage ends the sweep (the
 daemon retries at the next interval). Batches follow the ticket id, so a run ends even when
-tickets stay due. A dry run does all of it in one transaction that is rolled back.
+tickets stay due. On SQLite in ``serve`` a batch also ends early, committed, when the SMTP edge
+waits for the write lock; the next batch goes on from the last ticket handled. A dry run does
+all of it in one transaction that is rolled back.
 
 On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
 address's lock, or another ticket's, without waiting (``locks.nowait_locks``). A worker holds
@@ -64,13 +66,24 @@ def _work_through(db, name: str, claim: Claim, handle: Handle, limit: int) -> li
         with db.session() as session:
             nowait_locks(session)
             batch = claim(session, after, limit, not db.is_sqlite)
-            after = batch[-1].id if batch else after
+            done = 0
             for ticket in batch:
                 action = _handle_one(session, name, ticket, handle)
                 if action is not None:
                     actions.append(action)
-        if len(batch) < limit:
+                done, after = done + 1, ticket.id
+                if done < len(batch) and _edge_waits(db):
+                    break  # committed now; the rest of the batch is claimed again next
+        if done == len(batch) < limit:
             return actions
+
+
+def _edge_waits(db) -> bool:
+    """On SQLite in ``serve``, the SMTP edge waits for the write lock (``WritePriority``): a
+    batch commits what it has done and lets it in, as the worker's groups do, rather than
+    holding the lock for hundreds of tickets (a reminder each) while a mail's 250 waits."""
+    priority = getattr(db, "write_priority", None)
+    return priority is not None and priority.wanted()
 
 
 def _handle_one(session: Session, name: str, ticket: Ticket, handle: Handle) -> Action | None:
