@@ -385,10 +385,8 @@ class Worker:
 
     def _group_full(self, began: float) -> bool:
         """The group has run for the commit interval, or (SQLite, in ``serve``) the SMTP edge
-        waits for the write lock (``Database.write_priority``)."""
-        priority = self.db.write_priority
-        return self.monotonic() - began >= self.commit_interval or \
-            (priority is not None and priority.wanted())
+        waits for the write lock (``Database.edge_waits``)."""
+        return self.monotonic() - began >= self.commit_interval or self.db.edge_waits()
 
     def _process_fast(self, rows: list[Inbound], batch: _Batch) -> int:
         """The mails of ``rows`` in one transaction, without savepoints, until the commit

@@ -6,7 +6,9 @@ handled in a savepoint: one that fails is logged, reported as a ``failed`` actio
 for the next run, while the rest of the batch goes on. A store outage ends the sweep (the
 daemon retries at the next interval). Batches follow the ticket id, so a run ends even when
 tickets stay due. On SQLite in ``serve`` a batch also ends early, committed, when the SMTP edge
-waits for the write lock; the next batch goes on from the last ticket handled. A dry run does
+waits for the write lock (``Database.edge_waits``), as a worker's group does, rather than hold
+it for hundreds of tickets (a reminder each) while a mail's 250 waits; the next batch goes on
+from the last ticket handled. A dry run does
 all of it in one transaction that is rolled back.
 
 On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
@@ -72,18 +74,10 @@ def _work_through(db, name: str, claim: Claim, handle: Handle, limit: int) -> li
                 if action is not None:
                     actions.append(action)
                 done, after = done + 1, ticket.id
-                if done < len(batch) and _edge_waits(db):
+                if done < len(batch) and db.edge_waits():
                     break  # committed now; the rest of the batch is claimed again next
         if done == len(batch) < limit:
             return actions
-
-
-def _edge_waits(db) -> bool:
-    """On SQLite in ``serve``, the SMTP edge waits for the write lock (``WritePriority``): a
-    batch commits what it has done and lets it in, as the worker's groups do, rather than
-    holding the lock for hundreds of tickets (a reminder each) while a mail's 250 waits."""
-    priority = getattr(db, "write_priority", None)
-    return priority is not None and priority.wanted()
 
 
 def _handle_one(session: Session, name: str, ticket: Ticket, handle: Handle) -> Action | None:

@@ -97,6 +97,12 @@ class Database:
             with session.begin():
                 yield session
 
+    def edge_waits(self) -> bool:
+        """Whether the SMTP edge waits for the write lock now (``write_priority``): a long
+        write transaction of the processing side (a worker's group, a sweep's batch) commits
+        what it has done and lets it in."""
+        return self.write_priority is not None and self.write_priority.wanted()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction on a plain connection, without the ORM's session (the edge's

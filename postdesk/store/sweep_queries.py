@@ -83,6 +83,10 @@ class _SharedDatabase:
     def session(self) -> Iterator[Session]:
         yield self._session
 
+    def edge_waits(self) -> bool:
+        """Never: a dry run is one transaction, rolled back, whatever waits."""
+        return False
+
 
 @contextlib.contextmanager
 def dry_run_database(db: Database | _SharedDatabase) -> Iterator[_SharedDatabase]:
