@@ -4,7 +4,7 @@ the driver's own work — the floor under issue 24's CPU target for the statemen
     python -m bench.floor --store sqlite --runs 3
     python -m bench.floor --store postgres --runs 3
 
-The same stored 3 KB corpus mails as ``bench.compare`` (``bench.process._prepared``), on three
+The same stored 3 KB corpus mails as ``bench.compare`` (``bench.process._prepared``), on five
 copies of one store:
 
 1. **timed**: the worker processes them (warmed up, ``process_until_idle``); the CPU it spends
@@ -19,8 +19,17 @@ copies of one store:
    own (``Engine.raw_connection``, made as the worker's are), rows fetched, transactions ended
    as recorded, and nothing else: the CPU of the statements without SQLAlchemy.
 
+Two more copies then measure a design rather than a bound, in alternating order:
+
+4. **plain**: the worker processes them, nothing timed or recorded;
+5. **thin**: the worker processes them with ``postdesk.store.db.execute``'s statements sent on
+   the DB-API cursor (``bench.thin``): SQLAlchemy still compiles them and the column types
+   still convert the values both ways, but SQLAlchemy's execution around the cursor is gone.
+   The run stops unless it leaves the same rows as the plain pass.
+
 The floor is (1)'s CPU outside ``Connection`` calls plus (3)'s CPU: the worker's cost if
-SQLAlchemy's execution cost nothing and the same statements were sent. It is an estimate, not a
+SQLAlchemy's execution cost nothing and the same statements were sent. Thin ÷ plain is what a
+hot path written on the cursor would gain on the whole worker. It is an estimate, not a
 bound from below: ORM work done outside ``Connection`` calls stays in it, as do the pool's
 checkouts and pre-pings; the replay's time includes making its own connections and fetching
 every row where the worker often reads one: all of which make the floor a little high.
@@ -31,6 +40,7 @@ nothing passes or fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import sys
 import tempfile
@@ -43,6 +53,7 @@ from sqlalchemy.engine.interfaces import ExecuteStyle
 
 from bench.compare import SEEDS
 from bench.process import _prepared
+from bench import thin
 from bench.stats import median
 from bench.stores import Stores, make_app
 from postdesk.store.db import Database
@@ -180,11 +191,13 @@ def replay(log: list, engine, sqlite: bool) -> tuple[float, float]:
     return spent, system
 
 
-def one_run(stores: Stores, store: str, mails: int, folder: Path) -> dict:
-    """The three passes of the module's docstring on three copies of one stored corpus."""
+def one_run(stores: Stores, store: str, mails: int, folder: Path, number: int = 0) -> dict:
+    """The five passes of the module's docstring on five copies of one stored corpus; the
+    plain and thin passes in turns by ``number``, the run's."""
     source, app = _prepared(stores, store, "3k", mails, SEEDS, folder)
     app.db.dispose()
-    copies = [stores.copy(source, label) for label in ("timed", "recorded", "replayed")]
+    copies = [stores.copy(source, label)
+              for label in ("timed", "recorded", "replayed", "plain", "thin")]
     found: dict = {}
     try:
         timed_app = make_app(folder / "timed", copies[0])
@@ -216,6 +229,21 @@ def one_run(stores: Stores, store: str, mails: int, folder: Path) -> dict:
             raise SystemExit(f"the replay left other rows: {_rows(copies[1])} against "
                              f"{_rows(copies[2])}")
 
+        took, counts = {}, None
+        for label in (("plain", "thin") if number % 2 == 0 else ("thin", "plain")):
+            app = make_app(folder / label, copies[3 if label == "plain" else 4])
+            worker = app.worker()
+            worker.warm_up()
+            with thin.installed() if label == "thin" else contextlib.nullcontext() as counted:
+                began = time.process_time()
+                processed = worker.process_until_idle()
+                took[label] = (time.process_time() - began, processed)
+            counts = counted or counts
+            app.db.dispose()
+        if _rows(copies[3]) != _rows(copies[4]):
+            raise SystemExit(f"the thin pass left other rows: {_rows(copies[4])} against "
+                             f"{_rows(copies[3])}")
+
         statements = recorder.statements()
         found = {"mails": done, "recorded_mails": recorded, "total": total * 1e3 / done,
                  "inside": timer.seconds * 1e3 / done,
@@ -225,6 +253,10 @@ def one_run(stores: Stores, store: str, mails: int, folder: Path) -> dict:
                  "per_statement_inside": timer.seconds * 1e6 / (statements * done / recorded),
                  "per_statement_replayed": spent * 1e6 / statements}
         found["floor"] = found["outside"] + found["replayed"]
+        found["plain"] = took["plain"][0] * 1e3 / took["plain"][1]
+        found["thin"] = took["thin"][0] * 1e3 / took["thin"][1]
+        found["thin_ratio"] = found["thin"] / found["plain"]
+        found["thin_share"] = counts.thin / (counts.thin + counts.through_sqlalchemy)
     finally:
         for url in (source, *copies):
             stores.drop(url)
@@ -253,7 +285,11 @@ ROWS = (("worker's CPU per mail", "total", "ms"),
         ("  of which in the kernel (system time)", "replayed_in_kernel", "ms"),
         ("CPU per statement inside Connection calls", "per_statement_inside", "µs"),
         ("CPU per statement replayed", "per_statement_replayed", "µs"),
-        ("**floor**: outside + replayed", "floor", "ms"))
+        ("**floor**: outside + replayed", "floor", "ms"),
+        ("worker's CPU per mail, nothing timed (plain)", "plain", "ms"),
+        ("with execute's statements on the cursor (thin)", "thin", "ms"),
+        ("  share of the statements sent on the cursor", "thin_share", ""),
+        ("**thin ÷ plain**", "thin_ratio", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         stores = Stores(Path(work))
         try:
             for number in range(args.runs):
-                runs.append(one_run(stores, args.store, args.mails, Path(work) / f"run-{number}"))
+                runs.append(one_run(stores, args.store, args.mails, Path(work) / f"run-{number}",
+                                    number))
                 print(f"run {number + 1}: " + ", ".join(f"{key} {value:.3f}" for key, value
                                                        in runs[-1].items()), flush=True)
         finally:

@@ -224,9 +224,10 @@ def test_the_edge_sink_answers_as_postdesk_and_stores_nothing(tmp_path, commit_m
 
 
 def test_the_floor_times_the_worker_and_replays_its_statements(capsys):
-    """``bench.floor`` prints the worker's CPU inside and outside SQLAlchemy's calls and its
-    statements replayed on the driver (a handful of mails: a check that it runs, not a figure).
-    The replay is checked against the recorded pass's rows, or the run stops."""
+    """``bench.floor`` prints the worker's CPU inside and outside SQLAlchemy's calls, its
+    statements replayed on the driver, and the worker with them sent on the cursor (a handful of
+    mails: a check that it runs, not a figure). The replay and the thin pass are checked
+    against the rows of the passes they stand for, or the run stops."""
     from bench import floor  # noqa: PLC0415
 
     assert floor.main(["--store", "sqlite", "--mails", "6", "--runs", "1"]) == 0
@@ -238,6 +239,8 @@ def test_the_floor_times_the_worker_and_replays_its_statements(capsys):
     assert 0 < float(run["replayed"]) < float(run["inside"]) < float(run["total"])
     assert float(run["floor"]) < float(run["total"])
     assert "| **floor**: outside + replayed |" in out
+    assert 0.9 < float(run["thin_share"]) <= 1 and float(run["thin"]) > 0
+    assert "| **thin ÷ plain** |" in out
 
 
 def test_a_replay_that_leaves_other_rows_is_told(tmp_path):
@@ -325,3 +328,53 @@ def test_a_durable_commit_alone_is_timed_at_the_pace_on_postdesks_own_connection
     assert 0 < found["p50_ms"] <= found["p99_ms"]
     assert found["accepted_per_s"] <= 200 * 6 / 5  # paced: 6 mails take 5 intervals at least
     assert not list(tmp_path.glob("commit-*.db"))
+
+
+def test_the_thin_path_reads_and_writes_what_sqlalchemy_does(database):
+    """``bench.thin`` gives the worker what SQLAlchemy's execution gives, on each store: a
+    contact written with RETURNING (an aware datetime in, the same out), read back by address,
+    and a row changed; every statement sent on the cursor."""
+    import contextlib  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from bench import thin  # noqa: PLC0415
+    from postdesk.store import tickets  # noqa: PLC0415
+
+    now = datetime(2026, 12, 7, 12, 30, 15, 123456, tzinfo=UTC)
+    seen = {}
+    for label in ("sqlalchemy", "thin"):
+        address = f"{label}@example.org"
+        with thin.installed() if label == "thin" else contextlib.nullcontext() as counts, \
+                database.session() as session:
+            added = dict(tickets.add_contact(session, address, "A Name", now)._mapping)
+            tickets.forget_contacts(session)
+            completed = tickets.complete_contact(session, tickets.contact(session, address),
+                                                 "Other", "fr")
+            seen[label] = [{key: value for key, value in row.items() if key != "id"}
+                           for row in (added, dict(completed._mapping))]
+        if counts is not None:
+            assert counts.through_sqlalchemy == 0 and counts.thin == 4
+    for row in seen["thin"]:
+        row["address"] = "sqlalchemy@example.org"
+    assert seen["thin"] == seen["sqlalchemy"]
+    assert seen["thin"][1]["locale"] == "fr" and seen["thin"][1]["created_at"] == now
+
+
+def test_the_thin_path_raises_sqlalchemys_error_without_the_values(database):
+    """A statement refused by the database comes back from ``bench.thin`` as SQLAlchemy's own
+    exception class (what the worker tells conflicts by), its values hidden as the engine
+    hides them (a mail's text must not reach a log)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
+
+    from bench import thin  # noqa: PLC0415
+    from postdesk.store import tickets  # noqa: PLC0415
+
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    with thin.installed() as counts, pytest.raises(IntegrityError) as raised, \
+            database.session() as session:
+        tickets.add_contact(session, "twice@example.org", "secret-name", now)
+        tickets.forget_contacts(session)
+        tickets.add_contact(session, "twice@example.org", "secret-name", now)
+    assert counts.thin == 2 and "secret-name" not in str(raised.value)
