@@ -8,8 +8,11 @@ daemon retries at the next interval). Batches follow the ticket id, so a run end
 tickets stay due. On SQLite in ``serve`` a batch also ends early, committed, when the SMTP edge
 waits for the write lock (``Database.edge_waits``), as a worker's group does, rather than hold
 it for hundreds of tickets (a reminder each) while a mail's 250 waits; the next batch goes on
-from the last ticket handled. A dry run does
-all of it in one transaction that is rolled back.
+from the last ticket handled, and claims twice as many tickets as the cut one got through
+(growing back to ``limit`` by doubling once the edge stops waiting): a claim loads every row
+it returns, and claiming the whole limit again after each ticket made a sweep under steady
+mail load load each due ticket hundreds of times. A dry run does all of it in one transaction
+that is rolled back.
 
 On PostgreSQL a sweep never waits: it claims tickets with ``SKIP LOCKED`` and asks for an
 address's lock, or another ticket's, without waiting (``locks.nowait_locks``). A worker holds
@@ -63,11 +66,11 @@ def run(db, name: str, claim: Claim, handle: Handle, *, limit: int,
 
 def _work_through(db, name: str, claim: Claim, handle: Handle, limit: int) -> list[Action]:
     actions: list[Action] = []
-    after = 0
+    after, size = 0, limit
     while True:
         with db.session() as session:
             nowait_locks(session)
-            batch = claim(session, after, limit, not db.is_sqlite)
+            batch = claim(session, after, size, not db.is_sqlite)
             done = 0
             for ticket in batch:
                 action = _handle_one(session, name, ticket, handle)
@@ -76,8 +79,9 @@ def _work_through(db, name: str, claim: Claim, handle: Handle, limit: int) -> li
                 done, after = done + 1, ticket.id
                 if done < len(batch) and db.edge_waits():
                     break  # committed now; the rest of the batch is claimed again next
-        if done == len(batch) < limit:
+        if done == len(batch) < size:
             return actions
+        size = min(limit, 2 * done)  # what the edge let this batch get through, twice
 
 
 def _handle_one(session: Session, name: str, ticket: Ticket, handle: Handle) -> Action | None:
