@@ -25,7 +25,8 @@ Two more copies then measure a design rather than a bound, in alternating order:
 5. **thin**: the worker processes them with ``postdesk.store.db.execute``'s statements sent on
    the DB-API cursor (``bench.thin``): SQLAlchemy still compiles them and the column types
    still convert the values both ways, but SQLAlchemy's execution around the cursor is gone.
-   The run stops unless it leaves the same rows as the plain pass.
+   The run stops unless it leaves as many rows in each table the worker writes, and as many
+   processed mails, as the plain pass (counts: not the values).
 
 The floor is (1)'s CPU outside ``Connection`` calls plus (3)'s CPU: the worker's cost if
 SQLAlchemy's execution cost nothing and the same statements were sent. Thin ÷ plain is what a

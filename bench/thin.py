@@ -84,24 +84,27 @@ class _Statement:
         self.sql, self.positional, self.dialect = compiled.string, compiled.positional, dialect
         self.names = list(compiled.positiontup) if self.positional else list(binds)
         self.defaults = {}
-        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
-            default = column.default
+        for column, default in (*((c, c.default) for c in compiled.insert_prefetch),
+                                *((c, c.onupdate) for c in compiled.update_prefetch)):
             if default is None or not default.is_scalar:
                 raise _Unsupported
             self.defaults[column.key] = default.arg
+        # The values written into the statement (a status compared with, a LIMIT); a required
+        # parameter the caller left out is a KeyError at ``run``, never a NULL sent.
         self.fixed = {name: bind.value for name, bind in binds.items()
-                      if name not in params and name not in self.defaults}
+                      if name not in params and name not in self.defaults and not bind.required}
         self.processors = {}
         for name, bind in binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
-        self.record = None
-        columns = list(statement.exported_columns)  # a SELECT's columns, or what DML returns
-        if columns:
-            self.record = _record(tuple(column.key for column in columns))
-            self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                            for column in columns]
+        self.record, self.results = None, None
+        # A SELECT's columns, or what DML returns; their result processors are asked for at the
+        # first run, with the type codes of the cursor's description, as SQLAlchemy does
+        # (psycopg's numeric types choose their conversion by them).
+        self.columns = list(statement.exported_columns)
+        if self.columns:
+            self.record = _record(tuple(column.key for column in self.columns))
 
     def run(self, connection, params: dict):
         values = {**self.fixed, **params}
@@ -116,6 +119,11 @@ class _Statement:
             cursor.execute(self.sql, sent)
             rows = None
             if self.record is not None:
+                if self.results is None:
+                    self.results = [
+                        column.type.dialect_impl(self.dialect).result_processor(
+                            self.dialect, description[1])
+                        for column, description in zip(self.columns, cursor.description)]
                 make, results = self.record._make, self.results
                 rows = [make([process(value) if process else value
                               for process, value in zip(results, row)])

@@ -333,12 +333,13 @@ def test_a_durable_commit_alone_is_timed_at_the_pace_on_postdesks_own_connection
 def test_the_thin_path_reads_and_writes_what_sqlalchemy_does(database):
     """``bench.thin`` gives the worker what SQLAlchemy's execution gives, on each store: a
     contact written with RETURNING (an aware datetime in, the same out), read back by address,
-    and a row changed; every statement sent on the cursor."""
+    a row changed, and its bounce columns (a float, whose conversion psycopg chooses by the
+    cursor's type code); every statement sent on the cursor."""
     import contextlib  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from bench import thin  # noqa: PLC0415
-    from postdesk.store import tickets  # noqa: PLC0415
+    from postdesk.store import contacts, tickets  # noqa: PLC0415
 
     now = datetime(2026, 12, 7, 12, 30, 15, 123456, tzinfo=UTC)
     seen = {}
@@ -350,14 +351,17 @@ def test_the_thin_path_reads_and_writes_what_sqlalchemy_does(database):
             tickets.forget_contacts(session)
             completed = tickets.complete_contact(session, tickets.contact(session, address),
                                                  "Other", "fr")
+            contacts.set_bounce_state(session, completed.id, 1.5, now, None)
+            bounces = contacts.bounce_state(session, address)
             seen[label] = [{key: value for key, value in row.items() if key != "id"}
-                           for row in (added, dict(completed._mapping))]
+                           for row in (added, dict(completed._mapping), dict(bounces._mapping))]
         if counts is not None:
-            assert counts.through_sqlalchemy == 0 and counts.thin == 4
+            assert counts.through_sqlalchemy == 0 and counts.thin == 6
     for row in seen["thin"]:
         row["address"] = "sqlalchemy@example.org"
     assert seen["thin"] == seen["sqlalchemy"]
     assert seen["thin"][1]["locale"] == "fr" and seen["thin"][1]["created_at"] == now
+    assert seen["thin"][2]["bounce_score"] == 1.5 and seen["thin"][2]["last_bounce_at"] == now
 
 
 def test_the_thin_path_raises_sqlalchemys_error_without_the_values(database):
