@@ -29,13 +29,13 @@ Two more copies then measure a design rather than a bound, in alternating order:
    processed mails, as the plain pass (counts: not the values).
 
 The floor is (1)'s CPU outside ``Connection`` calls plus (3)'s CPU: the worker's cost if
-SQLAlchemy's execution cost nothing and the same statements were sent. Thin ÷ plain is what a
-hot path written on the cursor would gain on the whole worker. It is an estimate, not a
+SQLAlchemy's execution cost nothing and the same statements were sent. It is an estimate, not a
 bound from below: ORM work done outside ``Connection`` calls stays in it, as do the pool's
 checkouts and pre-pings; the replay's time includes making its own connections and fetching
 every row where the worker often reads one: all of which make the floor a little high.
-Timing the calls adds about a microsecond to each, counted inside them. Figures only:
-nothing passes or fails.
+Timing the calls adds about a microsecond to each, counted inside them. Thin ÷ plain, by
+contrast, is a design measured: what a hot path written on the cursor would gain on the whole
+worker. Figures only: nothing passes or fails.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import ExecuteStyle
 
+from bench import thin
 from bench.compare import SEEDS
 from bench.process import _prepared
-from bench import thin
 from bench.stats import median
 from bench.stores import Stores, make_app
 from postdesk.store.db import Database
